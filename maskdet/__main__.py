@@ -1,0 +1,5 @@
+import sys
+
+from maskdet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""params.yaml: every knob of the study, validated once at the boundary.
+
+An unknown key, a wrong type, a fraction outside [0, 1] or a missing dataset
+path fails with one line naming the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from maskdet.paths import project_root, resolve
+
+Fraction = Field(ge=0.0, le=1.0)
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable, or holds a value that is not allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SplitParams(_Section):
+    train: float = Fraction
+    val: float = Fraction
+    test: float = Fraction
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must add up to 1, they add up to {total:g}")
+        return self
+
+
+class SampleParams(_Section):
+    """How the built-in default data set is rendered."""
+
+    crops_per_class_per_person: int = Field(14, ge=1, le=1000)
+    crop_size: int = Field(224, ge=32, le=1024)
+    scene_renders: int = Field(3, ge=0, le=50)
+    detector_score: float = Field(0.7, ge=0.0, le=1.0)
+    face_score: float = Field(0.5, ge=0.0, le=1.0)
+    min_face: int = Field(80, ge=8)
+    seed: int = 42
+
+
+class DataParams(_Section):
+    source: Literal["sample", "voc", "folders"] = "sample"
+    path: str = "data/raw/sample"
+    crop_padding: float = Field(0.15, ge=0.0, le=1.0)
+    min_size: int = Field(32, ge=1)
+    near_duplicate_distance: int = Field(4, ge=0, le=64)
+    split: SplitParams = SplitParams(train=0.7, val=0.15, test=0.15)
+    seed: int = 42
+    sample: SampleParams = SampleParams()
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+
+
+def _one_line(exc: ValidationError, source: str, raw: dict) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    value = raw
+    for part in err["loc"]:
+        value = value.get(part, "<missing>") if isinstance(value, dict) else "<missing>"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}' (check its spelling; see params.yaml for the known keys)"
+    expected = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+    return f"{source}: {key} = {value!r} is not allowed: expected {expected}"
+
+
+def parse_params(raw: dict, source: str = "params.yaml", check_paths: bool = True,
+                 root: Path | None = None) -> Params:
+    """Validate a params mapping (as read from YAML) into ``Params``."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_one_line(exc, source, raw)) from None
+    if check_paths and params.data.source != "sample":
+        path = resolve(params.data.path, root)
+        if not path.is_dir():
+            raise ParamsError(f"{source}: data.path = {params.data.path!r} is not allowed: expected an existing "
+                              f"folder holding the '{params.data.source}' data set (looked at {path})")
+    return params
+
+
+def load_params(path: str | Path | None = None, check_paths: bool = True) -> Params:
+    """Read and validate params.yaml (by default the project root's)."""
+    root = project_root() if path is None else None
+    path = Path(path) if path is not None else root / "params.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file; the project's params.yaml lists every setting") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw or {}, str(path), check_paths, root or path.resolve().parent)

@@ -1,0 +1,48 @@
+"""Where the project lives.
+
+Everything resolves from the project root (the folder holding dvc.yaml), never
+from the current directory: JupyterLab starts kernels in notebooks/, papermill
+and DVC start in the root, and both must read and write the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT_MARKER = "dvc.yaml"
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Return the nearest folder at or above ``start`` that holds dvc.yaml.
+
+    ``MASKDET_ROOT`` wins when set. Without ``start`` the search begins at the
+    current directory and then, as a fallback, at this package's own folder
+    (an editable install inside the project).
+    """
+    env = os.environ.get("MASKDET_ROOT")
+    if env:
+        return Path(env).resolve()
+    starts = [Path(start)] if start is not None else [Path.cwd(), Path(__file__).parent]
+    for begin in starts:
+        for folder in [begin.resolve(), *begin.resolve().parents]:
+            if (folder / ROOT_MARKER).is_file():
+                return folder
+    raise FileNotFoundError(
+        f"no {ROOT_MARKER} found at or above {starts[0]}: run from inside the maskdet "
+        "project or set MASKDET_ROOT to its folder"
+    )
+
+
+def resolve(path: str | os.PathLike, root: Path | None = None) -> Path:
+    """Resolve a path from params.yaml: relative paths are taken from the root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (root or project_root()) / p
+
+
+def cache_dir() -> Path:
+    """Where downloaded registry packages are kept (``MASKDET_CACHE`` overrides)."""
+    env = os.environ.get("MASKDET_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "maskdet"
+    base.mkdir(parents=True, exist_ok=True)
+    return base

@@ -1,0 +1,81 @@
+"""Grouped, stratified, seeded train/val/test split.
+
+Items that share a person, a source photo or a near-duplicate group form one
+group (connected components over those links), and a group is never cut:
+every item of it lands in the same split. Groups are then placed one at a
+time, largest first, where they bring the per-class counts closest to the
+target fractions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def connected_groups(links: Sequence[Sequence[Hashable]], extra_pairs: Sequence[tuple[int, int]] = ()) -> list[int]:
+    """Group id per item: items sharing any link key (or paired in ``extra_pairs``)
+    end up in one group. Ids are the smallest item index of each group."""
+    uf = _UnionFind(len(links))
+    first_with: dict[Hashable, int] = {}
+    for i, keys in enumerate(links):
+        for key in keys:
+            if key is None:
+                continue
+            if key in first_with:
+                uf.union(i, first_with[key])
+            else:
+                first_with[key] = i
+    for a, b in extra_pairs:
+        uf.union(a, b)
+    return [uf.find(i) for i in range(len(links))]
+
+
+def split_by_group(labels: Sequence[str], groups: Sequence[Hashable], fractions: dict[str, float],
+                   seed: int) -> list[str]:
+    """Split name per item; deterministic for a seed, whole groups only."""
+    if len(labels) != len(groups):
+        raise ValueError(f"labels and groups differ in length ({len(labels)} vs {len(groups)})")
+    classes = sorted(set(labels))
+    members: dict[Hashable, Counter] = {}
+    for label, group in zip(labels, groups):
+        members.setdefault(group, Counter())[label] += 1
+    rng = np.random.default_rng(seed)
+    order = list(members)
+    rng.shuffle(order)  # ties between equal-sized groups are broken by the seed
+    order.sort(key=lambda g: -sum(members[g].values()))
+    total = Counter(labels)
+    target = {s: np.array([fractions[s] * total[c] for c in classes]) for s in SPLITS}
+    current = {s: np.zeros(len(classes)) for s in SPLITS}
+    placed: dict[Hashable, str] = {}
+    for g in order:
+        counts = np.array([members[g][c] for c in classes], dtype=float)
+
+        def cost_if(split: str) -> float:
+            return sum(float(np.sum(((current[s] + (counts if s == split else 0)) - target[s]) ** 2))
+                       for s in SPLITS)
+
+        best = min((s for s in SPLITS if fractions[s] > 0), key=cost_if)
+        placed[g] = best
+        current[best] += counts
+    return [placed[g] for g in groups]
