@@ -106,6 +106,7 @@ def write_voc(path: Path, filename: str, shape: tuple[int, ...], objects: list[V
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), o.box):
             ET.SubElement(bnd, tag).text = str(int(value))
     ET.indent(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     ET.ElementTree(root).write(tmp, encoding="unicode")
     os.replace(tmp, path)

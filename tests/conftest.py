@@ -1,0 +1,56 @@
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskdet import assets
+from maskdet.images import load_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def face_rgb() -> np.ndarray:
+    """A real portrait (public domain, from the pinned face-recognition sdist)."""
+    return load_rgb(assets.extract(assets.PORTRAIT_PHOTOS[0]))
+
+
+@pytest.fixture(scope="session")
+def group_rgb() -> np.ndarray:
+    """A real group photo with three faces (face-api demo, MIT)."""
+    return load_rgb(assets.extract(assets.FACE_API_PHOTOS[0]))
+
+
+def save(path: Path, rgb: np.ndarray, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, **kwargs)
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def face_crop(rgb: np.ndarray, box, size: int = 128) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return cv2.resize(rgb[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def copy_project(dest: Path) -> Path:
+    """The tracked files of this checkout (with uncommitted edits) in a new git repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest

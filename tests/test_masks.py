@@ -1,0 +1,59 @@
+"""Masks must sit where real masks sit: the placement decides what stays visible."""
+
+import numpy as np
+import pytest
+
+from maskdet import landmarks as lm
+from maskdet.detectors import UltraLightDetector
+from maskdet.landmarks import FaceMeshModel
+from maskdet.masks import STYLES, random_spec, render_mask
+
+
+@pytest.fixture(scope="module")
+def face(face_rgb):
+    det = max(UltraLightDetector()(face_rgb), key=lambda d: d.width)
+    return FaceMeshModel()(face_rgb, det.box)
+
+
+def _changed(before, after, mesh, index, radius=3):
+    x, y = np.round(mesh.xy(index)).astype(int)
+    patch = np.s_[y - radius:y + radius + 1, x - radius:x + radius + 1]
+    return np.abs(after[patch].astype(int) - before[patch].astype(int)).mean() > 12
+
+
+def test_face_mesh_confirms_a_real_face(face):
+    assert face.score > 0.9
+    assert face.xy(lm.NOSE_BRIDGE_TOP)[1] < face.xy(lm.NOSE_TIP)[1] < face.xy(lm.LOWER_LIP_BOTTOM)[1] \
+        < face.xy(lm.CHIN)[1]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_worn_correctly_covers_nose_mouth_and_chin_not_eyes(face_rgb, face, style):
+    rng = np.random.default_rng(0)
+    out = render_mask(face_rgb, face, random_spec(rng, "correct", style), rng)
+    for covered in (lm.NOSE_TIP, lm.SUBNASALE, lm.UPPER_LIP_TOP, lm.LOWER_LIP_BOTTOM):
+        assert _changed(face_rgb, out, face, covered), covered
+    for free in (lm.RIGHT_EYE_OUTER, lm.LEFT_EYE_OUTER, lm.NOSE_BRIDGE_TOP):
+        assert not _changed(face_rgb, out, face, free), free
+
+
+def test_nose_out_leaves_the_nose_and_covers_the_mouth(face_rgb, face):
+    rng = np.random.default_rng(1)
+    out = render_mask(face_rgb, face, random_spec(rng, "nose_out", "surgical"), rng)
+    assert not _changed(face_rgb, out, face, lm.NOSE_TIP)
+    assert _changed(face_rgb, out, face, lm.LOWER_LIP_BOTTOM)
+
+
+def test_chin_leaves_nose_and_mouth(face_rgb, face):
+    rng = np.random.default_rng(2)
+    out = render_mask(face_rgb, face, random_spec(rng, "chin", "cloth"), rng)
+    for free in (lm.NOSE_TIP, lm.UPPER_LIP_TOP):
+        assert not _changed(face_rgb, out, face, free), free
+    x, y = np.round(face.xy(lm.CHIN)).astype(int)
+    assert _changed(face_rgb, out, face, lm.CHIN) or np.any(out[y - 8:y, x] != face_rgb[y - 8:y, x])
+
+
+def test_rendering_is_deterministic_for_a_seed(face_rgb, face):
+    a = render_mask(face_rgb, face, random_spec(np.random.default_rng(5), "correct"), np.random.default_rng(5))
+    b = render_mask(face_rgb, face, random_spec(np.random.default_rng(5), "correct"), np.random.default_rng(5))
+    assert np.array_equal(a, b) and not np.array_equal(a, face_rgb)

@@ -1,0 +1,65 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from maskdet.params import ParamsError, load_params, parse_params
+from tests.conftest import ROOT
+
+
+def test_project_params_load_with_every_section_validated():
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.source == "sample"
+    assert params.data.split.train + params.data.split.val + params.data.split.test == pytest.approx(1)
+
+
+def _raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda r: r["data"].update(colour="red"), "unknown key 'data.colour'"),
+    (lambda r: r.update(trian={}), "unknown key 'trian'"),
+    (lambda r: r["data"].update(min_size="big"), "data.min_size = 'big'"),
+    (lambda r: r["data"].update(crop_padding=1.5), "data.crop_padding = 1.5"),
+    (lambda r: r["data"]["split"].update(test=-0.1), "data.split.test = -0.1"),
+    (lambda r: r["data"]["split"].update(train=0.9), "add up to 1"),
+    (lambda r: r["data"].update(source="kaggle"), "data.source = 'kaggle'"),
+    (lambda r: r["data"]["sample"].update(crop_size=True), "data.sample.crop_size = True"),
+])
+def test_bad_values_fail_with_one_line_naming_key_and_value(edit, expected):
+    raw = _raw()
+    edit(raw)
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_dataset_path_is_named(tmp_path):
+    raw = _raw()
+    raw["data"].update(source="voc", path=str(tmp_path / "nowhere"))
+    with pytest.raises(ParamsError, match=r"data.path = .*nowhere.*expected an existing folder"):
+        parse_params(raw)
+
+
+def test_cli_reports_bad_params_in_one_line_and_exit_2(tmp_path):
+    raw = _raw()
+    raw["data"]["split"]["val"] = 2
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, "-m", "maskdet", "params", "--params", str(bad)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "data.split.val = 2" in result.stderr and str(bad) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "maskdet", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0
+    for command in ("params", "assets", "sample", "data"):
+        assert command in out.stdout

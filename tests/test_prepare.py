@@ -1,0 +1,132 @@
+"""The data stage on small data sets in each publisher layout, built here from real faces."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskdet.params import parse_params
+from maskdet.prepare import prepare
+from maskdet.voc import VocObject, write_voc
+from tests.conftest import face_crop, jpeg_bytes, save
+
+# Faces in face-api's sample1.jpg and face-recognition's obama.jpg (found by the detector).
+GROUP_FACES = [(1456, 199, 1686, 440), (411, 350, 598, 593), (831, 429, 1040, 663)]
+OBAMA_FACE = (375, 79, 605, 418)
+
+
+def _params(path, source, **data):
+    return parse_params({"data": {"source": source, "path": str(path), **data}})
+
+
+def _run(tmp_path, params):
+    report = prepare(params, tmp_path, out=tmp_path / "processed", report_path=tmp_path / "report.json",
+                     progress=False)
+    assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    rows = list(csv.DictReader(open(tmp_path / "processed" / "manifest.csv")))
+    return report, rows
+
+
+def _reasons(report):
+    return {(d["item"].split("/")[-1], d["reason"]) for d in report["dropped"]}
+
+
+@pytest.fixture
+def folder_set(tmp_path, group_rgb, face_rgb):
+    root = tmp_path / "folders"
+    faces = [face_crop(group_rgb, b) for b in GROUP_FACES]
+    obama = face_crop(face_rgb, OBAMA_FACE)
+    wm, nm = root / "with_mask", root / "without_mask"
+    save(wm / "a.jpg", faces[0], quality=92)
+    shutil.copyfile(wm / "a.jpg", wm / "dup.jpg")
+    save(wm / "near.jpg", np.clip(faces[0].astype(int) + 3, 0, 255).astype(np.uint8), quality=80)
+    save(wm / "gray.png", np.asarray(Image.fromarray(faces[1]).convert("L")))
+    save(wm / "rgba.png", np.dstack([faces[2], np.full(faces[2].shape[:2], 255, np.uint8)]))
+    save(nm / "sixteen.png", obama[..., 1].astype(np.uint16) * 257)
+    img = Image.fromarray(np.ascontiguousarray(obama[:, ::-1]))
+    exif = img.getexif()
+    exif[0x0112] = 3  # upside down
+    img.save(nm / "rotated.jpg", exif=exif)
+    save(nm / "tiny.jpg", faces[1][:16, :16])
+    (nm / "empty.jpg").write_bytes(b"")
+    (nm / "truncated.jpg").write_bytes(jpeg_bytes(faces[2])[:900])
+    (nm / "fake.jpg").write_text("<html>not an image</html>")
+    (nm / "notes.txt").write_text("taken at the party")
+    (root / "stray").mkdir()
+    return root
+
+
+def test_folder_layout_every_bad_input_is_reported(tmp_path, folder_set):
+    report, rows = _run(tmp_path, _params(folder_set, "folders", split={"train": 0.5, "val": 0.25, "test": 0.25}))
+    assert _reasons(report) >= {
+        ("dup.jpg", "exact_duplicate"), ("tiny.jpg", "too_small"), ("empty.jpg", "empty"),
+        ("truncated.jpg", "truncated"), ("fake.jpg", "not_an_image"), ("notes.txt", "not_an_image_file"),
+        ("stray", "unknown_label"),
+    }
+    changes = {n["item"].split("/")[-1]: n["changes"] for n in report["normalized"]}
+    assert changes == {"gray.png": ["grayscale"], "rgba.png": ["alpha"], "sixteen.png": ["16bit"],
+                       "rotated.jpg": ["exif_rotated"]}
+    kept = {r["source"].split("/")[-1]: r for r in rows}
+    assert set(kept) == {"a.jpg", "near.jpg", "gray.png", "rgba.png", "sixteen.png", "rotated.jpg"}
+    # Near duplicates are kept but grouped, so they can never sit on both sides of the split.
+    near = [g for g in report["near_duplicate_groups"] if any(i.endswith("a.jpg") for i in g)]
+    assert near and any(i.endswith("near.jpg") for i in near[0])
+    assert kept["a.jpg"]["split"] == kept["near.jpg"]["split"]
+    assert kept["a.jpg"]["group"] == kept["near.jpg"]["group"]
+    # Every crop written is an 8-bit RGB image; the EXIF-rotated one the right way up.
+    for r in rows:
+        img = Image.open(tmp_path / "processed" / r["path"])
+        assert img.mode == "RGB" and (img.width, img.height) == (int(r["width"]), int(r["height"]))
+    rotated = np.asarray(Image.open(tmp_path / "processed" / kept["rotated.jpg"]["path"])).astype(int)
+    stored = np.asarray(Image.open(folder_set / "without_mask" / "rotated.jpg")).astype(int)  # EXIF not applied
+    assert np.abs(rotated - np.rot90(stored, 2)).mean() < np.abs(rotated - stored).mean() / 3
+    assert report["counts"]["train"]["with_mask"] + report["counts"]["val"]["with_mask"] \
+        + report["counts"]["test"]["with_mask"] == 4
+
+
+def test_folder_layout_without_required_folders_says_what_is_needed(tmp_path):
+    (tmp_path / "ds" / "with_mask").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="without_mask"):
+        prepare(_params(tmp_path / "ds", "folders"), tmp_path, out=tmp_path / "p", report_path=tmp_path / "r.json")
+
+
+@pytest.fixture
+def voc_set(tmp_path, group_rgb):
+    root = tmp_path / "voc"
+    scene = group_rgb[::2, ::2]  # 960 x 640
+    h, w = scene.shape[:2]
+    save(root / "images" / "scene1.png", scene)
+    boxes = [tuple(v // 2 for v in b) for b in GROUP_FACES]
+    wide = (boxes[0][0], boxes[0][1], w + 40, boxes[0][3])  # runs off the right edge: clipped
+    write_voc(root / "annotations" / "scene1.xml", "scene1.png", scene.shape, [
+        VocObject("with_mask", boxes[1]),
+        VocObject("mask_weared_incorrect", wide),
+        VocObject("without_mask", (boxes[2][0], boxes[2][1], boxes[2][0], boxes[2][3])),  # zero width
+        VocObject("mask", boxes[2]),  # not one of our classes
+    ])
+    (root / "annotations" / "broken.xml").write_text("<annotation><object>")
+    (root / "annotations" / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<annotation><filename>scene1.png</filename><object><name>&lol2;</name></object></annotation>")
+    write_voc(root / "annotations" / "orphan.xml", "gone.png", scene.shape, [VocObject("with_mask", boxes[1])])
+    return root
+
+
+def test_voc_layout_crops_clips_and_reports(tmp_path, voc_set):
+    report, rows = _run(tmp_path, _params(voc_set, "voc", crop_padding=0.1))
+    reasons = _reasons(report)
+    assert ("scene1.xml", "unknown_label") in reasons
+    assert ("broken.xml", "bad_annotation") in reasons
+    assert ("bomb.xml", "bad_annotation") in reasons  # entities are refused, never expanded
+    assert ("orphan.xml", "missing_image") in reasons
+    assert any(d["reason"] == "degenerate_box" for d in report["dropped"])
+    assert [c["clipped_to"][2] for c in report["clipped"]] == [960]
+    assert sorted(r["label"] for r in rows) == ["mask_weared_incorrect", "with_mask"]
+    # Both faces come from one photo: one group, one split.
+    assert len({r["group"] for r in rows}) == 1 and len({r["split"] for r in rows}) == 1
+    crop = Image.open(tmp_path / "processed" / next(r["path"] for r in rows if r["label"] == "with_mask"))
+    x1, y1, x2, y2 = (v // 2 for v in GROUP_FACES[1])
+    assert crop.width == pytest.approx((x2 - x1) * 1.2, abs=2)
