@@ -29,14 +29,16 @@ def artifact_location(root: Path | None = None) -> str:
 
 
 def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
-    """Point MLflow at the project's store and experiment; returns the experiment id."""
+    """Point MLflow at the project's store and make ``experiment`` the active one;
+    returns the experiment id."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(root))
     found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        return mlflow.create_experiment(experiment, artifact_location=artifact_location(root))
-    return found.experiment_id
+    experiment_id = (found.experiment_id if found is not None
+                     else mlflow.create_experiment(experiment, artifact_location=artifact_location(root)))
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def run_name(default: str | None = None) -> str | None:

