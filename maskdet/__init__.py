@@ -1,5 +1,11 @@
 """maskdet: a reproducible face-mask detection study kit."""
 
+import os
+
+# TensorFlow's C++ start-up INFO lines would otherwise fill every notebook
+# output and report; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
 
 # The label order is a contract (DESIGN.md section 2): spelled as in the public

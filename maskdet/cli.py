@@ -54,6 +54,15 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from maskdet.params import load_params
+    from maskdet.stages import run_report
+
+    for path in run_report(load_params(args.params)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskdet",
@@ -84,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Read the data set named by params.yaml data.source / data.path, validate and normalise every "
         "face, drop exact duplicates, group people, photos and near duplicates, split by group, and write "
         "data/processed/ (crops, manifest.csv, test scenes) and reports/data_validation.json.")
+    add("report", _cmd_report, "export the executed notebooks to HTML reports (reports/html)",
+        "Export reports/notebooks/*.ipynb to self-contained HTML without code cells (images embedded) "
+        "in reports/html/, and attach them to the pipeline's MLflow run.")
     return parser
 
 

@@ -95,8 +95,8 @@ def _top_edge(frame: _FaceFrame, placement: str) -> tuple[float, float, float]:
         peak = bridge + 0.38 * (tip - bridge)
         cheeks = tip[1] + 0.05 * nose_len
     elif placement == "nose_out":
-        peak = sub + np.array([0.0, 0.08 * nose_len])
-        cheeks = sub[1] + 0.30 * nose_len
+        peak = sub + np.array([0.0, 0.14 * nose_len])
+        cheeks = sub[1] + 0.36 * nose_len
     else:  # chin: nose and mouth left out
         peak = lip_low + np.array([0.0, 0.10 * nose_len])
         cheeks = lip_low[1] + 0.25 * nose_len

@@ -61,8 +61,46 @@ class DataParams(_Section):
     sample: SampleParams = SampleParams()
 
 
+class ModelParams(_Section):
+    backbone: Literal["mobilenetv2", "small_cnn"] = "mobilenetv2"
+    input_size: int = Field(128, ge=32, le=512)
+    dropout: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class AugmentParams(_Section):
+    flip: bool = True
+    rotation: float = Field(10.0, ge=0.0, le=180.0)  # degrees, either way
+    zoom: float = Field(0.1, ge=0.0, le=1.0)
+    brightness: float = Field(0.15, ge=0.0, le=1.0)
+    contrast: float = Field(0.15, ge=0.0, le=1.0)
+
+
+class TrainParams(_Section):
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    early_stopping_patience: int = Field(3, ge=0)
+    fine_tune_epochs: int = Field(2, ge=0, le=1000)  # 0: no fine-tuning phase
+    fine_tune_layers: int = Field(20, ge=0)  # top layers of the base unfrozen for fine-tuning
+    fine_tune_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    class_weights: bool = True
+    seed: int = 42
+    augment: AugmentParams = AugmentParams()
+
+
+class EvaluateParams(_Section):
+    leave_one_style_out: bool = True
+    loso_epochs: int = Field(4, ge=1, le=1000)
+    calibration_bins: int = Field(10, ge=2, le=100)
+    worst_mistakes: int = Field(12, ge=0, le=200)
+
+
 class Params(_Section):
     data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 def _one_line(exc: ValidationError, source: str, raw: dict) -> str:

@@ -17,15 +17,27 @@ from maskdet.paths import project_root
 EXPERIMENT = "maskdet"
 
 
+def store_root(root: Path | None = None) -> Path:
+    """The folder that holds the MLflow store: the project root, or, inside a
+    ``dvc exp run --temp/--queue`` copy (``<project>/.dvc/tmp/exps/<tmp>/``),
+    the real project around it, so that the run is not lost with the copy."""
+    root = (root or project_root()).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
 def tracking_uri(root: Path | None = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{(root or project_root()).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def artifact_location(root: Path | None = None) -> str:
-    return ((root or project_root()).resolve() / "mlartifacts").as_uri()
+    return (store_root(root) / "mlartifacts").as_uri()
 
 
 def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
@@ -44,3 +56,90 @@ def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
 def run_name(default: str | None = None) -> str | None:
     """The run name: DVC's experiment name when DVC sets one."""
     return os.environ.get("DVC_EXP_NAME") or default
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, str]:
+    """{'train': {'epochs': 3}} -> {'train.epochs': '3'}: MLflow params are flat strings."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The commit of the working tree, with '-dirty' when it has uncommitted changes."""
+    import subprocess
+
+    root = root or project_root()
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def data_hash(root: Path | None = None) -> str:
+    """sha256 of data/processed/manifest.csv, which lists the sha256 of every crop."""
+    import hashlib
+
+    manifest = (root or project_root()) / "data" / "processed" / "manifest.csv"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "none"
+
+
+def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
+    """What produced a result: commit, params digest and data digest."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    return {"git_commit": git_commit(root), "params_sha256": digest, "data_sha256": data_hash(root)}
+
+
+def start_stage_run(stage: str, params: dict, root: Path | None = None):
+    """Start the MLflow run of one pipeline stage, nested under the run of this
+    pipeline execution (same commit, params and data, or same DVC experiment).
+
+    EDA, training and evaluation of one execution are thus found together: one
+    parent run, one child per stage. Returns the active child run; end it with
+    ``mlflow.end_run()`` twice (child, then parent) or use ``stage_run``.
+    """
+    import mlflow
+
+    configure(root=root)
+    prov = provenance(params, root)
+    key = os.environ.get("DVC_EXP_NAME") or f"{prov['git_commit'][:12]}-{prov['params_sha256'][:8]}-{prov['data_sha256'][:8]}"
+    found = mlflow.search_runs(filter_string=f"tags.`maskdet.pipeline` = '{key}'", max_results=1,
+                               output_format="list")
+    if found:
+        mlflow.start_run(run_id=found[0].info.run_id)
+    else:
+        mlflow.start_run(run_name=run_name(f"pipeline-{key}"), tags={"maskdet.pipeline": key, **prov})
+        mlflow.log_params(flatten(params))
+    child = mlflow.start_run(run_name=stage, nested=True,
+                             tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, **prov})
+    mlflow.log_params(flatten(params))
+    return child
+
+
+class stage_run:
+    """``with stage_run("train", params):`` runs the body inside the stage's nested MLflow run."""
+
+    def __init__(self, stage: str, params: dict, root: Path | None = None):
+        self.stage, self.params, self.root = stage, params, root
+
+    def __enter__(self):
+        return start_stage_run(self.stage, self.params, self.root)
+
+    def __exit__(self, exc_type, *_):
+        import mlflow
+
+        status = "FAILED" if exc_type else "FINISHED"
+        mlflow.end_run(status)  # the stage
+        mlflow.end_run(status)  # the pipeline execution
+        return False

@@ -1,4 +1,5 @@
-"""`dvc repro` on the default data in a copy of the project: the real pipeline, end to end."""
+"""The data stages of `dvc repro` on the default data, in a copy of the project.
+(The study stages run on small data in test_study.py.)"""
 
 import csv
 import os
@@ -28,7 +29,7 @@ def _dvc(project, *args):
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("project"))
-    _dvc(project, "repro")
+    _dvc(project, "repro", "data")
     return project
 
 
@@ -64,8 +65,8 @@ def test_test_scenes_count_only_test_people(reproduced):
 
 
 def test_status_is_clean_and_second_repro_does_nothing(reproduced):
-    assert "up to date" in _dvc(reproduced, "status")
+    assert "up to date" in _dvc(reproduced, "status", "data")
     before = (reproduced / "dvc.lock").read_text()
-    out = _dvc(reproduced, "repro")
+    out = _dvc(reproduced, "repro", "data")
     assert "didn't change, skipping" in out and "Running stage" not in out
     assert (reproduced / "dvc.lock").read_text() == before

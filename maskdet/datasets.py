@@ -1,0 +1,46 @@
+"""The processed data as tables and as tf.data pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from maskdet import LABELS
+
+
+def read_manifest(root: Path) -> pd.DataFrame:
+    """data/processed/manifest.csv with absolute paths in ``file`` and the label index in ``y``."""
+    path = root / "data" / "processed" / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the data stage first (`dvc repro data` or `make repro`)")
+    frame = pd.read_csv(path, keep_default_na=False)
+    frame["file"] = [str(root / "data" / "processed" / p) for p in frame["path"]]
+    frame["y"] = [LABELS.index(label) for label in frame["label"]]
+    return frame
+
+
+def class_weights(labels: np.ndarray, num_classes: int = len(LABELS)) -> dict[int, float]:
+    """Inverse-frequency weights, mean 1 over the training items (scikit-learn's 'balanced')."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    present = counts > 0
+    weights = np.ones(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0):
+    """Decoded, resized, cached, batched and prefetched images (raw RGB in [0, 255])."""
+    import tensorflow as tf
+
+    def load(path, label):
+        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        img = tf.image.resize(img, (size, size), antialias=True)
+        return tf.cast(img, tf.float32), label
+
+    ds = tf.data.Dataset.from_tensor_slices((list(files), np.asarray(labels, np.int32)))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,93 @@
+"""Evaluation on the test split: predictions, metrics, breakdowns, and the
+leave-one-mask-style-out score (DESIGN.md section 4): train without one mask
+style, test on that style. On rendered data that number, not the in-style one,
+says whether the model learned "is the nose covered" or "what our renderer draws".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from maskdet import LABELS
+from maskdet.datasets import image_dataset
+from maskdet.metrics import classification_metrics
+from maskdet.params import Params
+
+MASKED = ("with_mask", "mask_weared_incorrect")
+
+
+def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
+    ds = image_dataset(list(files), np.zeros(len(files), np.int32), size, batch_size)
+    return model.predict(ds.map(lambda x, y: x), verbose=0)
+
+
+def breakdown(frame: pd.DataFrame, probs: np.ndarray, by: str) -> pd.DataFrame:
+    """Accuracy and macro-F1 per value of ``by`` (e.g. mask style, person)."""
+    rows = []
+    for value, part in frame.groupby(by):
+        idx = frame.index.get_indexer(part.index)
+        m = classification_metrics(part["y"].to_numpy(), probs[idx])
+        rows.append({by: value, "n": len(part), "accuracy": m["accuracy"], "f1_macro": m["f1_macro"]})
+    return pd.DataFrame(rows)
+
+
+def worst_mistakes(frame: pd.DataFrame, probs: np.ndarray, k: int) -> pd.DataFrame:
+    """The ``k`` wrong predictions made with the highest confidence."""
+    pred = probs.argmax(axis=1)
+    wrong = frame.assign(predicted=[LABELS[i] for i in pred], confidence=probs.max(axis=1))[pred != frame["y"].to_numpy()]
+    return wrong.sort_values("confidence", ascending=False).head(k)
+
+
+def styles_to_hold_out(frame: pd.DataFrame) -> list[str]:
+    """Mask styles seen on masked crops in every split (nothing to hold out on other data)."""
+    masked = frame[frame["label"].isin(MASKED) & ~frame["style"].isin(["none", "unknown", ""])]
+    per_split = [set(masked.loc[masked["split"] == s, "style"]) for s in ("train", "val", "test")]
+    return sorted(set.intersection(*per_split)) if all(per_split) else []
+
+
+def style_subset(frame: pd.DataFrame, style: str, keep: bool) -> pd.DataFrame:
+    """Bare faces plus the masked crops of ``style`` (keep=True) or of every other style."""
+    masked = frame["label"].isin(MASKED)
+    of_style = frame["style"] == style
+    return frame[~masked | (of_style if keep else ~of_style)]
+
+
+def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_size: int) -> pd.DataFrame:
+    """Per held-out style: macro-F1 on that style's test crops of a model trained
+    without it, beside the main model's macro-F1 on the same crops."""
+    from maskdet.train import train_classifier
+
+    cfg = params.model_copy(update={"train": params.train.model_copy(
+        update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0})})
+    rows = []
+    for style in styles_to_hold_out(frame):
+        train = style_subset(frame[frame["split"] == "train"], style, keep=False)
+        val = style_subset(frame[frame["split"] == "val"], style, keep=False)
+        test = style_subset(frame[frame["split"] == "test"], style, keep=True)
+        held_out = train_classifier(train, val, cfg).model
+        size = params.model.input_size
+        unseen = classification_metrics(test["y"].to_numpy(), predict_probs(held_out, test["file"], size))
+        seen = classification_metrics(test["y"].to_numpy(), predict_probs(main_model, test["file"], main_size))
+        rows.append({"style": style, "test_crops": len(test), "f1_macro_style_unseen": unseen["f1_macro"],
+                     "f1_macro_style_seen": seen["f1_macro"], "accuracy_style_unseen": unseen["accuracy"],
+                     "accuracy_style_seen": seen["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def curve_tables(y_true: np.ndarray, probs: np.ndarray) -> dict[str, pd.DataFrame]:
+    """ROC and PR points per class, and the per-item confusion table, for DVC plots."""
+    from sklearn import metrics as skm
+
+    tables = {}
+    for k, label in enumerate(LABELS):
+        positive = y_true == k
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, _ = skm.roc_curve(positive, probs[:, k])
+        precision, recall, _ = skm.precision_recall_curve(positive, probs[:, k])
+        tables[f"roc/{label}"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+        tables[f"pr/{label}"] = pd.DataFrame({"recall": recall, "precision": precision})
+    tables["confusion"] = pd.DataFrame({"actual": [LABELS[i] for i in y_true],
+                                        "predicted": [LABELS[i] for i in probs.argmax(axis=1)]})
+    return tables

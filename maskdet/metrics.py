@@ -1,0 +1,87 @@
+"""Classification metrics from true labels and predicted probabilities.
+
+scikit-learn does the standard ones; calibration (ECE, reliability bins) and
+the multi-class Brier score are computed here, as the literature defines them.
+A metric that is undefined for the data (a class absent from the test split)
+is NaN, never a made-up number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+from maskdet import LABELS
+
+
+def brier_score(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Multi-class Brier score: mean over items of the squared distance to the one-hot truth."""
+    onehot = np.eye(probs.shape[1])[y_true]
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per confidence bin (equal width on the top probability): count, mean confidence, accuracy."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        out.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": int(mask.sum()),
+                    "confidence": float(conf[mask].mean()) if mask.any() else float("nan"),
+                    "accuracy": float(correct[mask].mean()) if mask.any() else float("nan")})
+    return out
+
+
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
+    """Sum over bins of |accuracy - confidence| weighted by the bin's share of items."""
+    n = len(y_true)
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"])
+                     for b in reliability_bins(y_true, probs, bins) if b["count"]))
+
+
+def _per_class_auc(y_true, probs, k, curve):
+    positive = y_true == k
+    if positive.all() or not positive.any():
+        return float("nan")
+    if curve == "roc":
+        return float(skm.roc_auc_score(positive, probs[:, k]))
+    return float(skm.average_precision_score(positive, probs[:, k]))
+
+
+def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict[str, float]:
+    """Every scalar metric of the evaluation, flat, named for MLflow and DVC."""
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=float)
+    y_pred = probs.argmax(axis=1)
+    ks = list(range(len(labels)))
+    conf = probs.max(axis=1)
+    correct = y_pred == y_true
+    out = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+        "mcc": skm.matthews_corrcoef(y_true, y_pred),
+        "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred, labels=ks),
+        "log_loss": skm.log_loss(y_true, np.clip(probs, 1e-7, 1), labels=ks),
+        "brier": brier_score(y_true, probs),
+        "ece": expected_calibration_error(y_true, probs, bins),
+        "confidence_mean": conf.mean(),
+        "confidence_median": np.median(conf),
+        "confidence_mean_correct": conf[correct].mean() if correct.any() else float("nan"),
+        "confidence_mean_wrong": conf[~correct].mean() if (~correct).any() else float("nan"),
+        "n": len(y_true),
+    }
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=ks, average=avg, zero_division=0)
+        out.update({f"precision_{avg}": p, f"recall_{avg}": r, f"f1_{avg}": f})
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=ks, average=None, zero_division=0)
+    roc = [_per_class_auc(y_true, probs, k, "roc") for k in ks]
+    pr = [_per_class_auc(y_true, probs, k, "pr") for k in ks]
+    for k, name in enumerate(labels):
+        out.update({f"precision_{name}": p[k], f"recall_{name}": r[k], f"f1_{name}": f[k],
+                    f"support_{name}": s[k], f"roc_auc_{name}": roc[k], f"pr_auc_{name}": pr[k]})
+    out["roc_auc_ovr_macro"] = float(np.mean(roc)) if not np.isnan(roc).any() else float("nan")
+    out["pr_auc_macro"] = float(np.mean(pr)) if not np.isnan(pr).any() else float("nan")
+    return {k: float(v) for k, v in out.items()}
