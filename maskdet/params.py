@@ -41,7 +41,7 @@ class SplitParams(_Section):
 class SampleParams(_Section):
     """How the built-in default data set is rendered."""
 
-    crops_per_class_per_person: int = Field(14, ge=1, le=1000)
+    crops_per_class_per_person: int = Field(20, ge=1, le=1000)
     crop_size: int = Field(224, ge=32, le=1024)
     scene_renders: int = Field(3, ge=0, le=50)
     detector_score: float = Field(0.7, ge=0.0, le=1.0)
@@ -63,7 +63,7 @@ class DataParams(_Section):
 
 class ModelParams(_Section):
     backbone: Literal["mobilenetv2", "small_cnn"] = "mobilenetv2"
-    input_size: int = Field(128, ge=32, le=512)
+    input_size: int = Field(160, ge=32, le=512)
     dropout: float = Field(0.2, ge=0.0, le=1.0)
 
 
@@ -76,14 +76,14 @@ class AugmentParams(_Section):
 
 
 class TrainParams(_Section):
-    epochs: int = Field(10, ge=1, le=1000)
+    epochs: int = Field(12, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=4096)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
-    early_stopping_patience: int = Field(3, ge=0)
-    fine_tune_epochs: int = Field(2, ge=0, le=1000)  # 0: no fine-tuning phase
-    fine_tune_layers: int = Field(20, ge=0)  # top layers of the base unfrozen for fine-tuning
-    fine_tune_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    early_stopping_patience: int = Field(4, ge=0)
+    fine_tune_epochs: int = Field(10, ge=0, le=1000)  # 0: no fine-tuning phase
+    fine_tune_layers: int = Field(60, ge=0)  # top layers of the base unfrozen for fine-tuning
+    fine_tune_learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
     class_weights: bool = True
     seed: int = 42
     augment: AugmentParams = AugmentParams()

@@ -74,6 +74,7 @@ def confusion(y_true, y_pred, normalize: bool):
                 xticklabels=LABELS, yticklabels=LABELS, ax=ax)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.tick_params(axis="x", labelrotation=20)
     ax.set_title("Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
     fig.tight_layout()
     return fig

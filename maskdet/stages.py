@@ -19,7 +19,7 @@ from maskdet.datasets import read_manifest
 from maskdet.evaluate import (breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes)
 from maskdet.metrics import classification_metrics, reliability_bins
 from maskdet.params import Params, parse_params
-from maskdet.paths import project_root
+from maskdet.paths import project_root, resolve
 from maskdet.prepare import write_json_atomic
 from maskdet.tracking import provenance, stage_run
 from maskdet.train import load_model, save_model, train_classifier
@@ -83,8 +83,9 @@ def run_eda(params: Params, root: Path | None = None) -> dict:
                             "near_duplicate_groups": len(report["near_duplicate_groups"]),
                             **{f"crops_{s}": int((frame["split"] == s).sum()) for s in ("train", "val", "test")}})
     plt.close("all")
+    sheet = resolve(params.data.path, root) / "contact_sheet.png"
     return {"frame": frame, "report": report, "figures": figures, "identities": identities, "styles": styles,
-            "dropped": dropped}
+            "dropped": dropped, "contact_sheet": sheet if sheet.is_file() else None}
 
 
 def _layer_table(model) -> pd.DataFrame:

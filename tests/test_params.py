@@ -63,3 +63,9 @@ def test_help_lists_subcommands():
     assert out.returncode == 0
     for command in ("params", "assets", "sample", "data"):
         assert command in out.stdout
+
+
+def test_code_defaults_are_the_documented_params_yaml():
+    from maskdet.params import Params
+
+    assert load_params(ROOT / "params.yaml").model_dump() == Params().model_dump()

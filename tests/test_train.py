@@ -1,0 +1,83 @@
+"""Real TensorFlow training on small real data: determinism, saving, the offline ImageNet base."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from maskdet.datasets import class_weights, read_manifest
+from maskdet.evaluate import predict_probs, style_subset, styles_to_hold_out
+from maskdet.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
+from maskdet import assets
+from maskdet.params import SampleParams, parse_params
+from maskdet.prepare import prepare
+from maskdet.sample import build_sample
+from maskdet.train import load_model, save_model, train_classifier
+
+pytestmark = pytest.mark.slow
+TINY = {"model": {"input_size": 48}, "train": {"epochs": 1, "fine_tune_epochs": 1, "batch_size": 32,
+                                               "early_stopping_patience": 0}}
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    build_sample(root / "data" / "raw" / "sample", SampleParams(crops_per_class_per_person=2, scene_renders=0,
+                                                                crop_size=64), progress=False)
+    prepare(parse_params({"data": {}}), root, progress=False)
+    return read_manifest(root)
+
+
+def _split(frame, name):
+    return frame[frame["split"] == name]
+
+
+def test_same_seed_same_data_same_metrics(frame):
+    params = parse_params(TINY)
+    a = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
+    b = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
+    test = _split(frame, "test")
+    np.testing.assert_array_equal(predict_probs(a.model, test["file"], 48), predict_probs(b.model, test["file"], 48))
+    assert list(a.history["phase"]) == ["frozen", "fine_tune"]
+
+
+def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
+    params = parse_params({**TINY, "model": {"input_size": 48, "backbone": "small_cnn"}})
+    result = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
+    save_model(result, tmp_path / "models", params, {"git_commit": "abc", "data_sha256": "def"})
+    model, meta = load_model(tmp_path / "models")
+    assert meta["labels"] == ["with_mask", "without_mask", "mask_weared_incorrect"]
+    assert meta["input_size"] == 48 and meta["backbone"] == "small_cnn" and meta["git_commit"] == "abc"
+    test = _split(frame, "test")
+    np.testing.assert_allclose(predict_probs(model, test["file"], 48), predict_probs(result.model, test["file"], 48),
+                               atol=1e-6)
+    assert not list(tmp_path.glob("models.*"))  # no temporary folder left behind
+
+
+def test_imagenet_base_comes_whole_from_the_offline_file():
+    import keras
+
+    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False, weights=None)
+    copied = load_imagenet_base_weights(base)
+    assert copied == sum(1 for layer in base.layers if layer.weights)
+    with h5py.File(assets.extract(CLASSIC_CLASSIFIER), "r") as f:
+        stored = np.asarray(f["model_weights"]["block_16_project"]["block_16_project"]["kernel:0"])
+    np.testing.assert_array_equal(base.get_layer("block_16_project").get_weights()[0], stored)
+
+
+def test_class_weights_are_inverse_frequency():
+    w = class_weights(np.array([0, 0, 0, 1]), num_classes=3)
+    assert w[0] == pytest.approx(4 / (2 * 3)) and w[1] == pytest.approx(4 / 2) and w[2] == 1.0
+
+
+def test_leave_one_style_out_subsets():
+    frame = pd.DataFrame({"label": ["with_mask", "mask_weared_incorrect", "without_mask", "with_mask"] * 3,
+                          "style": ["cloth", "kn95", "none", "kn95"] * 3,
+                          "split": ["train"] * 4 + ["val"] * 4 + ["test"] * 4})
+    assert styles_to_hold_out(frame) == ["cloth", "kn95"]
+    held = style_subset(frame, "kn95", keep=False)
+    assert set(held["style"]) == {"cloth", "none"}
+    only = style_subset(frame, "kn95", keep=True)
+    assert set(only["style"]) == {"kn95", "none"}
