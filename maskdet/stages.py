@@ -97,6 +97,23 @@ def _layer_table(model) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _log_diagram(model) -> bool:
+    """The architecture as a picture, where pydot and Graphviz are installed (they are optional)."""
+    import tempfile
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "architecture.png"
+        try:
+            keras.utils.plot_model(model, to_file=str(path), show_shapes=True, expand_nested=False)
+        except (ImportError, OSError):
+            return False
+        if path.is_file():
+            mlflow.log_artifact(str(path), "model")
+        return path.is_file()
+
+
 def _log_model(model, size: int, run_id: str) -> str:
     """Log the Keras model with signature and input example, register it; returns the version.
 
@@ -128,6 +145,7 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
         layers = _layer_table(result.model)
         mlflow.log_text(layers.to_string(index=False), "model/layers.txt")
+        _log_diagram(result.model)
         mlflow.log_metrics({"params_total": float(result.model.count_params()),
                             "train_seconds": result.seconds,
                             "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0])})
@@ -170,6 +188,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     bins = reliability_bins(y, probs, params.evaluate.calibration_bins)
     by_style = breakdown(test, probs, "style")
     by_person = breakdown(test, probs, "person")
+    by_photo = breakdown(test, probs, "photo")  # the data source of every crop
     mistakes = worst_mistakes(test, probs, params.evaluate.worst_mistakes)
     history = pd.read_csv(root / "models" / "history.csv")
     figures = {
@@ -199,7 +218,8 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
                 summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
         mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
         _log_figures(figures, root / "reports" / "figures")
-        for name, table in {"by_style": by_style, "by_person": by_person, "leave_one_style_out": loso,
+        for name, table in {"by_style": by_style, "by_person": by_person, "by_photo": by_photo,
+                            "leave_one_style_out": loso,
                             "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore")}.items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
         champion = _move_champion(meta["registered_version"], metrics["f1_macro"]) \
@@ -210,7 +230,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     write_json_atomic(root / "reports" / "metrics.json",
                       {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()})
     plt.close("all")
-    return {"metrics": metrics, "summary": summary, "by_style": by_style, "by_person": by_person,
+    return {"metrics": metrics, "summary": summary, "by_style": by_style, "by_person": by_person, "by_photo": by_photo,
             "mistakes": mistakes, "loso": loso, "figures": figures, "champion": champion, "metadata": meta}
 
 

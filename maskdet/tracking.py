@@ -92,13 +92,25 @@ def data_hash(root: Path | None = None) -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "none"
 
 
+def dvc_data_md5(root: Path | None = None) -> str:
+    """DVC's hash of data/processed as dvc.lock records it ("none" before the first run)."""
+    import yaml
+
+    lock = (root or project_root()) / "dvc.lock"
+    if not lock.is_file():
+        return "none"
+    stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get("data", {})
+    return next((o.get("md5", "none") for o in stage.get("outs", []) if o.get("path") == "data/processed"), "none")
+
+
 def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
-    """What produced a result: commit, params digest and data digest."""
+    """What produced a result: commit, params digest, data digests (manifest and dvc.lock)."""
     import hashlib
     import json
 
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-    return {"git_commit": git_commit(root), "params_sha256": digest, "data_sha256": data_hash(root)}
+    return {"git_commit": git_commit(root), "params_sha256": digest, "data_sha256": data_hash(root),
+            "dvc_data_md5": dvc_data_md5(root)}
 
 
 def start_stage_run(stage: str, params: dict, root: Path | None = None):

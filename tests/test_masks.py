@@ -57,3 +57,19 @@ def test_rendering_is_deterministic_for_a_seed(face_rgb, face):
     a = render_mask(face_rgb, face, random_spec(np.random.default_rng(5), "correct"), np.random.default_rng(5))
     b = render_mask(face_rgb, face, random_spec(np.random.default_rng(5), "correct"), np.random.default_rng(5))
     assert np.array_equal(a, b) and not np.array_equal(a, face_rgb)
+
+
+def test_only_real_faces_are_kept(group_rgb):
+    """The default-data builder keeps a detection only when the face mesh agrees.
+    A patch of wall scores near zero. The crown badge on a shirt in sample1.jpg
+    fools the mesh (its presence score is high), so it must not be detected at all."""
+    from maskdet.sample import find_faces
+
+    mesh = FaceMeshModel()
+    assert mesh(group_rgb, (40, 40, 240, 240)).score < 0.01  # wall
+    badge = (1460, 570, 1600, 710)
+    detections = UltraLightDetector(score_threshold=0.3)(group_rgb)
+    assert not any(d.box[0] < badge[2] and badge[0] < d.box[2] and d.box[1] < badge[3] and badge[1] < d.box[3]
+                   for d in detections)
+    faces = find_faces(group_rgb, UltraLightDetector(), mesh, face_score=0.5, min_face=80)
+    assert len(faces) == 3 and all(m.score > 0.9 for _, m in faces)

@@ -70,3 +70,17 @@ def test_status_is_clean_and_second_repro_does_nothing(reproduced):
     out = _dvc(reproduced, "repro", "data")
     assert "didn't change, skipping" in out and "Running stage" not in out
     assert (reproduced / "dvc.lock").read_text() == before
+
+
+def test_push_and_pull_through_a_local_remote(reproduced, tmp_path):
+    """The default remote is a local folder: push, lose the data, pull it back."""
+    _dvc(reproduced, "remote", "add", "-f", "--local", "-d", "scratch", str(tmp_path / "remote"))
+    _dvc(reproduced, "push", "data")
+    manifest = reproduced / "data" / "processed" / "manifest.csv"
+    before = manifest.read_text()
+    import shutil
+
+    shutil.rmtree(reproduced / "data" / "processed")
+    shutil.rmtree(reproduced / ".dvc" / "cache")
+    _dvc(reproduced, "pull", "data")
+    assert manifest.read_text() == before
