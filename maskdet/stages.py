@@ -156,7 +156,9 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
                      "registered_version": version})
         save_model(result, out, params, prov)
         mlflow.log_artifact(str(out / "metadata.json"), "model")
-    _write_csv(root / "reports" / "plots" / "history.csv", result.history)
+    # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
+    # plot file they would change on every run of an otherwise identical training.
+    _write_csv(root / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
     plt.close("all")
     return {"result": result, "layers": layers, "figures": figures, "provenance": prov}
 
