@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from maskdet import LABELS, plots
+from maskdet import plots
 from maskdet.datasets import read_manifest
 from maskdet.evaluate import (breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes)
 from maskdet.metrics import classification_metrics, reliability_bins
