@@ -54,24 +54,32 @@ def style_subset(frame: pd.DataFrame, style: str, keep: bool) -> pd.DataFrame:
 
 
 def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_size: int) -> pd.DataFrame:
-    """Per held-out style: macro-F1 on that style's test crops of a model trained
-    without it, beside the main model's macro-F1 on the same crops."""
+    """Per held-out style: macro-F1 on that style's test crops (with the bare faces)
+    of a model trained without the style, beside a control trained the same way
+    (same epochs, no fine-tuning) on every style, and beside the main model.
+    The first two differ only in whether the style was seen."""
     from maskdet.train import train_classifier
 
     cfg = params.model_copy(update={"train": params.train.model_copy(
         update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0})})
+    size = params.model.input_size
+    styles = styles_to_hold_out(frame)
+    if not styles:
+        return pd.DataFrame()
+    train_all, val_all = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    control = train_classifier(train_all, val_all, cfg).model
     rows = []
-    for style in styles_to_hold_out(frame):
-        train = style_subset(frame[frame["split"] == "train"], style, keep=False)
-        val = style_subset(frame[frame["split"] == "val"], style, keep=False)
+    for style in styles:
+        held_out = train_classifier(style_subset(train_all, style, keep=False),
+                                    style_subset(val_all, style, keep=False), cfg).model
         test = style_subset(frame[frame["split"] == "test"], style, keep=True)
-        held_out = train_classifier(train, val, cfg).model
-        size = params.model.input_size
-        unseen = classification_metrics(test["y"].to_numpy(), predict_probs(held_out, test["file"], size))
-        seen = classification_metrics(test["y"].to_numpy(), predict_probs(main_model, test["file"], main_size))
-        rows.append({"style": style, "test_crops": len(test), "f1_macro_style_unseen": unseen["f1_macro"],
-                     "f1_macro_style_seen": seen["f1_macro"], "accuracy_style_unseen": unseen["accuracy"],
-                     "accuracy_style_seen": seen["accuracy"]})
+        y = test["y"].to_numpy()
+        scores = {name: classification_metrics(y, predict_probs(model, test["file"], s))
+                  for name, model, s in (("unseen", held_out, size), ("seen", control, size),
+                                         ("main", main_model, main_size))}
+        rows.append({"style": style, "test_crops": len(test),
+                     **{f"f1_macro_style_{k}": v["f1_macro"] for k, v in scores.items()},
+                     **{f"accuracy_style_{k}": v["accuracy"] for k, v in scores.items()}})
     return pd.DataFrame(rows)
 
 
