@@ -63,6 +63,81 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _expand_inputs(paths: list[str]):
+    """Files as given, folders as their images (sorted, recursive), '-' as paths read from stdin."""
+    from maskdet.images import IMAGE_EXTENSIONS
+
+    for given in paths:
+        if given == "-":
+            for line in sys.stdin:
+                if line.strip():
+                    yield line.strip()
+        elif Path(given).is_dir():
+            yield from (str(p) for p in sorted(Path(given).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            yield given
+
+
+def _print_prediction(pred, fmt: str, writer) -> None:
+    from maskdet import LABELS
+
+    if fmt == "jsonl":
+        print(json.dumps(pred.to_dict()), flush=True)
+    elif fmt == "csv":
+        base = [pred.image, pred.width, pred.height, round(pred.ms, 1), pred.error or ""]
+        for i, face in enumerate(pred.faces or [None]):
+            extra = ([i, *face.box, round(face.score, 4), face.label, *(round(face.probs[k], 4) for k in LABELS)]
+                     if face else [""] * (7 + len(LABELS)))
+            writer.writerow(base + extra)
+        sys.stdout.flush()
+    else:
+        size = f"{pred.width}x{pred.height}  " if pred.width else ""
+        head = f"{pred.image}  {size}{pred.ms:.0f} ms"
+        print(f"{head}  ERROR {pred.error}" if pred.error else f"{head}  {len(pred.faces)} face(s)")
+        for face in pred.faces:
+            print(f"    {face.label:<22} {face.probs[face.label]:6.1%}  box {face.box}  detector {face.score:.2f}")
+        sys.stdout.flush()
+
+
+def _cmd_predict(args) -> int:
+    import csv
+
+    from maskdet import LABELS
+    from maskdet.paths import project_root
+    from maskdet.predict import Predictor, annotate
+
+    predictor = Predictor(args.model or project_root() / "models")
+    writer = None
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2", "y2", "score",
+                         "label", *(f"p_{k}" for k in LABELS)])
+    inputs = _expand_inputs(args.paths)
+    if "-" not in args.paths:
+        inputs = list(inputs)
+    from tqdm import tqdm
+
+    show = not args.quiet and isinstance(inputs, list) and len(inputs) > 1
+    failed = 0
+    for path in tqdm(inputs, desc="predicting", unit="image", disable=not show, file=sys.stderr):
+        pred = predictor.predict(path, crops_only=args.crops)
+        failed += pred.error is not None
+        _print_prediction(pred, args.format, writer)
+        if args.out and pred.error is None:
+            import cv2
+
+            from maskdet.images import load_rgb
+
+            out = Path(args.out) / (Path(path).stem + ".annotated.jpg")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp.jpg")
+            cv2.imwrite(str(tmp), cv2.cvtColor(annotate(load_rgb(path), pred.faces), cv2.COLOR_RGB2BGR))
+            tmp.replace(out)
+    if failed:
+        print(f"maskdet predict: {failed} input(s) could not be read; see their 'error'", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskdet",
@@ -93,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Read the data set named by params.yaml data.source / data.path, validate and normalise every "
         "face, drop exact duplicates, group people, photos and near duplicates, split by group, and write "
         "data/processed/ (crops, manifest.csv, test scenes) and reports/data_validation.json.")
+    p = add("predict", _cmd_predict, "find and classify every face in images (files, folders, '-' for stdin)",
+            "Detect faces and classify each as with_mask, without_mask or mask_weared_incorrect. PATH may be "
+            "an image, a folder (its images, recursively) or '-' (image paths on standard input, one per line; "
+            "each answer is written as soon as it is ready). Answers go to standard output, progress and "
+            "errors to standard error; the exit status is 1 when any input could not be read.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("jsonl", "csv", "table"), default="table",
+                   help="jsonl: one JSON object per image (the schema in DESIGN.md); csv: one row per face; "
+                        "table: for people (default)")
+    p.add_argument("--crops", action="store_true", help="each image is one already-cropped face: no detection")
+    p.add_argument("--model", default=None,
+                   help="a model folder or an MLflow model URI such as models:/maskdet@champion "
+                        "(default: models/ of the project, written by `make repro`)")
+    p.add_argument("--out", default=None, help="folder for annotated copies of the images")
     add("report", _cmd_report, "export the executed notebooks to HTML reports (reports/html)",
         "Export reports/notebooks/*.ipynb to self-contained HTML without code cells (images embedded) "
         "in reports/html/, and attach them to the pipeline's MLflow run.")
@@ -106,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ParamsError, AssetError, FileNotFoundError) as exc:
+    except (ParamsError, AssetError, FileNotFoundError, ValueError) as exc:
         print(f"maskdet {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

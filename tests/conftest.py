@@ -54,3 +54,17 @@ def copy_project(dest: Path) -> Path:
             shutil.copy2(src, dest / rel)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
+
+
+def small_data(root: Path, crops_per_class_per_person: int):
+    """The default data set built small (64-pixel crops, no scenes) and prepared: its manifest."""
+    from maskdet.datasets import read_manifest
+    from maskdet.params import SampleParams, parse_params
+    from maskdet.prepare import prepare
+    from maskdet.sample import build_sample
+
+    build_sample(root / "data" / "raw" / "sample",
+                 SampleParams(crops_per_class_per_person=crops_per_class_per_person, scene_renders=0, crop_size=64),
+                 progress=False)
+    prepare(parse_params({"data": {}}), root, progress=False)
+    return read_manifest(root)

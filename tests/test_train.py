@@ -5,14 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskdet.datasets import class_weights, read_manifest
+from maskdet.datasets import class_weights
 from maskdet.evaluate import predict_probs, style_subset, styles_to_hold_out
 from maskdet.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
 from maskdet import assets
-from maskdet.params import SampleParams, parse_params
-from maskdet.prepare import prepare
-from maskdet.sample import build_sample
+from maskdet.params import parse_params
 from maskdet.train import load_model, save_model, train_classifier
+from tests.conftest import small_data
 
 pytestmark = pytest.mark.slow
 TINY = {"model": {"input_size": 48}, "train": {"epochs": 1, "fine_tune_epochs": 1, "batch_size": 32,
@@ -21,11 +20,7 @@ TINY = {"model": {"input_size": 48}, "train": {"epochs": 1, "fine_tune_epochs": 
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    build_sample(root / "data" / "raw" / "sample", SampleParams(crops_per_class_per_person=2, scene_renders=0,
-                                                                crop_size=64), progress=False)
-    prepare(parse_params({"data": {}}), root, progress=False)
-    return read_manifest(root)
+    return small_data(tmp_path_factory.mktemp("data"), crops_per_class_per_person=2)
 
 
 def _split(frame, name):
