@@ -30,14 +30,21 @@ def class_weights(labels: np.ndarray, num_classes: int = len(LABELS)) -> dict[in
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+def resize_for_model(image, size: int):
+    """The one resize between a face crop and the classifier, in training and in
+    prediction alike: antialiased bilinear to size x size, float32 in [0, 255]."""
+    import tensorflow as tf
+
+    return tf.cast(tf.image.resize(image, (size, size), antialias=True), tf.float32)
+
+
 def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0):
     """Decoded, resized, cached, batched and prefetched images (raw RGB in [0, 255])."""
     import tensorflow as tf
 
     def load(path, label):
         img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        img = tf.image.resize(img, (size, size), antialias=True)
-        return tf.cast(img, tf.float32), label
+        return resize_for_model(img, size), label
 
     ds = tf.data.Dataset.from_tensor_slices((list(files), np.asarray(labels, np.int32)))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from maskdet import LABELS
+from maskdet.datasets import resize_for_model
 from maskdet.detectors import UltraLightDetector
 from maskdet.images import ImageError, load_rgb
 from maskdet.prepare import padded_box
@@ -80,8 +81,7 @@ class Predictor:
         """Class probabilities for face crops (RGB uint8, any size), one batch."""
         if not crops:
             return np.zeros((0, len(LABELS)), np.float32)
-        size = (self.input_size, self.input_size)
-        batch = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crops]).astype(np.float32)
+        batch = np.stack([resize_for_model(c, self.input_size).numpy() for c in crops])
         return np.asarray(self.classifier(batch, training=False))
 
     def faces(self, rgb: np.ndarray, crops_only: bool = False) -> list[Face]:

@@ -20,13 +20,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def tiny(tmp_path_factory):
+    """A real small_cnn trained one epoch on small real data: (model folder, its manifest)."""
     root = tmp_path_factory.mktemp("tiny")
     frame = small_data(root, crops_per_class_per_person=1)
     params = parse_params({"model": {"backbone": "small_cnn", "input_size": 48},
                            "train": {"epochs": 1, "fine_tune_epochs": 0, "early_stopping_patience": 0}})
     result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
-    return save_model(result, root / "models", params, {})
+    return save_model(result, root / "models", params, {}), frame
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny):
+    return tiny[0]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +85,20 @@ def test_crops_mode_classifies_the_whole_image(model_dir, images):
     done = _predict([str(images / "group.jpg"), "--crops", "--format", "jsonl"], model_dir)
     face, = json.loads(done.stdout)["faces"]
     assert face["box"] == [0, 0, 1920, 1280]
+
+
+def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
+    """One resize path from crop to classifier: the Predictor on a processed crop
+    gives the evaluation pipeline's probabilities (JPEG decoders differ by a hair)."""
+    from maskdet.evaluate import predict_probs
+
+    model_dir, frame = tiny
+    test = frame[frame["split"] == "test"].head(12)
+    predictor = Predictor(model_dir)
+    ours = np.array([[f.probs[k] for k in LABELS] for path in test["file"]
+                     for f in predictor.predict(path, crops_only=True).faces])
+    theirs = predict_probs(predictor.classifier, test["file"], predictor.input_size)
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
 def test_annotate_draws_in_the_class_colour(model_dir):
