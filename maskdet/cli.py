@@ -103,6 +103,7 @@ def _cmd_predict(args) -> int:
     import csv
 
     from maskdet import LABELS
+    from maskdet.images import ImageError, load_rgb, write_jpeg
     from maskdet.paths import project_root
     from maskdet.predict import Predictor, annotate
 
@@ -120,18 +121,18 @@ def _cmd_predict(args) -> int:
     show = not args.quiet and isinstance(inputs, list) and len(inputs) > 1
     failed = 0
     for path in tqdm(inputs, desc="predicting", unit="image", disable=not show, file=sys.stderr):
-        pred = predictor.predict(path, crops_only=args.crops)
+        try:  # decoded once: for the answer and, with --out, for the annotated copy
+            source = load_rgb(path)
+        except ImageError:
+            source = path  # the Predictor turns the same failure into the line's "error"
+        pred = predictor.predict(source, name=path, crops_only=args.crops)
         failed += pred.error is not None
         _print_prediction(pred, args.format, writer)
         if args.out and pred.error is None:
-            import cv2
-
-            from maskdet.images import load_rgb
-
             out = Path(args.out) / (Path(path).stem + ".annotated.jpg")
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(out.name + ".tmp.jpg")
-            cv2.imwrite(str(tmp), cv2.cvtColor(annotate(load_rgb(path), pred.faces), cv2.COLOR_RGB2BGR))
+            write_jpeg(tmp, annotate(source, pred.faces))
             tmp.replace(out)
     if failed:
         print(f"maskdet predict: {failed} input(s) could not be read; see their 'error'", file=sys.stderr)

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import cv2
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -90,3 +91,13 @@ def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None) 
         notes.append("exif_rotated")
         img = ImageOps.exif_transpose(img)
     return np.asarray(_to_rgb(img, notes))
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> bytes:
+    """Encode an RGB array as JPEG into ``path``; returns the bytes written."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("unencodable", f"{path}: OpenCV could not encode a {rgb.shape} image as JPEG")
+    data = buf.tobytes()
+    path.write_bytes(data)
+    return data

@@ -100,12 +100,15 @@ class Predictor:
                      {label: float(p[k]) for k, label in enumerate(LABELS)})
                 for box, score, p in zip(boxes, scores, probs)]
 
-    def predict(self, source: str | Path | bytes, name: str | None = None, crops_only: bool = False) -> Prediction:
-        """Never raises for a bad image: the reason goes into ``error``."""
+    def predict(self, source: str | Path | bytes | np.ndarray, name: str | None = None,
+                crops_only: bool = False) -> Prediction:
+        """Never raises for a bad image: the reason goes into ``error``. ``source`` may
+        be a path, the file's bytes, or an RGB array already decoded by ``load_rgb``."""
         started = time.perf_counter()
-        result = Prediction(image=name if name is not None else str(source))
+        result = Prediction(image=name if name is not None else ("<array>" if isinstance(source, np.ndarray)
+                                                                  else str(source)))
         try:
-            rgb = load_rgb(source)
+            rgb = source if isinstance(source, np.ndarray) else load_rgb(source)
         except ImageError as exc:
             result.error = f"{exc.reason}: {exc}"
         else:

@@ -18,14 +18,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import imagehash
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from maskdet import LABELS
-from maskdet.images import ImageError, load_rgb
+from maskdet.images import ImageError, load_rgb, write_jpeg
 from maskdet.params import Params
 from maskdet.paths import resolve
 from maskdet.readers import READERS, Item, ReadResult
@@ -124,15 +123,6 @@ def _links(item: Item) -> tuple[str | None, str | None]:
     return (f"person:{item.person}" if item.person else None, f"photo:{item.photo}" if item.photo else None)
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise RuntimeError(f"could not encode {path}")
-    data = buf.tobytes()
-    path.write_bytes(data)
-    return data
-
-
 def _write_scenes(folder: Path, read: ReadResult, split_of_key: dict[str, str]) -> int:
     """Copy the scenes that show test faces; faces of people outside the test
     split are marked difficult, which VOC evaluation ignores."""
@@ -192,7 +182,7 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     rows, split_of_key = [], {}
     for i, (crop, split, group) in enumerate(zip(crops, splits, groups)):
         rel = Path("crops") / crop.item.label / f"{i:05d}.jpg"
-        data = _write_jpeg(tmp / rel, crop.rgb)
+        data = write_jpeg(tmp / rel, crop.rgb)
         for key in _links(crop.item):
             if key:
                 split_of_key[key] = split

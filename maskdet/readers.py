@@ -26,10 +26,12 @@ class Item:
     person: str | None = None
     photo: str | None = None  # the source photo; all faces of one photo stay together
     style: str = "unknown"  # mask style where known (rendered data), "none" for bare faces
+    base: Path | None = None  # the data set's folder: names are relative to it, the same in every checkout
 
     @property
     def name(self) -> str:
-        return f"{self.path}#{','.join(map(str, self.box))}" if self.box else str(self.path)
+        shown = self.path.relative_to(self.base).as_posix() if self.base else str(self.path)
+        return f"{shown}#{','.join(map(str, self.box))}" if self.box else shown
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def read_folders(root: Path) -> ReadResult:
     result = ReadResult()
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name not in LABELS:
-            result.problems.append({"item": str(entry), "reason": "unknown_label",
+            result.problems.append({"item": entry.relative_to(root).as_posix(), "reason": "unknown_label",
                                     "detail": f"folder {entry.name!r} is not one of {', '.join(LABELS)}"})
     for label in LABELS:
         folder = root / label
@@ -72,9 +74,9 @@ def read_folders(root: Path) -> ReadResult:
             continue
         for entry in sorted(folder.iterdir()):
             if entry.is_file() and entry.suffix.lower() not in IMAGE_EXTENSIONS:
-                result.problems.append({"item": str(entry), "reason": "not_an_image_file",
+                result.problems.append({"item": entry.relative_to(root).as_posix(), "reason": "not_an_image_file",
                                         "detail": f"extension {entry.suffix!r} is not an image extension"})
-        result.items += [Item(p, label, photo=str(p.relative_to(root))) for p in _images_in(folder)]
+        result.items += [Item(p, label, photo=str(p.relative_to(root)), base=root) for p in _images_in(folder)]
     return result
 
 
@@ -97,22 +99,23 @@ def read_voc_scenes(root: Path) -> ReadResult:
         raise FileNotFoundError(f"{root}: no annotations/ folder; a VOC data set needs images/ and annotations/*.xml")
     result = ReadResult()
     for xml in sorted((root / "annotations").glob("*.xml")):
+        where = xml.relative_to(root).as_posix()
         try:
             ann = read_voc(xml, LABELS)
         except AnnotationError as exc:
-            result.problems.append({"item": str(xml), "reason": "bad_annotation", "detail": str(exc)})
+            result.problems.append({"item": where, "reason": "bad_annotation", "detail": str(exc)})
             continue
         image = _find_image(root, xml, ann.filename)
         if image is None:
-            result.problems.append({"item": str(xml), "reason": "missing_image",
+            result.problems.append({"item": where, "reason": "missing_image",
                                     "detail": f"no image {ann.filename or xml.stem + '.*'} in {root / 'images'}"})
             continue
         for reason, detail in ann.problems:
-            result.problems.append({"item": str(xml), "reason": reason, "detail": detail})
+            result.problems.append({"item": where, "reason": reason, "detail": detail})
         photo = image.stem
         for obj in ann.objects:
             result.items.append(Item(image, obj.label, box=obj.box, person=obj.person, photo=photo,
-                                     style=obj.style or "unknown"))
+                                     style=obj.style or "unknown", base=root))
         result.scenes.append(Scene(image, ann.objects))
     return result
 
@@ -127,7 +130,7 @@ def read_sample(root: Path) -> ReadResult:
     with open(listing, newline="") as fh:
         for row in csv.DictReader(fh):
             result.items.append(Item(root / row["file"], row["label"], person=row["person"],
-                                     photo=row["photo"], style=row["style"]))
+                                     photo=row["photo"], style=row["style"], base=root))
     if (root / "scenes" / "annotations").is_dir():
         result.scenes = read_voc_scenes(root / "scenes").scenes
     return result

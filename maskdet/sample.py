@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from maskdet import LABELS, assets
 from maskdet.detectors import Detection, UltraLightDetector
-from maskdet.images import load_rgb
+from maskdet.images import load_rgb, write_jpeg
 from maskdet.landmarks import FaceMesh, FaceMeshModel
 from maskdet.masks import MaskSpec, random_spec, render_mask
 from maskdet.voc import VocObject, write_voc
@@ -88,13 +88,6 @@ def jittered_crop(rgb: np.ndarray, box: tuple[int, int, int, int], size: int, rn
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
-
-
 def _placement_for(label: str, rng: np.random.Generator) -> str | None:
     if label == "with_mask":
         return "correct"
@@ -141,7 +134,7 @@ def build_sample(out: Path, cfg, progress: bool = True) -> dict[str, int]:
             rgb = render_mask(rgb, face.mesh, spec, rng)
         crop = jittered_crop(rgb, face.detection.box, cfg.crop_size, rng)
         name = f"{person}_{n:03d}.jpg"
-        _write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
+        write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
         rows.append({"file": f"crops/{label}/{name}", "label": label, "person": person, "photo": face.photo,
                      "style": spec.style if spec else "none", "placement": placement or "none",
                      "colour": spec.colour if spec else "none"})
@@ -180,7 +173,7 @@ def _build_scenes(folder: Path, faces: list[SourceFace], images: dict[str, np.nd
             small = cv2.resize(rgb, (SCENE_WIDTH, round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
             objects = [o.scaled(scale) for o in objects]
             name = f"{photo}_r{r + 1}"
-            _write_jpeg(folder / "images" / f"{name}.jpg", small, 92)
+            write_jpeg(folder / "images" / f"{name}.jpg", small, 92)
             write_voc(folder / "annotations" / f"{name}.xml", f"{name}.jpg", small.shape, objects)
 
 

@@ -69,6 +69,9 @@ def test_folder_layout_every_bad_input_is_reported(tmp_path, folder_set):
     changes = {n["item"].split("/")[-1]: n["changes"] for n in report["normalized"]}
     assert changes == {"gray.png": ["grayscale"], "rgba.png": ["alpha"], "sixteen.png": ["16bit"],
                        "rotated.jpg": ["exif_rotated"]}
+    # Names are relative to the data set folder: data/processed hashes the same in every checkout.
+    assert all(not r["source"].startswith("/") for r in rows)
+    assert all(not d["item"].startswith("/") for d in report["dropped"])
     kept = {r["source"].split("/")[-1]: r for r in rows}
     assert set(kept) == {"a.jpg", "near.jpg", "gray.png", "rgba.png", "sixteen.png", "rotated.jpg"}
     # Near duplicates are kept but grouped, so they can never sit on both sides of the split.
