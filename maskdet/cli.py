@@ -64,18 +64,33 @@ def _cmd_report(args) -> int:
 
 
 def _expand_inputs(paths: list[str]):
-    """Files as given, folders as their images (sorted, recursive), '-' as paths read from stdin."""
+    """(name, source, error) per input: files as given, folders as their images
+    (sorted, recursive), zip archives as their images (named ``archive.zip!inner/name.jpg``),
+    '-' as paths read from standard input."""
+    from maskdet.archives import ArchiveError, is_zip, zip_images
     from maskdet.images import IMAGE_EXTENSIONS
+
+    def one(path: str):
+        if is_zip(Path(path)) and Path(path).is_file():
+            try:
+                for member in zip_images(Path(path)):
+                    yield f"{path}!{member.name}", member.data, member.error
+            except ArchiveError as exc:
+                yield path, None, f"bad_archive: {exc}"
+        else:
+            yield path, path, None
 
     for given in paths:
         if given == "-":
             for line in sys.stdin:
                 if line.strip():
-                    yield line.strip()
+                    yield from one(line.strip())
         elif Path(given).is_dir():
-            yield from (str(p) for p in sorted(Path(given).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS)
+            for p in sorted(Path(given).rglob("*")):
+                if p.suffix.lower() in IMAGE_EXTENSIONS or p.suffix.lower() == ".zip":
+                    yield from one(str(p))
         else:
-            yield given
+            yield from one(given)
 
 
 def _print_prediction(pred, fmt: str, writer) -> None:
@@ -99,15 +114,38 @@ def _print_prediction(pred, fmt: str, writer) -> None:
         sys.stdout.flush()
 
 
+def _write_annotated(folder: Path, name: str, rgb, faces) -> None:
+    from maskdet.images import write_jpeg
+    from maskdet.predict import annotate
+
+    out = folder / (Path(name.replace("!", "/")).stem + ".annotated.jpg")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.jpg")
+    write_jpeg(tmp, annotate(rgb, faces))
+    tmp.replace(out)
+
+
+def _load_predictor(args):
+    from maskdet.params import load_params
+    from maskdet.paths import project_root
+    from maskdet.predict import Predictor
+
+    p = load_params(args.params, check_paths=False).predict
+    return Predictor(args.model or project_root() / "models", detector=args.detector or p.detector,
+                     score_threshold=p.score_threshold, min_face=p.min_face,
+                     runtime=None if (args.runtime or p.runtime) == "auto" else (args.runtime or p.runtime))
+
+
 def _cmd_predict(args) -> int:
     import csv
 
-    from maskdet import LABELS
-    from maskdet.images import ImageError, load_rgb, write_jpeg
-    from maskdet.paths import project_root
-    from maskdet.predict import Predictor, annotate
+    from tqdm import tqdm
 
-    predictor = Predictor(args.model or project_root() / "models")
+    from maskdet import LABELS
+    from maskdet.images import ImageError, load_rgb
+    from maskdet.predict import Prediction
+
+    predictor = _load_predictor(args)
     writer = None
     if args.format == "csv":
         writer = csv.writer(sys.stdout)
@@ -116,27 +154,51 @@ def _cmd_predict(args) -> int:
     inputs = _expand_inputs(args.paths)
     if "-" not in args.paths:
         inputs = list(inputs)
-    from tqdm import tqdm
-
     show = not args.quiet and isinstance(inputs, list) and len(inputs) > 1
     failed = 0
-    for path in tqdm(inputs, desc="predicting", unit="image", disable=not show, file=sys.stderr):
-        try:  # decoded once: for the answer and, with --out, for the annotated copy
-            source = load_rgb(path)
-        except ImageError:
-            source = path  # the Predictor turns the same failure into the line's "error"
-        pred = predictor.predict(source, name=path, crops_only=args.crops)
+    for name, source, error in tqdm(inputs, desc="predicting", unit="image", disable=not show, file=sys.stderr):
+        if error is not None:
+            pred = Prediction(image=name, error=error)
+        else:
+            try:  # decoded once: for the answer and, with --out, for the annotated copy
+                source = load_rgb(source)
+            except ImageError:
+                pass  # the Predictor turns the same failure into the line's "error"
+            pred = predictor.predict(source, name=name, crops_only=args.crops)
         failed += pred.error is not None
         _print_prediction(pred, args.format, writer)
         if args.out and pred.error is None:
-            out = Path(args.out) / (Path(path).stem + ".annotated.jpg")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp.jpg")
-            write_jpeg(tmp, annotate(source, pred.faces))
-            tmp.replace(out)
+            _write_annotated(Path(args.out), name, source, pred.faces)
     if failed:
         print(f"maskdet predict: {failed} input(s) could not be read; see their 'error'", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _cmd_video(args) -> int:
+    from maskdet.video import has_display, run_video
+
+    if not 0 <= args.min_confidence <= 1:
+        raise ValueError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
+    show = has_display() and not args.no_window
+    if args.out is None and not show:
+        raise ValueError("no display here (or --no-window): pass --out FILE.mp4 to write the annotated video")
+    predictor = _load_predictor(args)
+    summary = run_video(predictor, args.source, out=Path(args.out) if args.out else None, show=show,
+                        save_confident=Path(args.save_confident) if args.save_confident else None,
+                        min_confidence=args.min_confidence, max_frames=args.max_frames, progress=not args.quiet)
+    print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def _predictor_options(p) -> None:
+    p.add_argument("--model", default=None,
+                   help="a model folder or an MLflow model URI such as models:/maskdet@champion "
+                        "(default: models/ of the project, written by `make repro`)")
+    p.add_argument("--detector", choices=("ultralight", "blazeface"), default=None,
+                   help="face detector (default: params.yaml predict.detector)")
+    p.add_argument("--runtime", choices=("auto", "keras", "float16", "int8"), default=None,
+                   help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
+                        "(default: params.yaml predict.runtime)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,18 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
         "data/processed/ (crops, manifest.csv, test scenes) and reports/data_validation.json.")
     p = add("predict", _cmd_predict, "find and classify every face in images (files, folders, '-' for stdin)",
             "Detect faces and classify each as with_mask, without_mask or mask_weared_incorrect. PATH may be "
-            "an image, a folder (its images, recursively) or '-' (image paths on standard input, one per line; "
+            "an image, a folder (its images and zip archives, recursively), a zip archive (its images, read "
+            "in memory, each answer named ARCHIVE!ENTRY) or '-' (image paths on standard input, one per line; "
             "each answer is written as soon as it is ready). Answers go to standard output, progress and "
             "errors to standard error; the exit status is 1 when any input could not be read.")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    _predictor_options(p)
     p.add_argument("--format", choices=("jsonl", "csv", "table"), default="table",
                    help="jsonl: one JSON object per image (the schema in DESIGN.md); csv: one row per face; "
                         "table: for people (default)")
     p.add_argument("--crops", action="store_true", help="each image is one already-cropped face: no detection")
-    p.add_argument("--model", default=None,
-                   help="a model folder or an MLflow model URI such as models:/maskdet@champion "
-                        "(default: models/ of the project, written by `make repro`)")
     p.add_argument("--out", default=None, help="folder for annotated copies of the images")
+    p = add("video", _cmd_video, "annotate a camera or a video file live (FPS and counts on each frame)",
+            "Run the Predictor on every frame of SOURCE (a camera index such as 0, or a video file): boxes "
+            "and labels, live FPS and the frame's faces per class drawn on it. The frames go to an OpenCV "
+            "window when a display exists (q or Esc stops) and/or to --out FILE.mp4. At the end a JSON "
+            "summary goes to standard output: frames, faces per class, latency p50/p95 and FPS.")
+    p.add_argument("source", metavar="SOURCE", help="camera index (0, 1, ...) or a video file")
+    _predictor_options(p)
+    p.add_argument("--out", default=None, help="write the annotated video here (.mp4)")
+    p.add_argument("--no-window", action="store_true", help="never open a window, even where a display exists")
+    p.add_argument("--save-confident", default=None, metavar="DIR",
+                   help="keep, as JPEG, the frames whose every face reaches --min-confidence")
+    p.add_argument("--min-confidence", type=float, default=0.9, help="for --save-confident (default 0.9)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     add("report", _cmd_report, "export the executed notebooks to HTML reports (reports/html)",
         "Export reports/notebooks/*.ipynb to self-contained HTML without code cells (images embedded) "
         "in reports/html/, and attach them to the pipeline's MLflow run.")

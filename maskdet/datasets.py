@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,26 @@ def resize_for_model(image, size: int):
     return tf.cast(tf.image.resize(image, (size, size), antialias=True), tf.float32)
 
 
+@lru_cache(maxsize=256)
+def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
+    """Rows of resampling weights: a triangle (bilinear) kernel widened by the
+    shrink factor, as TensorFlow's antialiased resize builds them."""
+    scale = n_in / n_out
+    width = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale
+    w = np.clip(1 - np.abs((np.arange(n_in) + 0.5)[None, :] - centres[:, None]) / width, 0, None)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """``resize_for_model`` in NumPy (two matrix products), for prediction
+    without TensorFlow; a test holds the two within 0.01 of each other."""
+    h, w, c = image.shape
+    x = image.astype(np.float32)
+    cols = (_triangle_weights(w, size) @ x.transpose(1, 0, 2).reshape(w, h * c)).reshape(size, h, c)
+    return (_triangle_weights(h, size) @ cols.transpose(1, 0, 2).reshape(h, size * c)).reshape(size, size, c)
+
+
 def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0):
     """Decoded, resized, cached, batched and prefetched images (raw RGB in [0, 255])."""
     import tensorflow as tf
@@ -51,3 +72,10 @@ def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = Fal
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_crops(files, size: int) -> np.ndarray:
+    """Crops as one float32 array (n, size, size, 3), resized as in training."""
+    ds = image_dataset(list(files), np.zeros(len(files), np.int32), size, batch_size=64)
+    parts = [x.numpy() for x, _ in ds]
+    return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.float32)

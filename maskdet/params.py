@@ -96,11 +96,21 @@ class EvaluateParams(_Section):
     worst_mistakes: int = Field(12, ge=0, le=200)
 
 
+class PredictParams(_Section):
+    """The Predictor used by the CLI, the dashboard, the served model and the scene evaluation."""
+
+    detector: Literal["ultralight", "blazeface"] = "ultralight"
+    score_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
+    runtime: Literal["auto", "keras", "float16", "int8"] = "auto"
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    predict: PredictParams = PredictParams()
 
 
 def _one_line(exc: ValidationError, source: str, raw: dict) -> str:

@@ -46,14 +46,14 @@ def size_distribution(frame: pd.DataFrame):
     return fig
 
 
-def image_grid(files: list[str], titles: list[str], columns: int = 6, size: float = 1.8, colours=None):
+def image_grid(files: list, titles: list[str], columns: int = 6, size: float = 1.8, colours=None):
     rows = max(1, int(np.ceil(len(files) / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * (size + 0.3)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (file, title) in enumerate(zip(files, titles)):
         ax = axes.flat[i]
-        ax.imshow(Image.open(file).convert("RGB"))
+        ax.imshow(file if isinstance(file, np.ndarray) else Image.open(file).convert("RGB"))
         ax.set_title(title, fontsize=7, color=(colours[i] if colours else "black"))
     fig.tight_layout()
     return fig

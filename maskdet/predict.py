@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from maskdet import LABELS
-from maskdet.datasets import resize_for_model
+from maskdet.datasets import resize_crop
 from maskdet.detectors import UltraLightDetector
 from maskdet.images import ImageError, load_rgb
 from maskdet.prepare import padded_box
@@ -49,40 +49,78 @@ class Prediction:
                 "error": self.error, "faces": [f.to_dict() for f in self.faces]}
 
 
-def _load_classifier(model: str | Path):
-    """A models/ folder written by training, or an MLflow model URI (models:/…, runs:/…)."""
-    if str(model).startswith(("models:/", "runs:/")):
-        import mlflow
+DETECTORS = ("ultralight", "blazeface")
 
-        from maskdet.tracking import tracking_uri
 
-        mlflow.set_tracking_uri(tracking_uri())
-        keras_model = mlflow.keras.load_model(str(model))
-        return keras_model, int(keras_model.input_shape[1])
-    from maskdet.train import load_model
+def make_detector(name: str, score_threshold: float):
+    """A detector by name; see ``maskdet.detectors`` (the choice is measured in the evaluation)."""
+    from maskdet.detectors import BlazeFaceDetector
 
-    keras_model, meta = load_model(Path(model))
-    if list(meta["labels"]) != list(LABELS):
-        raise ValueError(f"{model}: label order {meta['labels']} differs from {list(LABELS)}")
-    return keras_model, int(meta["input_size"])
+    if name == "ultralight":
+        return UltraLightDetector(score_threshold=score_threshold)
+    if name == "blazeface":
+        return BlazeFaceDetector(score_threshold=score_threshold)
+    raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
+
+
+def model_folder(model: str | Path) -> Path:
+    """A local ``models/``-style folder for a folder path or an MLflow model URI
+    (models:/maskdet@champion, runs:/…): the Predictor model logged by the
+    evaluation keeps that folder under ``artifacts/model``."""
+    if not str(model).startswith(("models:/", "runs:/")):
+        return Path(model)
+    import mlflow
+
+    from maskdet.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
+    inner = local / "artifacts" / "model"
+    if not (inner / "metadata.json").is_file():
+        raise ValueError(f"{model}: not a maskdet Predictor model (no artifacts/model/metadata.json); "
+                         "register one by running the evaluation stage")
+    return inner
 
 
 class Predictor:
-    """Detect and classify faces. ``crop_padding`` matches the data stage's."""
+    """Detect and classify faces: the one implementation that the CLI, the
+    dashboard and the served model share. Loads everything once; a call builds
+    no graph. The face crop is padded as the training crops were."""
 
-    def __init__(self, model: str | Path, detector=None, score_threshold: float = 0.7, min_face: int = 20,
-                 crop_padding: float = 0.15):
-        self.classifier, self.input_size = _load_classifier(model)
-        self.detector = detector or UltraLightDetector(score_threshold=score_threshold)
+    def __init__(self, model: str | Path, detector="ultralight", score_threshold: float = 0.7,
+                 min_face: int = 20, runtime: str | None = None):
+        import json
+
+        from maskdet.classifier import load_classifier
+
+        self.folder = model_folder(model)
+        meta_path = self.folder / "metadata.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{self.folder}: no metadata.json; train a model first (`make repro`)")
+        self.metadata = json.loads(meta_path.read_text())
+        if list(self.metadata["labels"]) != list(LABELS):
+            raise ValueError(f"{model}: label order {self.metadata['labels']} differs from {list(LABELS)}")
+        self.source = str(model)
+        self.classifier = load_classifier(self.folder, self.metadata, runtime)
+        self.runtime = runtime or self.metadata.get("serving", {}).get("runtime", "keras")
+        self.input_size = int(self.metadata["input_size"])
+        self.detector = make_detector(detector, score_threshold) if isinstance(detector, str) else detector
+        self.detector_name = detector if isinstance(detector, str) else type(detector).__name__
         self.min_face = min_face
-        self.crop_padding = crop_padding
+        self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
+
+    @classmethod
+    def from_params(cls, model: str | Path, params) -> "Predictor":
+        """With the ``predict`` section of params.yaml."""
+        p = params.predict
+        return cls(model, detector=p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
+                   runtime=None if p.runtime == "auto" else p.runtime)
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
         """Class probabilities for face crops (RGB uint8, any size), one batch."""
         if not crops:
             return np.zeros((0, len(LABELS)), np.float32)
-        batch = np.stack([resize_for_model(c, self.input_size).numpy() for c in crops])
-        return np.asarray(self.classifier(batch, training=False))
+        return self.classifier(np.stack([resize_crop(c, self.input_size) for c in crops]))
 
     def faces(self, rgb: np.ndarray, crops_only: bool = False) -> list[Face]:
         h, w = rgb.shape[:2]

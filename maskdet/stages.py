@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from maskdet import plots
-from maskdet.datasets import read_manifest
+from maskdet.classifier import build_exports
+from maskdet.datasets import load_crops, read_manifest
 from maskdet.evaluate import (breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes)
 from maskdet.metrics import classification_metrics, reliability_bins
 from maskdet.params import Params, parse_params
 from maskdet.paths import project_root, resolve
 from maskdet.prepare import write_json_atomic
+from maskdet.serving import log_predictor
 from maskdet.tracking import provenance, stage_run
 from maskdet.train import load_model, save_model, train_classifier
 
@@ -114,12 +116,14 @@ def _log_diagram(model) -> bool:
         return path.is_file()
 
 
-def _log_model(model, size: int, run_id: str) -> str:
-    """Log the Keras model with signature and input example, register it; returns the version.
+def _log_classifier(model, size: int) -> None:
+    """Log the Keras classifier alone (flavour ``keras``, signature and input
+    example) for researchers who want the bare network; the registered model is
+    the whole Predictor, logged by the evaluation.
 
     ``mlflow.keras.log_model`` with an input example fails in MLflow 3.17 (it
     writes the example before creating its folder), so the model is saved into
-    a folder made here, logged as artifacts, then registered from the run.
+    a folder made here and logged as artifacts.
     """
     import os
     import tempfile
@@ -129,11 +133,10 @@ def _log_model(model, size: int, run_id: str) -> str:
     example = np.zeros((1, size, size, 3), np.float32)
     signature = infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model")
+        path = os.path.join(tmp, "classifier")
         os.makedirs(path)
         mlflow.keras.save_model(model, path, signature=signature, input_example=example)
-        mlflow.log_artifacts(path, "model")
-    return str(mlflow.register_model(f"runs:/{run_id}/model", REGISTERED_MODEL).version)
+        mlflow.log_artifacts(path, "classifier")
 
 
 def run_training(params: Params, root: Path | None = None, out: Path | None = None) -> dict:
@@ -151,16 +154,23 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
                             "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0])})
         figures = {"history": plots.history(result.history)}
         _log_figures(figures)
-        version = _log_model(result.model, params.model.input_size, run.info.run_id)
-        prov.update({"mlflow_run_id": run.info.run_id, "registered_model": REGISTERED_MODEL,
-                     "registered_version": version})
-        save_model(result, out, params, prov)
+        _log_classifier(result.model, params.model.input_size)
+        prov["mlflow_run_id"] = run.info.run_id
+        # TFLite exports, checked against the Keras model on the validation
+        # split; the Predictor uses the fastest one that passes parity.
+        val = frame[frame["split"] == "val"]
+        exports, serving = build_exports(result.model, load_crops(val["file"], params.model.input_size))
+        mlflow.log_dict(serving, "model/serving.json")
+        mlflow.log_metrics({f"serving_{k}_{m}": float(v[m]) for k, v in serving["runtimes"].items()
+                            for m in ("max_abs_diff", "label_agreement", "ms_per_face") if m in v})
+        mlflow.set_tag("serving_runtime", serving["runtime"])
+        save_model(result, out, params, prov, exports, {"serving": serving})
         mlflow.log_artifact(str(out / "metadata.json"), "model")
     # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
     # plot file they would change on every run of an otherwise identical training.
     _write_csv(root / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
     plt.close("all")
-    return {"result": result, "layers": layers, "figures": figures, "provenance": prov}
+    return {"result": result, "layers": layers, "figures": figures, "provenance": prov, "serving": serving}
 
 
 def _move_champion(version: str, f1: float) -> bool:
@@ -206,6 +216,10 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         figures["worst_mistakes"] = plots.image_grid(
             list(mistakes["file"]), [f"true {r.label}\npred {r.predicted} {r.confidence:.0%}"
                                      for r in mistakes.itertuples()], columns=6)
+    serving = _serving_parity(root / "models", meta, test["file"], probs, y)
+    scenes = _scene_evaluation(root, params)
+    if scenes["gallery"]:
+        figures["scene_predictions"] = plots.image_grid(*zip(*scenes["gallery"]), columns=3, size=4.0)
     loso = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root):
         if params.evaluate.leave_one_style_out:
@@ -219,22 +233,73 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             summary["loso_main_model_f1_macro_mean"] = float(loso["f1_macro_style_main"].mean())
             for r in loso.itertuples():
                 summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
+        summary.update(serving)
+        summary.update({f"scene_{k}": float(v) for k, v in scenes["metrics"].items()})
+        for detector, recall in scenes["detectors"].items():
+            summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
         mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
         _log_figures(figures, root / "reports" / "figures")
         for name, table in {"by_style": by_style, "by_person": by_person, "by_photo": by_photo,
-                            "leave_one_style_out": loso,
+                            "leave_one_style_out": loso, "scene_predictions": scenes["predictions"],
                             "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore")}.items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
-        champion = _move_champion(meta["registered_version"], metrics["f1_macro"]) \
-            if meta.get("registered_version") else False
+        # The registered model is the whole Predictor, as `mlflow models serve` runs it.
+        logged = log_predictor(root / "models", params.predict)
+        version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
+        champion = _move_champion(version, metrics["f1_macro"])
         mlflow.set_tag("champion", str(champion).lower())
+        mlflow.set_tag("registered_version", version)
     for name, table in curve_tables(y, probs).items():
         _write_csv(root / "reports" / "plots" / f"{name}.csv", table)
     write_json_atomic(root / "reports" / "metrics.json",
                       {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()})
     plt.close("all")
     return {"metrics": metrics, "summary": summary, "by_style": by_style, "by_person": by_person, "by_photo": by_photo,
-            "mistakes": mistakes, "loso": loso, "figures": figures, "champion": champion, "metadata": meta}
+            "mistakes": mistakes, "loso": loso, "figures": figures, "champion": champion, "metadata": meta,
+            "serving": serving, "scenes": scenes, "registered_version": version}
+
+
+def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: np.ndarray) -> dict:
+    """Each TFLite export against the Keras model on the test split (the same
+    tolerance as in training), and the test macro-F1 through each."""
+    from maskdet.classifier import TFLITE_FILES, LiteClassifier, parity, predict_batched
+
+    out = {}
+    crops = load_crops(files, meta["input_size"])
+    for kind, name in TFLITE_FILES.items():
+        if not (folder / name).is_file():
+            continue
+        probs = predict_batched(LiteClassifier(folder / name), crops)
+        check = parity(reference, probs)
+        out.update({f"serving_{kind}_max_abs_diff": check["max_abs_diff"],
+                    f"serving_{kind}_label_agreement": check["label_agreement"],
+                    f"serving_{kind}_passed": float(check["passed"]),
+                    f"serving_{kind}_test_f1_macro": classification_metrics(y, probs)["f1_macro"]})
+    return out
+
+
+def _scene_evaluation(root: Path, params: Params) -> dict:
+    """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
+    mAP@0.5) and each detector's recall on the same faces."""
+    from maskdet.images import load_rgb
+    from maskdet.predict import DETECTORS, Predictor, annotate, make_detector
+    from maskdet.scenes import detection_recall, detection_table, read_scenes, scene_metrics
+
+    folder = root / "data" / "processed" / "scenes"
+    scenes = read_scenes(folder) if folder.is_dir() else []
+    if not scenes:
+        return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
+    predictor = Predictor.from_params(root / "models", params)
+    predictions = [predictor.predict(s.image) for s in scenes]
+    metrics, table = scene_metrics(scenes, predictions)
+    detectors = {name: detection_recall(detection_table(scenes, make_detector(name, params.predict.score_threshold)))
+                 for name in DETECTORS}
+    gallery = []
+    for scene, pred in list(zip(scenes, predictions))[:6]:
+        shown = annotate(load_rgb(scene.image), pred.faces)
+        truth = ", ".join(o.label for o in scene.objects)
+        gallery.append((shown, f"{scene.image.name}\ntruth: {truth}"))
+    return {"metrics": metrics, "detectors": detectors, "predictions": table, "gallery": gallery}
 
 
 def _loso_figure(loso: pd.DataFrame):

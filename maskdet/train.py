@@ -118,8 +118,10 @@ def train_classifier(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params:
     return TrainResult(model, history, weights or {}, time.perf_counter() - started)
 
 
-def save_model(result: TrainResult, out: Path, params: Params, provenance: dict) -> Path:
-    """Write ``out`` whole (model.keras, metadata.json, history.csv), never half."""
+def save_model(result: TrainResult, out: Path, params: Params, provenance: dict,
+               extra_files: dict[str, bytes] | None = None, extra_metadata: dict | None = None) -> Path:
+    """Write ``out`` whole (model.keras, metadata.json, history.csv, and
+    ``extra_files`` such as TFLite exports), never half."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; models/ is shared like any output
@@ -139,7 +141,10 @@ def save_model(result: TrainResult, out: Path, params: Params, provenance: dict)
             "train_seconds": round(result.seconds, 1),
             "params": params.model_dump(),
             **provenance,
+            **(extra_metadata or {}),
         }
+        for name, content in (extra_files or {}).items():
+            (tmp / name).write_bytes(content)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)

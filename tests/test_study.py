@@ -1,12 +1,19 @@
 """The whole study (`dvc repro`) on small data in a copy of the project: metrics,
 plots, HTML reports, and the MLflow store with runs, figures and the registered model."""
 
+import base64
 import json
+import os
+import signal
+import socket
+import subprocess
+import time
 
 import mlflow
 import pytest
+import requests
 
-from tests.test_notebooks import run, smoke_project
+from tests.test_notebooks import BIN, run, smoke_project
 
 pytestmark = pytest.mark.slow
 TINY = {"model": {"input_size": 64},
@@ -67,14 +74,74 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     assert {"figures/confusion_counts.png", "figures/roc.png", "figures/reliability.png"} <= figures
     reports = {f.path for f in client.list_artifacts(parents.pop(), "reports")}
     assert "reports/03_evaluate.html" in reports
+    classifier = {f.path for f in client.list_artifacts(train.info.run_id, "classifier")}
+    assert "classifier/MLmodel" in classifier  # the bare Keras network, for researchers
     version = client.get_model_version_by_alias("maskdet", "champion")
-    assert version.run_id == train.info.run_id
-    mlflow.set_tracking_uri(f"sqlite:///{study / 'mlflow.db'}")
-    served = mlflow.pyfunc.load_model("models:/maskdet@champion")
-    import numpy as np
+    assert version.run_id == evaluate.info.run_id  # the registered model is the whole Predictor
+    for key in ("scene_map50", "scene_recall_masked", "serving_float16_max_abs_diff",
+                "detector_ultralight_recall_masked", "detector_blazeface_recall_masked"):
+        assert key in evaluate.data.metrics, key
 
-    probs = served.predict(np.zeros((2, 64, 64, 3), np.float32))
-    assert np.asarray(probs).shape == (2, 3)
+
+def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert metrics["scene_faces"] >= 3 and 0 <= metrics["scene_map50"] <= 1
+    assert 0 <= metrics["scene_precision"] <= 1 and 0 <= metrics["scene_recall_masked"] <= 1
+    meta = json.loads((study / "models" / "metadata.json").read_text())
+    serving = meta["serving"]
+    assert serving["runtime"] in ("keras", "float16", "int8")
+    for kind in ("float16", "int8"):
+        assert (study / "models" / f"model_{kind}.tflite").is_file()
+        check = serving["runtimes"][kind]
+        assert check["passed"] == (check["max_abs_diff"] <= 0.02 and check["label_agreement"] >= 0.99)
+        assert metrics[f"serving_{kind}_passed"] in (0, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_served_model_answers_real_requests(study, tmp_path):
+    """`mlflow models serve -m models:/maskdet@champion`, as `make serve` runs it, on a loopback port."""
+    from maskdet import LABELS, assets
+
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the server execs uvicorn from PATH
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/maskdet@champion",
+                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=study, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None and time.time() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(1)
+        assert requests.get(f"{base}/health", timeout=5).status_code == 200
+        group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
+        records = [{"image": base64.b64encode(group).decode(), "name": "group.jpg"},
+                   {"image": base64.b64encode(group[:4000]).decode(), "name": "truncated.jpg"},
+                   {"image": "this is not base64!", "name": "junk"}]
+        answer = requests.post(f"{base}/invocations", json={"dataframe_records": records}, timeout=120)
+        assert answer.status_code == 200, answer.text[:2000]
+        first, truncated, junk = answer.json()["predictions"]
+        assert first["image"] == "group.jpg" and first["error"] is None
+        assert (first["width"], first["height"]) == (1920, 1280) and len(first["faces"]) == 3
+        for face in first["faces"]:
+            assert face["label"] in LABELS and set(face["probs"]) == set(LABELS) and len(face["box"]) == 4
+        assert truncated["error"].startswith("truncated") and truncated["faces"] == []
+        assert junk["error"].startswith("not_base64")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        server.wait(timeout=30)
 
 
 def test_dvc_experiment_lands_in_the_project_store(study):

@@ -1,0 +1,239 @@
+"""Speed, memory and detection recall of the maskdet Predictor against the
+classic res10 SSD + MobileNetV2-224 pipeline, measured in one run.
+
+    python -m benchmarks.bench            (or `make bench`)
+
+Each pipeline runs in its own process so that its peak memory (RSS) is its
+own. Frames are 640x480 JPEGs made from the default data's scenes (3-5 faces),
+pairs of scenes side by side (6 faces) and the portraits (1 face); each frame
+goes decode -> detect -> classify -> annotate. Throughput is images/s over the
+full-size scene and portrait files (decode -> detect -> classify). Detection
+recall is measured on every rendered scene of the default data, on the faces
+that wear a mask (correctly or not) and on bare faces. Results go to
+benchmarks/results.json and, with --readme, into the README's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _letterbox(rgb: np.ndarray, size=(640, 480)) -> np.ndarray:
+    w, h = size
+    scale = min(w / rgb.shape[1], h / rgb.shape[0])
+    small = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return canvas
+
+
+def make_inputs(scenes_dir: Path, into: Path) -> tuple[Path, Path, dict]:
+    """640x480 frames and a folder of full-size images; returns both folders and faces per frame."""
+    from maskdet import assets
+    from maskdet.images import load_rgb, write_jpeg
+    from maskdet.scenes import read_scenes
+
+    frames, folder = into / "frames", into / "folder"
+    frames.mkdir(parents=True)
+    folder.mkdir(parents=True)
+    scenes = read_scenes(scenes_dir)
+    faces = {}
+    for scene in scenes:
+        rgb = load_rgb(scene.image)
+        write_jpeg(frames / f"{scene.image.stem}.jpg", _letterbox(rgb))
+        (folder / scene.image.name).write_bytes(scene.image.read_bytes())
+        faces[scene.image.stem] = len(scene.objects)
+    threes = [s for s in scenes if len(s.objects) == 3]
+    for a, b in zip(threes[0::2], threes[1::2]):
+        pair = np.hstack([_letterbox(load_rgb(a.image)), _letterbox(load_rgb(b.image))])
+        name = f"pair-{a.image.stem}-{b.image.stem}"
+        write_jpeg(frames / f"{name}.jpg", _letterbox(pair))
+        faces[name] = 6
+    for asset in assets.PORTRAIT_PHOTOS[:3] + (assets.ASTRONAUT_PHOTO,):
+        path = assets.extract(asset)
+        rgb = load_rgb(path)
+        write_jpeg(frames / f"{path.stem}.jpg", _letterbox(rgb))
+        write_jpeg(folder / f"{path.stem}.jpg", rgb)
+        faces[path.stem] = 1
+    return frames, folder, faces
+
+
+def _percentiles(ms: list[float]) -> dict:
+    return {"p50_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "frames": len(ms)}
+
+
+def worker(kind: str, frames: Path, folder: Path, repeats: int) -> dict:
+    """Runs in its own process: latency per frame, throughput, peak RSS."""
+    started = time.perf_counter()
+    if kind == "maskdet":
+        from maskdet.images import load_rgb
+        from maskdet.params import load_params
+        from maskdet.predict import Predictor, annotate
+
+        predictor = Predictor.from_params(ROOT / "models", load_params(ROOT / "params.yaml", check_paths=False))
+
+        def frame_step(data: bytes):
+            rgb = load_rgb(data)
+            annotate(rgb, predictor.faces(rgb))
+
+        def image_step(path: Path):
+            predictor.predict(path)
+
+        describe = {"detector": predictor.detector_name, "runtime": predictor.runtime,
+                    "classifier_input": predictor.input_size}
+    else:
+        from benchmarks.classic import ClassicPipeline
+
+        pipeline = ClassicPipeline()
+
+        def decode(data: bytes):
+            return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+        def frame_step(data: bytes):
+            rgb = decode(data)
+            pipeline.annotate(rgb, *pipeline(rgb))
+
+        def image_step(path: Path):
+            pipeline(decode(path.read_bytes()))
+
+        describe = {"detector": "res10 SSD 300 (Caffe)", "runtime": "keras model.predict", "classifier_input": 224}
+    load_seconds = time.perf_counter() - started
+    data = [p.read_bytes() for p in sorted(frames.glob("*.jpg"))]
+    for blob in data[:3]:  # warm-up: first calls trace graphs and allocate buffers
+        frame_step(blob)
+    ms = []
+    for _ in range(repeats):
+        for blob in data:
+            t = time.perf_counter()
+            frame_step(blob)
+            ms.append((time.perf_counter() - t) * 1000)
+    files = sorted(folder.glob("*.jpg"))
+    t = time.perf_counter()
+    for path in files:
+        image_step(path)
+    throughput = len(files) / (time.perf_counter() - t)
+    return {**describe, **_percentiles(ms), "images_per_s": throughput, "load_s": load_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "tensorflow_loaded": "tensorflow" in sys.modules}
+
+
+def recall(scenes_dir: Path) -> dict:
+    from benchmarks.classic import Res10Detector
+    from maskdet.predict import make_detector
+    from maskdet.scenes import detection_recall, detection_table, read_scenes
+
+    scenes = read_scenes(scenes_dir)
+    detectors = {"ultralight": make_detector("ultralight", 0.7), "blazeface": make_detector("blazeface", 0.7),
+                 "res10 (classic)": Res10Detector()}
+    return {name: detection_recall(detection_table(scenes, det)) for name, det in detectors.items()}
+
+
+def table(results: dict) -> str:
+    ours, classic = results["maskdet"], results["classic"]
+    rows = [("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
+            ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
+            ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
+            ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
+            ("start-up: load models (s)", "load_s", "{:.1f}")]
+    lines = ["| | maskdet | classic | classic / maskdet |", "|---|---:|---:|---:|"]
+    for title, key, fmt in rows:
+        ratio = classic[key] / ours[key] if key != "images_per_s" else ours[key] / classic[key]
+        lines.append(f"| {title} | {fmt.format(ours[key])} | {fmt.format(classic[key])} | {ratio:.1f}x |")
+    rec = results["recall"]
+    lines += ["", "| detector | recall, masked faces | recall, bare faces | recall, all | faces (masked) |",
+              "|---|---:|---:|---:|---:|"]
+    for name, r in rec.items():
+        lines.append(f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['recall']:.3f} | "
+                     f"{r['faces']} ({r['masked_faces']}) |")
+    m = results["machine"]
+    lines += ["", f"maskdet: {ours['detector']} detector, {ours['runtime']} classifier at {ours['classifier_input']} px"
+                  f" (TensorFlow loaded: {'yes' if ours['tensorflow_loaded'] else 'no'}); classic: "
+                  f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']}. "
+                  f"{ours['frames']} frames per pipeline (1-6 faces), IoU 0.5 for recall. Machine: {m['cpu']}, "
+                  f"{m['cores']} cores, Python {m['python']}; measured {m['date']} with `make bench`."]
+    return "\n".join(lines)
+
+
+def update_readme(text: str, readme: Path = ROOT / "README.md") -> None:
+    body = readme.read_text()
+    start, end = body.index(MARK_START) + len(MARK_START), body.index(MARK_END)
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(body[:start] + "\n" + text + "\n" + body[end:])
+    tmp.replace(readme)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the frames per pipeline (default 3)")
+    parser.add_argument("--scenes", default=str(ROOT / "data" / "raw" / "sample" / "scenes"),
+                        help="VOC scenes (images/, annotations/) to make the frames from and to measure recall on")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--worker", choices=("maskdet", "classic"), help=argparse.SUPPRESS)
+    parser.add_argument("--frames", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats)))
+        return 0
+    scenes = Path(args.scenes)
+    if not (scenes / "annotations").is_dir():
+        print(f"{scenes}: no VOC scenes here; run `make repro` first (it renders the default data's scenes)",
+              file=sys.stderr)
+        return 2
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        frames, folder, faces = make_inputs(scenes, Path(tmp))
+        for kind in ("maskdet", "classic"):
+            print(f"benchmark: {kind} pipeline ...", file=sys.stderr)
+            done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
+                                   "--folder", str(folder), "--repeats", str(args.repeats)],
+                                  cwd=ROOT, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                return 1
+            results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+    print("benchmark: detection recall ...", file=sys.stderr)
+    results["recall"] = recall(scenes)
+    results["faces_per_frame"] = sorted(set(faces.values()))
+    results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
+                          "date": time.strftime("%Y-%m-%d")}
+    results["ratio_p50"] = results["classic"]["p50_ms"] / results["maskdet"]["p50_ms"]
+    out = ROOT / "benchmarks" / "results.json"
+    out.with_name("results.json.tmp").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_name("results.json.tmp").replace(out)
+    text = table(results)
+    print(text)
+    if args.readme:
+        update_readme(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

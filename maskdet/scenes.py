@@ -1,0 +1,141 @@
+"""Scene-level evaluation: the whole Predictor (detect, then classify) on
+annotated scenes, scored the way detection papers score it.
+
+A prediction matches a ground-truth face when their IoU is at least 0.5;
+each face is matched once, best score first (Pascal VOC rules). Faces marked
+``difficult`` are neither required nor held against a detection that finds
+them. AP is the area under the all-point interpolated precision-recall curve
+(VOC 2010 onwards); mAP is its mean over the three classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from maskdet import LABELS
+from maskdet.voc import VocObject, read_voc
+
+MASKED = ("with_mask", "mask_weared_incorrect")
+
+
+@dataclass(frozen=True)
+class Scene:
+    image: Path
+    objects: list[VocObject]
+
+
+def read_scenes(folder: Path) -> list[Scene]:
+    """``folder/annotations/*.xml`` with their images in ``folder/images``."""
+    scenes = []
+    for xml in sorted((folder / "annotations").glob("*.xml")):
+        ann = read_voc(xml, LABELS)
+        image = folder / "images" / ann.filename
+        if image.is_file():
+            scenes.append(Scene(image, ann.objects))
+    return scenes
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), corners x1, y1, x2, y2."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match(truth: list[VocObject], boxes: list, scores: list[float], iou: float = 0.5) -> tuple[list, list]:
+    """Greedy VOC matching. Returns, per prediction, the index of the face it
+    matched (or None), and per face whether it was found."""
+    order = np.argsort(-np.asarray(scores, float), kind="stable")
+    overlaps = iou_matrix(np.array(boxes, float).reshape(-1, 4), np.array([t.box for t in truth], float))
+    taken = [False] * len(truth)
+    matched: list = [None] * len(boxes)
+    for i in order:
+        if not len(truth):
+            break
+        j = int(np.argmax(overlaps[i]))
+        if overlaps[i, j] >= iou and not taken[j]:
+            taken[j] = True
+            matched[i] = j
+    return matched, taken
+
+
+def average_precision(scores: np.ndarray, correct: np.ndarray, positives: int) -> float:
+    """All-point interpolated AP; NaN when there is nothing to find."""
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(correct[order])
+    fp = np.cumsum(~correct[order])
+    recall = np.concatenate([[0.0], tp / positives, [1.0]])
+    precision = np.concatenate([[1.0], tp / np.maximum(tp + fp, 1), [0.0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.where(recall[1:] != recall[:-1])[0]
+    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+def detection_table(scenes: list[Scene], detector) -> pd.DataFrame:
+    """One row per annotated face: its label, whether it is difficult, and
+    whether ``detector`` found it at IoU 0.5. For comparing detectors alone."""
+    from maskdet.images import load_rgb
+
+    rows = []
+    for scene in scenes:
+        found = detector(load_rgb(scene.image))
+        _, taken = match(scene.objects, [d.box for d in found], [d.score for d in found])
+        rows += [{"scene": scene.image.name, "label": t.label, "difficult": t.difficult, "found": hit}
+                 for t, hit in zip(scene.objects, taken)]
+    return pd.DataFrame(rows, columns=["scene", "label", "difficult", "found"])
+
+
+def detection_recall(table: pd.DataFrame) -> dict[str, float]:
+    """Recall on all faces, on masked faces (worn right or wrong) and on bare faces."""
+    t = table[~table["difficult"]]
+    masked = t["label"].isin(MASKED)
+    mean = lambda s: float(s.mean()) if len(s) else float("nan")  # noqa: E731
+    return {"recall": mean(t["found"]), "recall_masked": mean(t.loc[masked, "found"]),
+            "recall_unmasked": mean(t.loc[~masked, "found"]), "faces": int(len(t)),
+            "masked_faces": int(masked.sum())}
+
+
+def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, float], pd.DataFrame]:
+    """Detection precision / recall at IoU 0.5 and AP@0.5 per class from the
+    Predictor's answers (one ``Prediction`` per scene, in order). Returns the
+    scalars and one row per prediction (for the figures)."""
+    rows, faces = [], []
+    for scene, pred in zip(scenes, predictions):
+        boxes, scores = [f.box for f in pred.faces], [f.score for f in pred.faces]
+        matched, taken = match(scene.objects, boxes, scores)
+        faces += [{"label": t.label, "difficult": t.difficult, "found": hit}
+                  for t, hit in zip(scene.objects, taken)]
+        for face, j in zip(pred.faces, matched):
+            truth = scene.objects[j] if j is not None else None
+            if truth is not None and truth.difficult:
+                continue  # found a face nobody has to find: neither right nor wrong
+            rows.append({"scene": scene.image.name, "label": face.label, "score": face.score,
+                         "confidence": face.score * face.probs[face.label],
+                         "true_label": truth.label if truth else None})
+    preds = pd.DataFrame(rows, columns=["scene", "label", "score", "confidence", "true_label"])
+    faces = pd.DataFrame(faces, columns=["label", "difficult", "found"])
+    out = detection_recall(faces)
+    hits = preds["true_label"].notna()
+    out["precision"] = float(hits.mean()) if len(preds) else float("nan")
+    aps = []
+    for label in LABELS:
+        mine = preds[preds["label"] == label]
+        positives = int(((faces["label"] == label) & ~faces["difficult"]).sum())
+        ap = average_precision(mine["confidence"].to_numpy(), (mine["true_label"] == label).to_numpy(), positives)
+        out[f"ap50_{label}"] = ap
+        aps.append(ap)
+    finite = [a for a in aps if np.isfinite(a)]
+    out["map50"] = float(np.mean(finite)) if finite else float("nan")
+    return out, preds

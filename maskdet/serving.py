@@ -1,0 +1,75 @@
+"""The whole Predictor (detector + classifier) as an MLflow pyfunc model, so
+that ``mlflow models serve -m models:/maskdet@champion`` is a REST API.
+
+Request (``POST /invocations``, JSON)::
+
+    {"dataframe_records": [{"image": "<base64 of the file's bytes>", "name": "a.jpg"}, ...]}
+
+(``name`` is optional), or ``{"inputs": {"image": ["<base64>", ...]}}``.
+Answer: ``{"predictions": [<one DESIGN.md section 2 object per image>]}``; an
+image that cannot be decoded gets its ``error`` and no faces, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+import mlflow.pyfunc
+
+PYFUNC_ARTIFACT = "predictor"
+
+
+class PredictorModel(mlflow.pyfunc.PythonModel):
+    """Loads the Predictor once per server process; answers in the CLI's schema."""
+
+    def load_context(self, context):
+        from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
+        from maskdet.predict import Predictor
+
+        config = context.model_config or {}
+        name, threshold = config.get("detector", "ultralight"), float(config.get("score_threshold", 0.7))
+        kind = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}[name]
+        detector = kind(score_threshold=threshold, model_path=Path(context.artifacts["detector"]))
+        self.predictor = Predictor(context.artifacts["model"], detector=detector,
+                                   min_face=int(config.get("min_face", 20)))
+
+    def predict(self, context, model_input, params=None):
+        frame = model_input if hasattr(model_input, "columns") else None
+        if frame is None or "image" not in frame.columns:
+            raise ValueError("expected records with an 'image' field holding the base64 of an image file")
+        names = list(frame["name"]) if "name" in frame.columns else [None] * len(frame)
+        answers = []
+        for i, (encoded, name) in enumerate(zip(frame["image"], names)):
+            name = name if isinstance(name, str) and name else f"image {i}"  # missing names read as NaN
+            try:
+                data = base64.b64decode(str(encoded), validate=True)
+            except (binascii.Error, ValueError):
+                answers.append({"image": str(name), "width": None, "height": None, "ms": 0.0,
+                                "error": "not_base64: the 'image' field must be the base64 of an image file",
+                                "faces": []})
+                continue
+            answers.append(self.predictor.predict(data, name=str(name)).to_dict())
+        return answers
+
+
+def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFACT):
+    """Log the Predictor as a pyfunc model in the active run (its code, the
+    models/ folder and the detector's weights travel with it)."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    import maskdet
+    from maskdet import assets
+
+    detector_file = assets.extract(assets.BLAZEFACE_FULL_TFLITE if predict_params.detector == "blazeface"
+                                   else assets.ULTRALIGHT_ONNX)
+    example = pd.DataFrame({"image": ["<base64 of a JPEG, PNG, WebP or BMP file>"], "name": ["photo.jpg"]})
+    return mlflow.pyfunc.log_model(
+        name=name, python_model=PredictorModel(),
+        artifacts={"model": str(model_folder), "detector": str(detector_file)},
+        code_paths=[str(Path(maskdet.__file__).parent)],
+        model_config={"detector": predict_params.detector, "score_threshold": predict_params.score_threshold,
+                      "min_face": predict_params.min_face},
+        signature=infer_signature(example), pip_requirements=[])

@@ -1,0 +1,131 @@
+"""``maskdet video``: the Predictor on a camera or a video file, frame by frame,
+with live FPS and per-class counts drawn on each frame."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskdet import LABELS
+from maskdet.predict import COLOURS, Predictor, annotate
+
+
+class VideoError(ValueError):
+    """The source cannot be opened or the output cannot be written."""
+
+
+def open_source(source: str) -> cv2.VideoCapture:
+    """A camera index ("0") or a video file."""
+    capture = cv2.VideoCapture(int(source)) if source.isdigit() else cv2.VideoCapture(source)
+    if not capture.isOpened():
+        what = f"camera {source}" if source.isdigit() else f"video file {source}"
+        hint = "is it connected, and free?" if source.isdigit() else "does it exist, and is it a video OpenCV reads?"
+        raise VideoError(f"cannot open {what}: {hint}")
+    return capture
+
+
+def has_display() -> bool:
+    """An OpenCV window needs a GUI build and a display (opencv-python-headless has no GUI)."""
+    import os
+
+    gui = "GUI:                           NONE" not in cv2.getBuildInformation().replace("\t", " ")
+    return gui and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def draw_hud(rgb: np.ndarray, fps: float, counts: Counter) -> np.ndarray:
+    """FPS and the frame's faces per class, top left, on a dark band."""
+    lines = [(f"{fps:5.1f} FPS", (255, 255, 255))]
+    lines += [(f"{label}: {counts.get(label, 0)}", COLOURS[label]) for label in LABELS]
+    scale = max(0.5, rgb.shape[1] / 1280)
+    step = int(28 * scale)
+    cv2.rectangle(rgb, (0, 0), (int(290 * scale), step * len(lines) + 8), (20, 20, 20), -1)
+    for i, (text, colour) in enumerate(lines):
+        cv2.putText(rgb, text, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour, 2, cv2.LINE_AA)
+    return rgb
+
+
+@dataclass
+class VideoSummary:
+    frames: int = 0
+    faces: Counter = field(default_factory=Counter)
+    frame_ms: list[float] = field(default_factory=list)
+    saved: int = 0
+    output: str | None = None
+
+    def to_dict(self) -> dict:
+        ms = self.frame_ms or [float("nan")]
+        return {"frames": self.frames, "faces": {k: self.faces.get(k, 0) for k in LABELS},
+                "ms_p50": round(statistics.median(ms), 1),
+                "ms_p95": round(float(np.percentile(ms, 95)), 1),
+                "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
+                "saved_frames": self.saved, "output": self.output}
+
+
+def run_video(predictor: Predictor, source: str, out: Path | None = None, show: bool = False,
+              save_confident: Path | None = None, min_confidence: float = 0.9, max_frames: int | None = None,
+              progress: bool = True) -> VideoSummary:
+    """Annotate every frame; write them to ``out`` (mp4) and/or show them. With
+    ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG."""
+    from tqdm import tqdm
+
+    from maskdet.images import write_jpeg
+
+    capture = open_source(source)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0
+    rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer, tmp, summary, fps, completed = None, None, VideoSummary(), 0.0, False
+    if save_confident:
+        save_confident.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=min(total, max_frames or total) or None, unit="frame", disable=not progress, desc="video")
+    try:
+        while max_frames is None or summary.frames < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            started = time.perf_counter()
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            faces = predictor.faces(rgb)
+            counts = Counter(f.label for f in faces)
+            shown = draw_hud(annotate(rgb, faces), fps, counts)
+            ms = (time.perf_counter() - started) * 1000
+            fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
+            summary.frames += 1
+            summary.faces.update(counts)
+            summary.frame_ms.append(ms)
+            if out is not None:
+                if writer is None:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = out.with_name(out.stem + ".partial" + out.suffix)
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate,
+                                             (shown.shape[1], shown.shape[0]))
+                    if not writer.isOpened():
+                        raise VideoError(f"{out}: cannot write this video; use a .mp4 name in a writable folder")
+                writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+            if save_confident and faces and all(f.probs[f.label] >= min_confidence for f in faces):
+                write_jpeg(save_confident / f"frame_{summary.frames:06d}.jpg", shown)
+                summary.saved += 1
+            if show:
+                cv2.imshow("maskdet", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+            bar.update()
+        completed = True
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+            if not completed:  # nothing half-written stays behind
+                tmp.unlink(missing_ok=True)
+        if show:
+            cv2.destroyAllWindows()
+    if writer is not None and tmp is not None:
+        tmp.replace(out)
+        summary.output = str(out)
+    return summary
