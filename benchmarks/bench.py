@@ -78,7 +78,7 @@ def _percentiles(ms: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "frames": len(ms)}
 
 
-def worker(kind: str, frames: Path, folder: Path, repeats: int) -> dict:
+def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path) -> dict:
     """Runs in its own process: latency per frame, throughput, peak RSS."""
     started = time.perf_counter()
     if kind == "maskdet":
@@ -86,7 +86,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int) -> dict:
         from maskdet.params import load_params
         from maskdet.predict import Predictor, annotate
 
-        predictor = Predictor.from_params(ROOT / "models", load_params(ROOT / "params.yaml", check_paths=False))
+        predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
 
         def frame_step(data: bytes):
             rgb = load_rgb(data)
@@ -194,15 +194,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames per pipeline (default 3)")
     parser.add_argument("--scenes", default=str(ROOT / "data" / "raw" / "sample" / "scenes"),
                         help="VOC scenes (images/, annotations/) to make the frames from and to measure recall on")
+    parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--worker", choices=("maskdet", "classic"), help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats)))
+        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model))))
         return 0
     scenes = Path(args.scenes)
+    if not (Path(args.model) / "metadata.json").is_file():
+        print(f"{args.model}: no trained model; run `make repro` first", file=sys.stderr)
+        return 2
     if not (scenes / "annotations").is_dir():
         print(f"{scenes}: no VOC scenes here; run `make repro` first (it renders the default data's scenes)",
               file=sys.stderr)
@@ -213,7 +218,7 @@ def main(argv=None) -> int:
         for kind in ("maskdet", "classic"):
             print(f"benchmark: {kind} pipeline ...", file=sys.stderr)
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
-                                   "--folder", str(folder), "--repeats", str(args.repeats)],
+                                   "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model],
                                   cwd=ROOT, capture_output=True, text=True)
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
@@ -225,9 +230,10 @@ def main(argv=None) -> int:
     results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d")}
     results["ratio_p50"] = results["classic"]["p50_ms"] / results["maskdet"]["p50_ms"]
-    out = ROOT / "benchmarks" / "results.json"
-    out.with_name("results.json.tmp").write_text(json.dumps(results, indent=2) + "\n")
-    out.with_name("results.json.tmp").replace(out)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)
     text = table(results)
     print(text)
     if args.readme:

@@ -1,6 +1,9 @@
 """The face classifier at prediction time: the trained Keras model, or one of
-its TFLite exports (float16 weights, or dynamic-range int8) where that export
-agrees with the Keras model.
+its TFLite exports (float32, float16 weights, or dynamic-range int8) where that
+export agrees with the Keras model. On x86 CPUs LiteRT's XNNPACK widens float16
+weights to float32 at load, so float16 saves disk, not time; the float32 export
+is there because float16 rounding alone can move a probability by a few
+hundredths.
 
 Parity: an export is used only when, on every crop checked, no class
 probability differs from the Keras model's by more than ``PARITY_MAX_ABS`` and
@@ -20,7 +23,7 @@ import numpy as np
 
 from maskdet import LABELS
 
-TFLITE_FILES = {"float16": "model_float16.tflite", "int8": "model_int8.tflite"}
+TFLITE_FILES = {"float32": "model_float32.tflite", "float16": "model_float16.tflite", "int8": "model_int8.tflite"}
 PARITY_MAX_ABS = 0.02
 PARITY_MIN_AGREEMENT = 0.99
 
@@ -67,16 +70,17 @@ class KerasClassifier:
 
 
 def export_tflite(model, kind: str) -> bytes:
-    """The Keras model as a TFLite flatbuffer: ``float16`` weights or ``int8``
-    dynamic-range quantisation (weights int8, activations float)."""
+    """The Keras model as a TFLite flatbuffer: ``float32``, ``float16`` weights,
+    or ``int8`` dynamic-range quantisation (weights int8, activations float)."""
     import tensorflow as tf
 
+    if kind not in TFLITE_FILES:
+        raise ValueError(f"TFLite export kind {kind!r}: expected one of {sorted(TFLITE_FILES)}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif kind != "int8":
-        raise ValueError(f"TFLite export kind {kind!r}: expected one of {sorted(TFLITE_FILES)}")
     return converter.convert()
 
 

@@ -94,16 +94,10 @@ def _expand_inputs(paths: list[str]):
 
 
 def _print_prediction(pred, fmt: str, writer) -> None:
-    from maskdet import LABELS
-
     if fmt == "jsonl":
         print(json.dumps(pred.to_dict()), flush=True)
     elif fmt == "csv":
-        base = [pred.image, pred.width, pred.height, round(pred.ms, 1), pred.error or ""]
-        for i, face in enumerate(pred.faces or [None]):
-            extra = ([i, *face.box, round(face.score, 4), face.label, *(round(face.probs[k], 4) for k in LABELS)]
-                     if face else [""] * (7 + len(LABELS)))
-            writer.writerow(base + extra)
+        writer.writerows(pred.csv_rows())
         sys.stdout.flush()
     else:
         size = f"{pred.width}x{pred.height}  " if pred.width else ""
@@ -141,16 +135,14 @@ def _cmd_predict(args) -> int:
 
     from tqdm import tqdm
 
-    from maskdet import LABELS
     from maskdet.images import ImageError, load_rgb
-    from maskdet.predict import Prediction
+    from maskdet.predict import CSV_HEADER, Prediction
 
     predictor = _load_predictor(args)
     writer = None
     if args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2", "y2", "score",
-                         "label", *(f"p_{k}" for k in LABELS)])
+        writer.writerow(CSV_HEADER)
     inputs = _expand_inputs(args.paths)
     if "-" not in args.paths:
         inputs = list(inputs)
@@ -196,7 +188,7 @@ def _predictor_options(p) -> None:
                         "(default: models/ of the project, written by `make repro`)")
     p.add_argument("--detector", choices=("ultralight", "blazeface"), default=None,
                    help="face detector (default: params.yaml predict.detector)")
-    p.add_argument("--runtime", choices=("auto", "keras", "float16", "int8"), default=None,
+    p.add_argument("--runtime", choices=("auto", "keras", "float32", "float16", "int8"), default=None,
                    help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
                         "(default: params.yaml predict.runtime)")
 

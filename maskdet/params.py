@@ -102,7 +102,7 @@ class PredictParams(_Section):
     detector: Literal["ultralight", "blazeface"] = "ultralight"
     score_threshold: float = Field(0.7, ge=0.0, le=1.0)
     min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
-    runtime: Literal["auto", "keras", "float16", "int8"] = "auto"
+    runtime: Literal["auto", "keras", "float32", "float16", "int8"] = "auto"
 
 
 class Params(_Section):

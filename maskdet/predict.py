@@ -48,6 +48,18 @@ class Prediction:
         return {"image": self.image, "width": self.width, "height": self.height, "ms": round(self.ms, 1),
                 "error": self.error, "faces": [f.to_dict() for f in self.faces]}
 
+    def csv_rows(self) -> list[list]:
+        """Rows under ``CSV_HEADER``: one per face, or one with empty face columns when there is none."""
+        base = [self.image, self.width, self.height, round(self.ms, 1), self.error or ""]
+        if not self.faces:
+            return [base + [""] * (len(CSV_HEADER) - len(base))]
+        return [base + [i, *face.box, round(face.score, 4), face.label, *(round(face.probs[k], 4) for k in LABELS)]
+                for i, face in enumerate(self.faces)]
+
+
+CSV_HEADER = ["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2", "y2", "score", "label",
+              *(f"p_{k}" for k in LABELS)]
+
 
 DETECTORS = ("ultralight", "blazeface")
 
@@ -168,7 +180,8 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         scale = max(0.4, (x2 - x1) / 260)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(y1 - th - base - 4, 0)
-        cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + base + 4), colour, -1)
-        cv2.putText(out, text, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+        left = max(0, min(x1, out.shape[1] - tw - 4))  # the label stays inside the image
+        cv2.rectangle(out, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
+        cv2.putText(out, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                     cv2.LINE_AA)
     return out

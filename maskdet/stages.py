@@ -246,6 +246,9 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         # The registered model is the whole Predictor, as `mlflow models serve` runs it.
         logged = log_predictor(root / "models", params.predict)
         version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
+        # links the registry entry to the models/ folder (whose metadata names its training run)
+        mlflow.MlflowClient().set_model_version_tag(REGISTERED_MODEL, version, "train_run_id",
+                                                     str(meta.get("mlflow_run_id", "")))
         champion = _move_champion(version, metrics["f1_macro"])
         mlflow.set_tag("champion", str(champion).lower())
         mlflow.set_tag("registered_version", version)

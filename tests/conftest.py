@@ -56,15 +56,37 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def small_data(root: Path, crops_per_class_per_person: int):
-    """The default data set built small (64-pixel crops, no scenes) and prepared: its manifest."""
+def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int = 0):
+    """The default data set built small (64-pixel crops, scenes if asked) and prepared: its manifest."""
     from maskdet.datasets import read_manifest
     from maskdet.params import SampleParams, parse_params
     from maskdet.prepare import prepare
     from maskdet.sample import build_sample
 
     build_sample(root / "data" / "raw" / "sample",
-                 SampleParams(crops_per_class_per_person=crops_per_class_per_person, scene_renders=0, crop_size=64),
+                 SampleParams(crops_per_class_per_person=crops_per_class_per_person, scene_renders=scene_renders,
+                              crop_size=64),
                  progress=False)
     prepare(parse_params({"data": {}}), root, progress=False)
     return read_manifest(root)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A real small_cnn trained one epoch on small real data, saved as training
+    saves it (with its TFLite exports): (project root, model folder, manifest).
+    The root also holds the rendered scenes (data/raw/sample/scenes)."""
+    from maskdet.classifier import build_exports
+    from maskdet.datasets import load_crops
+    from maskdet.params import parse_params
+    from maskdet.train import save_model, train_classifier
+
+    root = tmp_path_factory.mktemp("tiny")
+    frame = small_data(root, crops_per_class_per_person=1, scene_renders=1)
+    params = parse_params({"model": {"backbone": "small_cnn", "input_size": 48},
+                           "train": {"epochs": 1, "fine_tune_epochs": 0, "early_stopping_patience": 0}})
+    result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
+    val = frame[frame["split"] == "val"]
+    exports, serving = build_exports(result.model, load_crops(val["file"], 48))
+    folder = save_model(result, root / "models", params, {}, exports, {"serving": serving})
+    return root, folder, frame

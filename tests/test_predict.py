@@ -11,28 +11,15 @@ import numpy as np
 import pytest
 
 from maskdet import LABELS, assets
-from maskdet.params import parse_params
 from maskdet.predict import Predictor, annotate
-from maskdet.train import save_model, train_classifier
-from tests.conftest import ROOT, small_data
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A real small_cnn trained one epoch on small real data: (model folder, its manifest)."""
-    root = tmp_path_factory.mktemp("tiny")
-    frame = small_data(root, crops_per_class_per_person=1)
-    params = parse_params({"model": {"backbone": "small_cnn", "input_size": 48},
-                           "train": {"epochs": 1, "fine_tune_epochs": 0, "early_stopping_patience": 0}})
-    result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
-    return save_model(result, root / "models", params, {}), frame
-
-
-@pytest.fixture(scope="module")
 def model_dir(tiny):
-    return tiny[0]
+    return tiny[1]
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +79,12 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
     gives the evaluation pipeline's probabilities (JPEG decoders differ by a hair)."""
     from maskdet.evaluate import predict_probs
 
-    model_dir, frame = tiny
+    _, model_dir, frame = tiny
     test = frame[frame["split"] == "test"].head(12)
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, runtime="keras")
     ours = np.array([[f.probs[k] for k in LABELS] for path in test["file"]
                      for f in predictor.predict(path, crops_only=True).faces])
-    theirs = predict_probs(predictor.classifier, test["file"], predictor.input_size)
+    theirs = predict_probs(predictor.classifier.model, test["file"], predictor.input_size)
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
@@ -107,3 +94,97 @@ def test_annotate_draws_in_the_class_colour(model_dir):
 
     out = annotate(rgb, [Face((20, 60, 120, 160), 0.9, "without_mask", dict.fromkeys(LABELS, 1 / 3))])
     assert tuple(out[100, 20]) == COLOURS["without_mask"] and tuple(rgb[100, 20]) == (255, 255, 255)
+
+
+def test_tflite_exports_hold_parity_with_keras_on_the_test_split(tiny):
+    """The parity check itself: every export's probabilities on the test split
+    against the Keras model's, within the stated tolerance (max |dp| <= 0.02,
+    labels agreeing on >= 99 % of crops), for the runtime that training chose."""
+    from maskdet.classifier import PARITY_MAX_ABS, LiteClassifier, load_classifier, parity, predict_batched
+    from maskdet.datasets import load_crops
+
+    _, model_dir, frame = tiny
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    crops = load_crops(frame[frame["split"] == "test"]["file"], 48)
+    reference = predict_batched(load_classifier(model_dir, meta, "keras"), crops)
+    float16 = parity(reference, predict_batched(LiteClassifier(model_dir / "model_float16.tflite"), crops))
+    assert float16["max_abs_diff"] <= PARITY_MAX_ABS, float16
+    runtime = meta["serving"]["runtime"]
+    if runtime != "keras":
+        assert parity(reference, predict_batched(load_classifier(model_dir, meta), crops))["passed"]
+
+
+def test_predictor_runtimes_agree_and_batch_size_follows_the_faces(model_dir):
+    photo = assets.extract(assets.FACE_API_PHOTOS[0])
+    keras_run = Predictor(model_dir, runtime="keras").predict(photo)
+    lite = Predictor(model_dir, runtime="float16")
+    for _ in range(2):  # 3 faces, then 1 crop, then 3 again: the interpreter re-plans its batch
+        lite_run = lite.predict(photo)
+        lite.predict(photo, crops_only=True)
+    assert [f.box for f in lite_run.faces] == [f.box for f in keras_run.faces]
+    for a, b in zip(lite_run.faces, keras_run.faces):
+        assert max(abs(a.probs[k] - b.probs[k]) for k in LABELS) <= 0.02
+
+
+def test_numpy_resize_matches_the_training_resize(face_rgb):
+    from maskdet.datasets import resize_crop, resize_for_model
+
+    for crop in (face_rgb[100:400, 150:420], face_rgb[:40, :30], face_rgb[:500, :90]):
+        for size in (48, 160):
+            np.testing.assert_allclose(resize_crop(crop, size), resize_for_model(crop, size).numpy(), atol=0.01)
+
+
+def test_zip_inputs_give_a_line_per_entry_with_errors_for_bad_ones(model_dir, images, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "shots.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(images / "group.jpg", "day1/group.jpg")
+        z.write(images / "broken.jpg", "day1/broken.jpg")
+        z.writestr("notes.txt", "not an image")
+        z.writestr("../escape.jpg", (images / "group.jpg").read_bytes())
+    done = _predict([str(archive), "--format", "jsonl", "--out", str(tmp_path / "annotated")], model_dir)
+    assert done.returncode == 1
+    lines = {json.loads(line)["image"].split("!", 1)[1]: json.loads(line) for line in done.stdout.splitlines()}
+    assert set(lines) == {"day1/group.jpg", "day1/broken.jpg", "notes.txt", "../escape.jpg"}
+    assert len(lines["day1/group.jpg"]["faces"]) == 3 and lines["day1/group.jpg"]["width"] == 1920
+    assert lines["day1/broken.jpg"]["error"].startswith(("truncated", "corrupt"))
+    assert lines["notes.txt"]["error"].startswith("not_an_image")
+    assert lines["../escape.jpg"]["error"].startswith("unsafe_path")
+    assert [p.name for p in (tmp_path / "annotated").iterdir()] == ["group.annotated.jpg"]
+    assert not (tmp_path / "escape.jpg").exists()
+
+
+def test_video_file_is_annotated_with_a_summary(model_dir, group_rgb, tmp_path):
+    import cv2
+
+    video = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    frame = cv2.cvtColor(cv2.resize(group_rgb, (640, 480)), cv2.COLOR_RGB2BGR)
+    for i in range(8):
+        writer.write(frame if i % 2 == 0 else np.zeros_like(frame))  # faces, then none
+    writer.release()
+    out = tmp_path / "out" / "annotated.mp4"
+    env = {**os.environ, "MASKDET_ROOT": str(ROOT), "DISPLAY": ""}
+    done = subprocess.run([sys.executable, "-m", "maskdet", "video", str(video), "--out", str(out), "-q",
+                           "--model", str(model_dir), "--save-confident", str(tmp_path / "keep"),
+                           "--min-confidence", "0"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 8 and sum(summary["faces"].values()) == 12 and summary["fps"] > 0
+    assert summary["saved_frames"] == 4 and len(list((tmp_path / "keep").glob("*.jpg"))) == 4
+    capture = cv2.VideoCapture(str(out))
+    ok, first = capture.read()
+    assert ok and first.shape == (480, 640, 3) and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    assert not list(out.parent.glob("*.partial*"))
+    assert not np.array_equal(first, frame)  # boxes and the FPS band were drawn
+
+
+def test_video_errors_name_the_problem(model_dir, tmp_path):
+    env = {**os.environ, "MASKDET_ROOT": str(ROOT), "DISPLAY": ""}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "maskdet", "video", *a, "--model", str(model_dir)],  # noqa: E731
+                                    capture_output=True, text=True, env=env, cwd=ROOT)
+    missing = run(str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4"))
+    assert missing.returncode == 2 and "cannot open video file" in missing.stderr
+    no_display = run(str(tmp_path / "nope.mp4"))
+    assert no_display.returncode == 2 and "--out" in no_display.stderr

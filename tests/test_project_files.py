@@ -76,3 +76,43 @@ def test_committed_lock_is_what_make_installs():
     assert "--hash=sha256:" in lock and "tensorflow-cpu==" in lock
     status = subprocess.run(["git", "ls-files", "requirements.lock"], cwd=ROOT, capture_output=True, text=True)
     assert status.stdout.strip() == "requirements.lock"
+
+
+def _hadolint(path):
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "hadolint") if (ROOT / ".venv" / "bin" / "hadolint").exists()
+                           else "hadolint", "--no-color", "--failure-threshold", "info", str(path)],
+                          capture_output=True, text=True)
+
+
+def test_dockerfile_passes_hadolint_and_serves_the_dashboard():
+    done = _hadolint(ROOT / "Dockerfile")
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert "--require-hashes -r requirements.lock" in text  # the pinned lock, as make installs it
+    assert "\nUSER 1000" in text and "HEALTHCHECK" in text and "EXPOSE 8866" in text
+    cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    assert cmd[:2] == ["voila", "notebooks/dashboard.ipynb"] and "--Voila.ip=0.0.0.0" in cmd and "--port=8866" in cmd
+    readme = (ROOT / "README.md").read_text()
+    assert "docker build" in readme and "docker run" in readme
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\nCMD python\n")
+    done = _hadolint(bad)
+    assert done.returncode != 0 and "DL3007" in done.stdout
+
+
+def test_voila_config_limits_messages_above_the_upload_limit():
+    from maskdet.app.logic import UPLOAD_LIMIT_MB
+
+    config = json.loads((ROOT / "voila.json").read_text())
+    limit = config["Voila"]["tornado_settings"]["websocket_max_message_size"]
+    assert limit > UPLOAD_LIMIT_MB * 1024 * 1024  # one file per message, each under the limit
+    assert "make dashboard" in (ROOT / "README.md").read_text()
+
+
+def test_ci_installs_a_system_browser():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install" in ci and "chromium" in ci and "CI=" in ci

@@ -89,8 +89,8 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
     assert 0 <= metrics["scene_precision"] <= 1 and 0 <= metrics["scene_recall_masked"] <= 1
     meta = json.loads((study / "models" / "metadata.json").read_text())
     serving = meta["serving"]
-    assert serving["runtime"] in ("keras", "float16", "int8")
-    for kind in ("float16", "int8"):
+    assert serving["runtime"] in ("keras", "float32", "float16", "int8")
+    for kind in ("float32", "float16", "int8"):
         assert (study / "models" / f"model_{kind}.tflite").is_file()
         check = serving["runtimes"][kind]
         assert check["passed"] == (check["max_abs_diff"] <= 0.02 and check["label_agreement"] >= 0.99)

@@ -1,0 +1,252 @@
+"""What the dashboard computes, apart from its widgets: each function takes
+bytes or Predictions and returns bytes, text or tables, so that the callback
+tests run without a browser and the widgets stay thin."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from maskdet import LABELS
+from maskdet.archives import ArchiveError, is_zip, zip_images
+from maskdet.images import ImageError, load_rgb
+from maskdet.predict import COLOURS, CSV_HEADER, Prediction, Predictor, annotate
+
+UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
+THUMBNAIL = 160
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes()
+
+
+def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> bytes:
+    import cv2
+
+    scale = side / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return encode_jpeg(small, 80)
+
+
+@dataclass
+class Analysed:
+    """One image through the Predictor: the answer and, when it could be read, the annotated picture."""
+
+    prediction: Prediction
+    annotated: bytes | None = None  # JPEG
+    thumb: bytes | None = None      # JPEG
+
+
+def analyse(predictor: Predictor, data: bytes, name: str, thumb: bool = False) -> Analysed:
+    """Never raises for a bad image: its reason is in ``prediction.error``."""
+    try:
+        rgb = load_rgb(data)
+    except ImageError as exc:
+        return Analysed(Prediction(image=name, error=f"{exc.reason}: {_plain(exc, name)}"))
+    pred = predictor.predict(rgb, name=name)
+    shown = annotate(rgb, pred.faces)
+    return Analysed(pred, encode_jpeg(shown), thumbnail(shown) if thumb else None)
+
+
+def _plain(exc: ImageError, name: str) -> str:
+    """The reason without the '<bytes>' placeholder that load_rgb uses for in-memory data."""
+    return str(exc).replace("<bytes>", name)
+
+
+def verdict(pred: Prediction) -> str:
+    """One line for people."""
+    if pred.error:
+        return f"Could not read {pred.image}: {pred.error}"
+    if not pred.faces:
+        return "No face found. Try a sharper or closer photo, with faces at least 20 pixels tall."
+    counts = Counter(f.label for f in pred.faces)
+    parts = [f"{counts[k]} {k}" for k in LABELS if counts[k]]
+    noun = "face" if len(pred.faces) == 1 else "faces"
+    if counts["without_mask"] or counts["mask_weared_incorrect"]:
+        advice = "not everyone wears a mask correctly"
+    else:
+        advice = "everyone wears a mask"
+    return f"{len(pred.faces)} {noun}: {', '.join(parts)} - {advice}."
+
+
+def faces_table(pred: Prediction) -> str:
+    """The faces of one image as an HTML table (label in its class colour)."""
+    if not pred.faces:
+        return ""
+    rows = []
+    for i, f in enumerate(pred.faces, 1):
+        colour = "#%02x%02x%02x" % COLOURS[f.label]
+        rows.append(f"<tr><td>{i}</td><td style='color:{colour};font-weight:600'>{f.label}</td>"
+                    f"<td>{f.probs[f.label]:.1%}</td><td>{list(f.box)}</td><td>{f.score:.2f}</td></tr>")
+    return ("<table class='maskdet-faces'><thead><tr><th>#</th><th>label</th><th>confidence</th><th>box</th>"
+            "<th>detector score</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | None, str | None]]:
+    """(name, bytes, error) per image from uploaded (name, bytes) pairs: zips
+    give their images, bad zip entries and empty files give errors."""
+    out = []
+    for name, data in files:
+        if not data:
+            out.append((name, None, "empty: the file has no bytes"))
+        elif is_zip(data) or name.lower().endswith(".zip"):
+            try:
+                out += [(f"{name}!{m.name}", m.data, m.error) for m in zip_images(data, label=name)]
+            except ArchiveError as exc:
+                out.append((name, None, f"bad_archive: {exc}"))
+        else:
+            out.append((name, data, None))
+    return out
+
+
+def results_frame(predictions: list[Prediction]) -> pd.DataFrame:
+    """One row per face (one per image without faces), the CLI's CSV columns."""
+    frame = pd.DataFrame([row for p in predictions for row in p.csv_rows()], columns=CSV_HEADER)
+    probs = [f"p_{k}" for k in LABELS]
+    for column in ["width", "height", "ms", "face", "x1", "y1", "x2", "y2", "score", *probs]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["confidence"] = frame[probs].max(axis=1)  # the label's probability; NaN without a face
+    return frame
+
+
+def results_csv(predictions: list[Prediction]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_HEADER)
+    for p in predictions:
+        writer.writerows(p.csv_rows())
+    return buf.getvalue().encode()
+
+
+def results_json(predictions: list[Prediction]) -> bytes:
+    return json.dumps([p.to_dict() for p in predictions], indent=1).encode()
+
+
+def download_link(data: bytes, filename: str, mime: str, text: str) -> str:
+    href = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return f"<a download='{html.escape(filename)}' href='{href}' class='maskdet-download'>{html.escape(text)}</a>"
+
+
+SORTABLE = {"image": "image", "label": "label", "confidence": "confidence", "detector score": "score",
+            "time (ms)": "ms", "error": "error"}
+
+
+def results_table(frame: pd.DataFrame, sort_by: str = "image", descending: bool = False) -> str:
+    """The batch results as an HTML table, sorted by one of ``SORTABLE``."""
+    if frame.empty:
+        return "<p>No results yet.</p>"
+    column = SORTABLE[sort_by]
+    shown = frame.sort_values(column, ascending=not descending, na_position="last", kind="stable")
+    rows = []
+    for r in shown.itertuples(index=False):
+        cls = " class='error-row'" if r.error else ""
+        label = (f"<span style='color:#%02x%02x%02x;font-weight:600'>{r.label}</span>" % COLOURS[r.label]
+                 if r.label else "")
+        conf = f"{r.confidence:.1%}" if pd.notna(r.confidence) else ""
+        score = f"{r.score:.2f}" if pd.notna(r.score) else ""
+        box = f"[{r.x1:.0f}, {r.y1:.0f}, {r.x2:.0f}, {r.y2:.0f}]" if r.label else ""
+        rows.append(f"<tr{cls}><td>{html.escape(str(r.image))}</td><td>{label}</td><td>{conf}</td><td>{box}</td>"
+                    f"<td>{score}</td><td>{r.ms}</td><td>{html.escape(str(r.error))}</td></tr>")
+    return ("<table class='maskdet-results'><thead><tr><th>image</th><th>label</th><th>confidence</th><th>box</th>"
+            "<th>detector score</th><th>ms</th><th>error</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
+
+
+def summary_chart(predictions: list[Prediction]) -> bytes:
+    """Faces per class (and unreadable images) as a PNG bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = Counter(f.label for p in predictions for f in p.faces)
+    names = list(LABELS) + ["unreadable"]
+    values = [counts[k] for k in LABELS] + [sum(p.error is not None for p in predictions)]
+    colours = ["#%02x%02x%02x" % COLOURS[k] for k in LABELS] + ["#7f8c8d"]
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    bars = ax.barh(names[::-1], values[::-1], color=colours[::-1])
+    ax.bar_label(bars, padding=3)
+    ax.set(xlabel="faces (unreadable: images)", title=f"{len(predictions)} images")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_answer(predictor: Predictor, jpeg: bytes) -> tuple[bytes, dict]:
+    """One webcam frame: the annotated JPEG and what the page shows beside it."""
+    import time
+
+    started = time.perf_counter()
+    rgb = load_rgb(jpeg)
+    faces = predictor.faces(rgb)
+    counts = Counter(f.label for f in faces)
+    out = encode_jpeg(annotate(rgb, faces), 80)
+    return out, {"counts": {k: counts[k] for k in LABELS}, "faces": len(faces),
+                 "labels": [f.label for f in faces],
+                 "server_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def registry_entry(train_run_id: str | None) -> str:
+    """'maskdet version N (aliases)' for the registered Predictor built on this
+    training run, from the project's MLflow store; a plain note where there is none."""
+    if not train_run_id:
+        return "not registered (no training run recorded)"
+    try:
+        import mlflow
+
+        from maskdet.tracking import tracking_uri
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+        versions = client.search_model_versions(f"name='maskdet' and tag.train_run_id='{train_run_id}'")
+    except Exception as exc:  # no store, or an old one: the card still shows everything else
+        return f"registry not available ({type(exc).__name__})"
+    if not versions:
+        return "not registered yet (the evaluation stage registers it)"
+    latest = max(versions, key=lambda v: int(v.version))
+    aliases = f", alias {', '.join(latest.aliases)}" if latest.aliases else ""
+    return f"maskdet version {latest.version}{aliases}"
+
+
+def model_card(predictor: Predictor, root: Path) -> str:
+    """Which model is loaded, how it was trained and how it scored."""
+    meta = predictor.metadata
+    metrics_path = root / "reports" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    wanted = ["test_accuracy", "test_f1_macro", "test_balanced_accuracy", "test_mcc", "test_roc_auc_macro",
+              "test_ece", "scene_map50", "scene_recall_masked", "loso_f1_macro_mean"]
+    rows = "".join(f"<tr><td>{k}</td><td>{metrics[k]:.4f}</td></tr>" for k in wanted
+                   if isinstance(metrics.get(k), (int, float)))
+    params = meta.get("params", {})
+    train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}
+    serving = meta.get("serving", {})
+    items = [("model", html.escape(predictor.source)),
+             ("registered as", html.escape(registry_entry(meta.get("mlflow_run_id")))),
+             ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
+             ("labels, in output order", ", ".join(meta["labels"])),
+             ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
+             ("backbone", html.escape(str(meta.get("backbone", "-")))),
+             ("classifier runtime", f"{predictor.runtime} (chosen by parity: {serving.get('tolerance', '-')})"),
+             ("detector", predictor.detector_name),
+             ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
+             ("training params", html.escape(json.dumps(train))),
+             ("commit", html.escape(str(meta.get("git_commit", "-"))))]
+    info = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
+    scores = (f"<h4>Test metrics (reports/metrics.json)</h4><table class='maskdet-metrics'>{rows}</table>"
+              if rows else "<p>No reports/metrics.json yet: run <code>make repro</code>.</p>")
+    return f"<table class='maskdet-model'>{info}</table>{scores}"

@@ -1,0 +1,185 @@
+"""The dashboard's callbacks without a browser: the real widgets, the real
+Predictor (a tiny trained model), files delivered as the page's FilePicker
+sends them (begin, one binary message per file, end)."""
+
+import io
+import json
+import struct
+import zipfile
+import zlib
+
+import pytest
+
+from maskdet import LABELS, assets
+from maskdet.app import logic
+from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
+from maskdet.predict import Predictor
+from tests.conftest import jpeg_bytes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny):
+    return Predictor(tiny[1])
+
+
+def upload(tab, *files: tuple[str, bytes]) -> None:
+    """Send ``files`` through the tab's FilePicker, message by message, as the browser does."""
+    from maskdet.app.widgets import FilePicker
+
+    picker, = _find(tab, FilePicker)
+    picker._handle(picker, {"type": "begin", "count": len(files)}, [])
+    for i, (name, data) in enumerate(files):
+        picker._handle(picker, {"type": "file", "name": name, "size": len(data), "index": i},
+                       [memoryview(data)] if data else [])
+    picker._handle(picker, {"type": "end", "count": len(files)}, [])
+
+
+def huge_png(side: int = 30000) -> bytes:
+    """A tiny PNG file that declares side x side pixels: a decompression bomb's header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + \
+        chunk(b"IEND", b"")
+
+
+def _find(widget, kind):
+    """Every descendant of ``widget`` of type ``kind``, depth first."""
+    found = [widget] if isinstance(widget, kind) else []
+    for child in getattr(widget, "children", ()):
+        found += _find(child, kind)
+    return found
+
+
+@pytest.fixture(scope="module")
+def group_jpeg():
+    return assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
+
+
+def test_upload_tab_shows_the_annotated_image_faces_and_verdict(predictor, group_jpeg):
+    import ipywidgets as w
+
+    tab = upload_tab(predictor)
+    upload(tab, ("group.jpg", group_jpeg))
+    html = " ".join(h.value for h in _find(tab, w.HTML))
+    expected = predictor.predict(group_jpeg)
+    assert "3 faces" in html and logic.verdict(expected) in html.replace("&#x27;", "'")
+    for face in expected.faces:
+        assert face.label in html and str(list(face.box)) in html
+    picture = [i for i in _find(tab, w.Image)][0]
+    assert picture.value[:2] == b"\xff\xd8" and picture.layout.display == ""
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("notes.txt", b"just some text", "not_an_image"),
+    ("cut.jpg", None, "truncated"),
+    ("bomb.png", huge_png(), "too_large"),
+    ("empty.jpg", b"", "empty"),
+])
+def test_upload_tab_explains_bad_files_and_keeps_working(predictor, group_jpeg, name, content, reason):
+    import ipywidgets as w
+
+    content = group_jpeg[:5000] if content is None else content
+    tab = upload_tab(predictor)
+    upload(tab, (name, content))
+    html = " ".join(h.value for h in _find(tab, w.HTML))
+    assert "maskdet-message error" in html and name in html
+    if reason != "empty":
+        assert reason in html
+    else:
+        assert "is empty" in html
+    upload(tab, ("group.jpg", group_jpeg))  # the next upload works
+    assert "3 faces" in " ".join(h.value for h in _find(tab, w.HTML))
+
+
+def _zip(entries: dict, compression=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_batch_tab_rows_gallery_chart_and_downloads(predictor, group_jpeg, face_rgb):
+    import ipywidgets as w
+
+    tab = batch_tab(predictor)
+    archive = _zip({"a/group.jpg": group_jpeg, "a/face.jpg": jpeg_bytes(face_rgb), "a/broken.jpg": group_jpeg[:4000],
+                    "../evil.jpg": group_jpeg, "readme.txt": b"hello",
+                    "bomb.png": b"\0" * (4 * 1024 * 1024)}, zipfile.ZIP_DEFLATED)
+    upload(tab, ("shots.zip", archive), ("loose.jpg", jpeg_bytes(face_rgb)))
+    progress, = _find(tab, w.IntProgress)
+    assert progress.value == progress.max == 7
+    html = " ".join(h.value for h in _find(tab, w.HTML))
+    for reason in ("truncated", "unsafe_path", "not_an_image", "zip_bomb"):
+        assert reason in html, reason
+    assert html.count("error-row") == 4
+    grid, = _find(tab, w.GridBox)
+    assert len(grid.children) == 3  # thumbnails of the three readable images
+    links = [h.value for h in _find(tab, w.HTML) if "download=" in h.value]
+    csv_href = links[0].split("href='data:text/csv;base64,")[1].split("'")[0]
+    import base64
+    import csv as csvmod
+
+    rows = list(csvmod.DictReader(io.StringIO(base64.b64decode(csv_href).decode())))
+    images = {r["image"] for r in rows}
+    assert {"shots.zip!a/group.jpg", "shots.zip!a/broken.jpg", "loose.jpg"} <= images
+    assert sum(1 for r in rows if r["image"] == "shots.zip!a/group.jpg") == 3
+    json_href = links[0].split("href='data:application/json;base64,")[1].split("'")[0]
+    answers = json.loads(base64.b64decode(json_href))
+    assert len(answers) == 7 and set(answers[0]) == {"image", "width", "height", "ms", "error", "faces"}
+    chart = [i for i in _find(tab, w.Image) if i.format == "png"][0]
+    assert chart.value[:4] == b"\x89PNG"
+
+
+def test_batch_table_sorts_by_the_chosen_column(predictor, group_jpeg, face_rgb):
+    import ipywidgets as w
+
+    tab = batch_tab(predictor)
+    upload(tab, ("b.jpg", group_jpeg), ("a.jpg", jpeg_bytes(face_rgb)), ("c.txt", b"x"))
+    sort_by, = _find(tab, w.Dropdown)
+    descending, = _find(tab, w.Checkbox)
+    table = [h for h in _find(tab, w.HTML) if "class='maskdet-results'" in h.value][0]
+
+    def first_column():
+        return [cell.split("</td>")[0] for cell in table.value.split("<tr")[2:]]
+
+    assert first_column()[0].endswith("a.jpg") and first_column()[-1].endswith("c.txt")
+    descending.value = True
+    assert first_column()[0].endswith("c.txt")
+    sort_by.value = "confidence"
+    frame = logic.results_frame([predictor.predict(group_jpeg, name="b.jpg"),
+                                 predictor.predict(jpeg_bytes(face_rgb), name="a.jpg")])
+    best = frame.sort_values("confidence", ascending=False).iloc[0]["image"]
+    assert first_column()[0].endswith(best)
+
+
+def test_a_corrupt_zip_and_an_empty_file_become_error_rows():  # batch tab path
+    items = logic.expand_uploads([("bad.zip", b"PK\x03\x04 broken"), ("none.jpg", b"")])
+    assert [(n, e.split(":")[0]) for n, _, e in items] == [("bad.zip", "bad_archive"), ("none.jpg", "empty")]
+
+
+def test_webcam_frames_come_back_annotated_with_counts(predictor, group_jpeg):
+    from maskdet.app.widgets import WebcamWidget
+
+    sent = []
+    camera = WebcamWidget(on_frame=lambda data: logic.frame_answer(predictor, data))
+    camera.send = lambda content, buffers=None: sent.append((content, buffers))  # capture what goes to the page
+    camera._handle(camera, {"type": "frame"}, [memoryview(group_jpeg)])
+    camera._handle(camera, {"type": "frame"}, [memoryview(b"not a jpeg")])
+    camera._handle(camera, {"type": "something else"}, [])
+    (ok, ok_buffers), (bad, bad_buffers) = sent
+    assert ok["type"] == "result" and sum(ok["counts"].values()) == 3 and set(ok["counts"]) == set(LABELS)
+    assert ok_buffers[0][:2] == b"\xff\xd8"
+    assert bad["type"] == "result" and bad["error"] and bad_buffers is None  # answered, so the page goes on
+
+
+def test_model_tab_and_a_missing_model(predictor, tmp_path):
+    import ipywidgets as w
+
+    card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
+    assert ", ".join(LABELS) in card and "48 x 48" in card and "make repro" in card
+    page = dashboard(tmp_path / "no-model")
+    assert isinstance(page, w.HTML) and "No model to serve" in page.value and "make repro" in page.value

@@ -1,0 +1,220 @@
+"""The dashboard in a real browser: a real Voila server on a loopback port,
+the system Chromium driven by Playwright, Chromium's fake camera fed a Y4M
+video made here from real face photos.
+
+Chromium comes from the system package manager (`.ci/run` installs it). In CI
+(``CI`` set) a missing browser fails these tests; elsewhere it skips them.
+Screenshots and the measured webcam numbers go to ``test-artifacts/``.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskdet import assets
+from maskdet.app import logic
+from maskdet.predict import Predictor
+from tests.conftest import ROOT
+from tests.test_notebooks import BIN
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = ROOT / "test-artifacts"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    """$MASKDET_CHROMIUM, or the first system Chromium / Chrome on PATH."""
+    named = os.environ.get("MASKDET_CHROMIUM")
+    if named:
+        return named
+    return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _letterbox(rgb: np.ndarray, size=(640, 480)) -> np.ndarray:
+    w, h = size
+    scale = min(w / rgb.shape[1], h / rgb.shape[0])
+    small = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return canvas
+
+
+def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 30, fps: int = 30) -> Path:
+    """A YUV4MPEG2 (C420) video: each scene held for ``frames_each`` frames."""
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W640 H480 F{fps}:1 Ip A1:1 C420\n".encode())
+        for rgb in scenes:
+            yuv = cv2.cvtColor(_letterbox(rgb), cv2.COLOR_RGB2YUV_I420).tobytes()
+            for _ in range(frames_each):
+                f.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = find_chromium()
+    if path is None:
+        message = ("no system Chromium found (install the 'chromium' package, or set MASKDET_CHROMIUM); "
+                   ".ci/run installs it")
+        if os.environ.get("CI"):
+            pytest.fail(message)  # required in CI: a skip would hide it
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny, tmp_path_factory):
+    """`voila notebooks/dashboard.ipynb` as `make dashboard` runs it (from the root, so voila.json applies)."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("voila") / "voila.log"
+    env = {**os.environ, "MASKDET_MODEL": str(tiny[1]), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(BIN / "voila"), "notebooks/dashboard.ipynb", "--no-browser",
+                                 "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/"
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(chromium, server, tmp_path_factory, group_rgb, face_rgb):
+    """One dashboard page for the module (each page load starts a kernel)."""
+    from playwright.sync_api import sync_playwright
+
+    video = write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", [group_rgb, face_rgb])
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server, timeout=180_000)
+        page.wait_for_selector("text=maskdet: face-mask detection", timeout=180_000)
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def _tab(page, name: str):
+    page.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=name).first.click()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_upload_a_face_image_shows_its_label(page, tiny):
+    photo = assets.extract(assets.FACE_API_PHOTOS[0])
+    expected = Predictor(tiny[1]).predict(photo)
+    _tab(page, "Upload")
+    page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(str(photo))
+    page.wait_for_selector(".maskdet-verdict", timeout=120_000)
+    assert page.locator(".maskdet-verdict").inner_text() == logic.verdict(expected)
+    table = page.locator("table.maskdet-faces").inner_text()
+    for face in expected.faces:
+        assert face.label in table
+    assert page.locator("img[src^='blob:'], img[src^='data:']").count() >= 1
+    _shot(page, "upload")
+
+
+def test_batch_zip_with_a_corrupt_file_gives_rows_an_error_row_and_a_csv(page, tmp_path, group_rgb, face_rgb):
+    archive = tmp_path / "batch.zip"
+    group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("group.jpg", group)
+        z.writestr("portrait.jpg", assets.extract(assets.PORTRAIT_PHOTOS[0]).read_bytes())
+        z.writestr("astronaut.png", assets.extract(assets.ASTRONAUT_PHOTO).read_bytes())
+        z.writestr("corrupt.jpg", group[:6000])
+    _tab(page, "Batch")
+    page.locator(".maskdet-picker input.fp-input").nth(1).set_input_files(str(archive))
+    page.wait_for_selector("text=could not be read", timeout=180_000)
+    rows = page.locator("table.maskdet-results tbody tr")
+    images = {rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())}
+    assert images == {f"batch.zip!{n}" for n in ("group.jpg", "portrait.jpg", "astronaut.png", "corrupt.jpg")}
+    assert page.locator("table.maskdet-results tr.error-row").count() == 1
+    with page.expect_download() as download:
+        page.locator("a.maskdet-download", has_text="Download CSV").click()
+    text = Path(download.value.path()).read_text()
+    assert text.splitlines()[0].startswith("image,width,height,ms,error,face")
+    assert "batch.zip!corrupt.jpg" in text and text.count("batch.zip!group.jpg") >= 1
+    _shot(page, "batch")
+
+
+def test_an_upload_over_the_limit_is_refused_and_the_page_keeps_working(page):
+    _tab(page, "Upload")
+    big = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8" + b"\0" * (21 * 1024 * 1024)}
+    page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(big)
+    page.wait_for_selector("text=over the 20 MB limit", timeout=30_000)
+    page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(str(assets.extract(assets.PORTRAIT_PHOTOS[0])))
+    page.wait_for_function("document.querySelector('.maskdet-verdict') && "
+                           "document.querySelector('.maskdet-verdict').innerText.includes('1 face')",
+                           timeout=60_000)
+
+
+def test_webcam_frames_come_back_annotated_and_labels_update(page):
+    _tab(page, "Webcam")
+    page.locator("button.mw-start").click()
+    started = time.time()
+    seen = set()
+    while time.time() - started < 40:
+        frames = int(page.locator(".maskdet-webcam").get_attribute("data-frames") or 0)
+        labels = page.locator(".maskdet-webcam").get_attribute("data-labels")
+        if labels is not None:
+            seen.add(len(labels.split(",")) if labels else 0)
+        if frames >= 60 and {1, 3} <= seen:
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # a steady window for the FPS the page shows
+    fps_text = page.locator(".mw-fps").inner_text()
+    latency_text = page.locator(".mw-latency").inner_text()
+    frames = int(page.locator(".maskdet-webcam").get_attribute("data-frames"))
+    _shot(page, "webcam")
+    page.locator("button.mw-stop").click()
+    fps = float(fps_text.split()[0])
+    p50 = float(latency_text.split("p50 ")[1].split()[0])
+    (ARTIFACTS / "webcam.json").write_text(json.dumps({"fps": fps, "p50_ms": p50, "frames": frames,
+                                                       "seconds": round(time.time() - started, 1)}) + "\n")
+    print(f"webcam: {fps} FPS, round trip p50 {p50} ms, {frames} frames")
+    assert frames >= 60, f"only {frames} annotated frames came back"
+    assert {1, 3} <= seen, f"face counts seen: {seen}; the labels did not follow the video"
+    assert page.locator(".mw-frame").get_attribute("src").startswith("blob:")
+    assert fps > 0 and p50 > 0
+
+
+def test_model_tab_and_no_page_errors(page):
+    _tab(page, "Model")
+    page.wait_for_selector("table.maskdet-model", timeout=30_000)
+    card = page.locator("table.maskdet-model").inner_text()
+    assert "with_mask, without_mask, mask_weared_incorrect" in card and "48 x 48" in card
+    _shot(page, "model")
+    assert not page.errors, page.errors
