@@ -78,7 +78,7 @@ def _percentiles(ms: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "frames": len(ms)}
 
 
-def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path) -> dict:
+def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, detector: str | None = None) -> dict:
     """Runs in its own process: latency per frame, throughput, peak RSS."""
     started = time.perf_counter()
     if kind == "maskdet":
@@ -87,6 +87,10 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path) -> 
         from maskdet.predict import Predictor, annotate
 
         predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
+        if detector:
+            from maskdet.predict import make_detector
+
+            predictor.detector, predictor.detector_name = make_detector(detector), detector
 
         def frame_step(data: bytes):
             rgb = load_rgb(data)
@@ -139,22 +143,24 @@ def recall(scenes_dir: Path) -> dict:
     from maskdet.scenes import detection_recall, detection_table, read_scenes
 
     scenes = read_scenes(scenes_dir)
-    detectors = {"ultralight": make_detector("ultralight", 0.7), "blazeface": make_detector("blazeface", 0.7),
+    detectors = {"ultralight": make_detector("ultralight"), "blazeface": make_detector("blazeface"),
                  "res10 (classic)": Res10Detector()}
     return {name: detection_recall(detection_table(scenes, det)) for name, det in detectors.items()}
 
 
 def table(results: dict) -> str:
-    ours, classic = results["maskdet"], results["classic"]
+    ours, fast, classic = results["maskdet"], results["maskdet_blazeface"], results["classic"]
     rows = [("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
             ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
             ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
             ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
             ("start-up: load models (s)", "load_s", "{:.1f}")]
-    lines = ["| | maskdet | classic | classic / maskdet |", "|---|---:|---:|---:|"]
+    lines = ["| | maskdet, Ultra-Light (default) | maskdet, BlazeFace | classic | classic / default | "
+             "classic / BlazeFace |", "|---|---:|---:|---:|---:|---:|"]
     for title, key, fmt in rows:
-        ratio = classic[key] / ours[key] if key != "images_per_s" else ours[key] / classic[key]
-        lines.append(f"| {title} | {fmt.format(ours[key])} | {fmt.format(classic[key])} | {ratio:.1f}x |")
+        ratios = [(classic[key] / r[key] if key != "images_per_s" else r[key] / classic[key]) for r in (ours, fast)]
+        lines.append(f"| {title} | {fmt.format(ours[key])} | {fmt.format(fast[key])} | {fmt.format(classic[key])} | "
+                     f"{ratios[0]:.1f}x | {ratios[1]:.1f}x |")
     rec = results["recall"]
     lines += ["", "| detector | recall, masked faces | recall, bare faces | recall, all | faces (masked) |",
               "|---|---:|---:|---:|---:|"]
@@ -162,10 +168,11 @@ def table(results: dict) -> str:
         lines.append(f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['recall']:.3f} | "
                      f"{r['faces']} ({r['masked_faces']}) |")
     m = results["machine"]
-    lines += ["", f"maskdet: {ours['detector']} detector, {ours['runtime']} classifier at {ours['classifier_input']} px"
+    lines += ["", f"maskdet: {ours['runtime']} classifier at {ours['classifier_input']} px"
                   f" (TensorFlow loaded: {'yes' if ours['tensorflow_loaded'] else 'no'}); classic: "
                   f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']}. "
-                  f"{ours['frames']} frames per pipeline (1-6 faces), IoU 0.5 for recall. Machine: {m['cpu']}, "
+                  f"{ours['frames']} frames per pipeline (1-6 faces). Recall at IoU 0.5, each detector at its own score "
+                  f"threshold (Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). Machine: {m['cpu']}, "
                   f"{m['cores']} cores, Python {m['python']}; measured {m['date']} with `make bench`."]
     return "\n".join(lines)
 
@@ -198,11 +205,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--worker", choices=("maskdet", "classic"), help=argparse.SUPPRESS)
+    parser.add_argument("--detector", help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model))))
+        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model),
+                                args.detector)))
         return 0
     scenes = Path(args.scenes)
     if not (Path(args.model) / "metadata.json").is_file():
@@ -215,21 +224,24 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         frames, folder, faces = make_inputs(scenes, Path(tmp))
-        for kind in ("maskdet", "classic"):
-            print(f"benchmark: {kind} pipeline ...", file=sys.stderr)
+        for key, kind, detector in (("maskdet", "maskdet", None), ("maskdet_blazeface", "maskdet", "blazeface"),
+                                    ("classic", "classic", None)):
+            print(f"benchmark: {key} pipeline ...", file=sys.stderr)
+            extra = ["--detector", detector] if detector else []
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
-                                   "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model],
-                                  cwd=ROOT, capture_output=True, text=True)
+                                   "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model,
+                                   *extra], cwd=ROOT, capture_output=True, text=True)
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return 1
-            results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+            results[key] = json.loads(done.stdout.strip().splitlines()[-1])
     print("benchmark: detection recall ...", file=sys.stderr)
     results["recall"] = recall(scenes)
     results["faces_per_frame"] = sorted(set(faces.values()))
     results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d")}
-    results["ratio_p50"] = results["classic"]["p50_ms"] / results["maskdet"]["p50_ms"]
+    results["ratio_p50"] = {k: results["classic"]["p50_ms"] / results[k]["p50_ms"]
+                            for k in ("maskdet", "maskdet_blazeface")}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

@@ -90,7 +90,7 @@ class BlazeFaceDetector:
     input_side = 192
     grid = 48
 
-    def __init__(self, score_threshold: float = 0.6, iou_threshold: float = 0.3,
+    def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3,
                  model_path: Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
 

@@ -100,7 +100,7 @@ class PredictParams(_Section):
     """The Predictor used by the CLI, the dashboard, the served model and the scene evaluation."""
 
     detector: Literal["ultralight", "blazeface"] = "ultralight"
-    score_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    score_threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own
     min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
     runtime: Literal["auto", "keras", "float32", "float16", "int8"] = "auto"
 

@@ -64,15 +64,17 @@ CSV_HEADER = ["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2
 DETECTORS = ("ultralight", "blazeface")
 
 
-def make_detector(name: str, score_threshold: float):
-    """A detector by name; see ``maskdet.detectors`` (the choice is measured in the evaluation)."""
+def make_detector(name: str, score_threshold: float | None = None, model_path: Path | None = None):
+    """A detector by name (see ``maskdet.detectors``; the choice is measured in
+    the evaluation). ``score_threshold`` None keeps the detector's own: 0.7 for
+    Ultra-Light, 0.5 for BlazeFace (MediaPipe's)."""
     from maskdet.detectors import BlazeFaceDetector
 
-    if name == "ultralight":
-        return UltraLightDetector(score_threshold=score_threshold)
-    if name == "blazeface":
-        return BlazeFaceDetector(score_threshold=score_threshold)
-    raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
+    kinds = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
+    if name not in kinds:
+        raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
+    options = {"score_threshold": score_threshold} if score_threshold is not None else {}
+    return kinds[name](model_path=model_path, **options)
 
 
 def model_folder(model: str | Path) -> Path:
@@ -99,7 +101,7 @@ class Predictor:
     dashboard and the served model share. Loads everything once; a call builds
     no graph. The face crop is padded as the training crops were."""
 
-    def __init__(self, model: str | Path, detector="ultralight", score_threshold: float = 0.7,
+    def __init__(self, model: str | Path, detector="ultralight", score_threshold: float | None = None,
                  min_face: int = 20, runtime: str | None = None):
         import json
 

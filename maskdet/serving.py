@@ -25,13 +25,11 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     """Loads the Predictor once per server process; answers in the CLI's schema."""
 
     def load_context(self, context):
-        from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
-        from maskdet.predict import Predictor
+        from maskdet.predict import Predictor, make_detector
 
         config = context.model_config or {}
-        name, threshold = config.get("detector", "ultralight"), float(config.get("score_threshold", 0.7))
-        kind = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}[name]
-        detector = kind(score_threshold=threshold, model_path=Path(context.artifacts["detector"]))
+        detector = make_detector(config.get("detector", "ultralight"), config.get("score_threshold"),
+                                 model_path=Path(context.artifacts["detector"]))
         self.predictor = Predictor(context.artifacts["model"], detector=detector,
                                    min_face=int(config.get("min_face", 20)))
 
@@ -72,4 +70,6 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
         code_paths=[str(Path(maskdet.__file__).parent)],
         model_config={"detector": predict_params.detector, "score_threshold": predict_params.score_threshold,
                       "min_face": predict_params.min_face},
+        # The server runs in the project's own environment (`--env-manager local`,
+        # as `make serve` does): requirements.lock pins it, so none are inferred here.
         signature=infer_signature(example), pip_requirements=[])

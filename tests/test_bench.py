@@ -21,11 +21,12 @@ def test_benchmark_measures_both_pipelines_and_three_detectors(tiny, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    for kind in ("maskdet", "classic"):
+    for kind in ("maskdet", "maskdet_blazeface", "classic"):
         r = results[kind]
         assert r["frames"] >= 6 and 0 < r["p50_ms"] <= r["p95_ms"] and r["images_per_s"] > 0
         assert r["peak_rss_mb"] > 50
     assert results["maskdet"]["tensorflow_loaded"] is (results["maskdet"]["runtime"] == "keras")
+    assert results["maskdet_blazeface"]["detector"] == "blazeface"
     assert results["classic"]["tensorflow_loaded"]
     assert set(results["recall"]) == {"ultralight", "blazeface", "res10 (classic)"}
     assert results["faces_per_frame"][0] == 1 and results["faces_per_frame"][-1] == 6

@@ -80,11 +80,17 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def server(tiny, tmp_path_factory):
+def model_dir(tiny):
+    """The tiny trained model; MASKDET_BROWSER_MODEL names another (to measure the webcam with the real one)."""
+    return Path(os.environ.get("MASKDET_BROWSER_MODEL", tiny[1]))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
     """`voila notebooks/dashboard.ipynb` as `make dashboard` runs it (from the root, so voila.json applies)."""
     port = _free_port()
     log_path = tmp_path_factory.mktemp("voila") / "voila.log"
-    env = {**os.environ, "MASKDET_MODEL": str(tiny[1]), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "MASKDET_MODEL": str(model_dir), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     with log_path.open("w") as log:
         proc = subprocess.Popen([str(BIN / "voila"), "notebooks/dashboard.ipynb", "--no-browser",
                                  "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=ROOT, env=env, stdout=log,
@@ -133,9 +139,9 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
 
 
-def test_upload_a_face_image_shows_its_label(page, tiny):
+def test_upload_a_face_image_shows_its_label(page, model_dir):
     photo = assets.extract(assets.FACE_API_PHOTOS[0])
-    expected = Predictor(tiny[1]).predict(photo)
+    expected = Predictor(model_dir).predict(photo)
     _tab(page, "Upload")
     page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(str(photo))
     page.wait_for_selector(".maskdet-verdict", timeout=120_000)
@@ -211,10 +217,11 @@ def test_webcam_frames_come_back_annotated_and_labels_update(page):
     assert fps > 0 and p50 > 0
 
 
-def test_model_tab_and_no_page_errors(page):
+def test_model_tab_and_no_page_errors(page, model_dir):
+    size = json.loads((model_dir / "metadata.json").read_text())["input_size"]
     _tab(page, "Model")
     page.wait_for_selector("table.maskdet-model", timeout=30_000)
     card = page.locator("table.maskdet-model").inner_text()
-    assert "with_mask, without_mask, mask_weared_incorrect" in card and "48 x 48" in card
+    assert "with_mask, without_mask, mask_weared_incorrect" in card and f"{size} x {size}" in card
     _shot(page, "model")
     assert not page.errors, page.errors

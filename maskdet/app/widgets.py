@@ -73,21 +73,24 @@ function render({ model, el }) {
     if (!running) return;
     // a lost answer (kernel restarted) must not stall the loop for ever
     if (inFlight && performance.now() - sentAt > 5000) inFlight = false;
-    if (!inFlight && video.readyState >= 2 && video.videoWidth > 0) {
-      const scale = Math.min(1, model.get("max_width") / video.videoWidth);
-      canvas.width = Math.round(video.videoWidth * scale);
-      canvas.height = Math.round(video.videoHeight * scale);
-      canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-      inFlight = true;
-      sentAt = performance.now();
-      canvas.toBlob(async (blob) => {
-        if (!blob || !running) { inFlight = false; return; }
-        const buffer = await blob.arrayBuffer();
-        sentAt = performance.now();
-        model.send({ type: "frame" }, undefined, [buffer]);
-      }, "image/jpeg", model.get("jpeg_quality"));
-    }
+    capture();
     requestAnimationFrame(tick);
+  }
+
+  function capture() {
+    if (!running || inFlight || video.readyState < 2 || !video.videoWidth) return;
+    const scale = Math.min(1, model.get("max_width") / video.videoWidth);
+    canvas.width = Math.round(video.videoWidth * scale);
+    canvas.height = Math.round(video.videoHeight * scale);
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    inFlight = true;
+    sentAt = performance.now();
+    canvas.toBlob(async (blob) => {
+      if (!blob || !running) { inFlight = false; return; }
+      const buffer = await blob.arrayBuffer();
+      sentAt = performance.now();  // the round trip starts when the bytes leave
+      model.send({ type: "frame" }, undefined, [buffer]);
+    }, "image/jpeg", model.get("jpeg_quality"));
   }
 
   model.on("msg:custom", (msg, buffers) => {
@@ -119,6 +122,7 @@ function render({ model, el }) {
     model.set("latency_ms", p50);
     model.set("frames", frames);
     model.save_changes();
+    capture();  // the next frame now, not at the next animation frame
   });
 
   $(".mw-start").addEventListener("click", start);
