@@ -86,11 +86,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         from maskdet.params import load_params
         from maskdet.predict import Predictor, annotate
 
-        predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
-        if detector:
-            from maskdet.predict import make_detector
-
-            predictor.detector, predictor.detector_name = make_detector(detector), detector
+        predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False), detector)
 
         def frame_step(data: bytes):
             rgb = load_rgb(data)

@@ -124,10 +124,8 @@ def _load_predictor(args):
     from maskdet.paths import project_root
     from maskdet.predict import Predictor
 
-    p = load_params(args.params, check_paths=False).predict
-    return Predictor(args.model or project_root() / "models", detector=args.detector or p.detector,
-                     score_threshold=p.score_threshold, min_face=p.min_face,
-                     runtime=None if (args.runtime or p.runtime) == "auto" else (args.runtime or p.runtime))
+    return Predictor.from_params(args.model or project_root() / "models", load_params(args.params, check_paths=False),
+                                 detector=args.detector, runtime=args.runtime)
 
 
 def _cmd_predict(args) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 
 from maskdet import LABELS
 from maskdet.datasets import resize_crop
-from maskdet.detectors import UltraLightDetector
+from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
 from maskdet.images import ImageError, load_rgb
 from maskdet.prepare import padded_box
 
@@ -61,20 +61,17 @@ CSV_HEADER = ["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2
               *(f"p_{k}" for k in LABELS)]
 
 
-DETECTORS = ("ultralight", "blazeface")
+DETECTORS = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
 
 
 def make_detector(name: str, score_threshold: float | None = None, model_path: Path | None = None):
     """A detector by name (see ``maskdet.detectors``; the choice is measured in
     the evaluation). ``score_threshold`` None keeps the detector's own: 0.7 for
     Ultra-Light, 0.5 for BlazeFace (MediaPipe's)."""
-    from maskdet.detectors import BlazeFaceDetector
-
-    kinds = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
-    if name not in kinds:
+    if name not in DETECTORS:
         raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
     options = {"score_threshold": score_threshold} if score_threshold is not None else {}
-    return kinds[name](model_path=model_path, **options)
+    return DETECTORS[name](model_path=model_path, **options)
 
 
 def model_folder(model: str | Path) -> Path:
@@ -124,11 +121,13 @@ class Predictor:
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 
     @classmethod
-    def from_params(cls, model: str | Path, params) -> "Predictor":
-        """With the ``predict`` section of params.yaml."""
+    def from_params(cls, model: str | Path, params, detector: str | None = None,
+                    runtime: str | None = None) -> "Predictor":
+        """With the ``predict`` section of params.yaml; ``detector`` and ``runtime`` override it."""
         p = params.predict
-        return cls(model, detector=p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
-                   runtime=None if p.runtime == "auto" else p.runtime)
+        runtime = runtime or p.runtime
+        return cls(model, detector=detector or p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
+                   runtime=None if runtime == "auto" else runtime)
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
         """Class probabilities for face crops (RGB uint8, any size), one batch."""
