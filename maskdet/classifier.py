@@ -29,38 +29,31 @@ PARITY_MIN_AGREEMENT = 0.99
 
 
 class LiteClassifier:
-    """A TFLite export run by LiteRT, one interpreter per batch size seen (up
-    to ``max_batch`` faces, more are split): re-planning one interpreter each
-    time the number of faces changes cost more than the inference itself."""
+    """A TFLite export run by LiteRT. The batch dimension follows the number of
+    faces; the interpreter is only re-planned when that number changes."""
 
-    def __init__(self, model: Path | bytes, threads: int | None = None, max_batch: int = 8):
-        self._source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        self._threads = threads or min(4, os.cpu_count() or 1)
-        self.max_batch = max_batch
-        self._by_size: dict[int, tuple] = {}
-        self.input_size = int(self._interpreter(1)[0].get_input_details()[0]["shape"][1])
+    def __init__(self, model: Path | bytes, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
 
-    def _interpreter(self, size: int) -> tuple:
-        if size not in self._by_size:
-            from ai_edge_litert.interpreter import Interpreter
-
-            interpreter = Interpreter(**self._source, num_threads=self._threads)
-            detail = interpreter.get_input_details()[0]
-            if int(detail["shape"][0]) != size:
-                interpreter.resize_tensor_input(detail["index"], [size, *map(int, detail["shape"][1:])])
-            interpreter.allocate_tensors()
-            self._by_size[size] = (interpreter, detail["index"], interpreter.get_output_details()[0]["index"])
-        return self._by_size[size]
+        threads = threads or min(4, os.cpu_count() or 1)
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        self.interpreter = Interpreter(**source, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        detail = self.interpreter.get_input_details()[0]
+        self._input, self._shape = detail["index"], tuple(int(v) for v in detail["shape"])
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self.input_size = self._shape[1]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
-        if len(batch) > self.max_batch:
-            return np.concatenate([self(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)])
-        interpreter, inp, out = self._interpreter(len(batch))
-        interpreter.set_tensor(inp, np.ascontiguousarray(batch, np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(out).copy()
+        if len(batch) != self._shape[0]:
+            self._shape = (len(batch), *self._shape[1:])
+            self.interpreter.resize_tensor_input(self._input, list(self._shape))
+            self.interpreter.allocate_tensors()
+        self.interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output).copy()
 
 
 class KerasClassifier:
