@@ -36,7 +36,7 @@ function render({ model, el }) {
   const $ = (s) => el.querySelector(s);
   const video = $(".mw-video"), img = $(".mw-frame"), status = $(".mw-status");
   const canvas = document.createElement("canvas");
-  let stream = null, running = false, inFlight = false, sentAt = 0, lastUrl = null, frames = 0;
+  let stream = null, running = false, inFlight = false, sentAt = 0, lastUrl = null, frames = 0, lastSync = 0;
   const arrivals = [], latencies = [];
 
   async function start() {
@@ -113,15 +113,19 @@ function render({ model, el }) {
       lastUrl = url;
     }
     $(".mw-fps").textContent = `${fps.toFixed(1)} FPS`;
-    $(".mw-latency").textContent = `${(now - sentAt).toFixed(0)} ms round trip (p50 ${p50.toFixed(0)} ms)`;
+    const kernel = msg.server_ms === undefined ? "" : `; in the kernel ${msg.server_ms.toFixed(0)} ms`;
+    $(".mw-latency").textContent = `${(now - sentAt).toFixed(0)} ms round trip (p50 ${p50.toFixed(0)} ms${kernel})`;
     $(".mw-counts").textContent = msg.error ? `error: ${msg.error}` :
       Object.entries(msg.counts).map(([k, v]) => `${k}: ${v}`).join(" · ");
     el.dataset.frames = String(frames);
     el.dataset.labels = (msg.labels || []).join(",");
-    model.set("fps", fps);
-    model.set("latency_ms", p50);
-    model.set("frames", frames);
-    model.save_changes();
+    if (now - lastSync > 1000) {  // the kernel hears the stats once a second, not once a frame
+      lastSync = now;
+      model.set("fps", fps);
+      model.set("latency_ms", p50);
+      model.set("frames", frames);
+      model.save_changes();
+    }
     capture();  // the next frame now, not at the next animation frame
   });
 
