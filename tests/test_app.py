@@ -183,3 +183,17 @@ def test_model_tab_and_a_missing_model(predictor, tmp_path):
     assert ", ".join(LABELS) in card and "48 x 48" in card and "make repro" in card
     page = dashboard(tmp_path / "no-model")
     assert isinstance(page, w.HTML) and "No model to serve" in page.value and "make repro" in page.value
+
+
+def test_verdict_says_who_wears_a_mask():
+    from maskdet.predict import Face, Prediction
+
+    def pred(*labels):
+        return Prediction("x.jpg", faces=[Face((0, 0, 10, 10), 1.0, k, dict.fromkeys(LABELS, 0.0) | {k: 1.0})
+                                          for k in labels])
+
+    assert logic.verdict(pred("with_mask", "with_mask")).endswith("everyone wears a mask.")
+    assert logic.verdict(pred("without_mask")).endswith("nobody wears a mask.")
+    assert logic.verdict(pred("with_mask", "mask_weared_incorrect")).endswith("not everyone wears a mask correctly.")
+    assert logic.verdict(pred()).startswith("No face found")
+    assert logic.verdict(Prediction("y.jpg", error="truncated: cut")).startswith("Could not read y.jpg")

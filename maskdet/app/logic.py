@@ -75,10 +75,12 @@ def verdict(pred: Prediction) -> str:
     counts = Counter(f.label for f in pred.faces)
     parts = [f"{counts[k]} {k}" for k in LABELS if counts[k]]
     noun = "face" if len(pred.faces) == 1 else "faces"
-    if counts["without_mask"] or counts["mask_weared_incorrect"]:
-        advice = "not everyone wears a mask correctly"
-    else:
+    if counts["with_mask"] == len(pred.faces):
         advice = "everyone wears a mask"
+    elif counts["without_mask"] == len(pred.faces):
+        advice = "nobody wears a mask"
+    else:
+        advice = "not everyone wears a mask correctly"
     return f"{len(pred.faces)} {noun}: {', '.join(parts)} - {advice}."
 
 
@@ -223,6 +225,14 @@ def registry_entry(train_run_id: str | None) -> str:
     return f"maskdet version {latest.version}{aliases}"
 
 
+def _runtime_line(runtime: str, serving: dict) -> str:
+    if runtime == "keras":
+        return "Keras model (no TFLite export passed parity)" if serving else "Keras model"
+    tol = serving.get("tolerance", {})
+    return (f"{runtime} TFLite export, fastest to pass parity with the Keras model (every probability within "
+            f"{tol.get('max_abs_diff', '?')}, labels equal on at least {tol.get('min_label_agreement', 0):.0%})")
+
+
 def model_card(predictor: Predictor, root: Path) -> str:
     """Which model is loaded, how it was trained and how it scored."""
     meta = predictor.metadata
@@ -241,7 +251,7 @@ def model_card(predictor: Predictor, root: Path) -> str:
              ("labels, in output order", ", ".join(meta["labels"])),
              ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
              ("backbone", html.escape(str(meta.get("backbone", "-")))),
-             ("classifier runtime", f"{predictor.runtime} (chosen by parity: {serving.get('tolerance', '-')})"),
+             ("classifier runtime", _runtime_line(predictor.runtime, serving)),
              ("detector", predictor.detector_name),
              ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
              ("training params", html.escape(json.dumps(train))),
