@@ -29,18 +29,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskdet.images import letterbox
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def _letterbox(rgb: np.ndarray, size=(640, 480)) -> np.ndarray:
-    w, h = size
-    scale = min(w / rgb.shape[1], h / rgb.shape[0])
-    small = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((h, w, 3), np.uint8)
-    top, left = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return canvas
+def _frame(rgb: np.ndarray) -> np.ndarray:
+    """A 640x480 frame showing the whole image."""
+    return letterbox(rgb, 640, 480)[0]
 
 
 def make_inputs(scenes_dir: Path, into: Path) -> tuple[Path, Path, dict]:
@@ -56,19 +53,19 @@ def make_inputs(scenes_dir: Path, into: Path) -> tuple[Path, Path, dict]:
     faces = {}
     for scene in scenes:
         rgb = load_rgb(scene.image)
-        write_jpeg(frames / f"{scene.image.stem}.jpg", _letterbox(rgb))
+        write_jpeg(frames / f"{scene.image.stem}.jpg", _frame(rgb))
         (folder / scene.image.name).write_bytes(scene.image.read_bytes())
         faces[scene.image.stem] = len(scene.objects)
     threes = [s for s in scenes if len(s.objects) == 3]
     for a, b in zip(threes[0::2], threes[1::2]):
-        pair = np.hstack([_letterbox(load_rgb(a.image)), _letterbox(load_rgb(b.image))])
+        pair = np.hstack([_frame(load_rgb(a.image)), _frame(load_rgb(b.image))])
         name = f"pair-{a.image.stem}-{b.image.stem}"
-        write_jpeg(frames / f"{name}.jpg", _letterbox(pair))
+        write_jpeg(frames / f"{name}.jpg", _frame(pair))
         faces[name] = 6
     for asset in assets.PORTRAIT_PHOTOS[:3] + (assets.ASTRONAUT_PHOTO,):
         path = assets.extract(asset)
         rgb = load_rgb(path)
-        write_jpeg(frames / f"{path.stem}.jpg", _letterbox(rgb))
+        write_jpeg(frames / f"{path.stem}.jpg", _frame(rgb))
         write_jpeg(folder / f"{path.stem}.jpg", rgb)
         faces[path.stem] = 1
     return frames, folder, faces

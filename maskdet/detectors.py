@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from maskdet import assets
+from maskdet.images import letterbox
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,8 @@ class BlazeFaceDetector:
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
-        side = max(h, w)
-        # Letterbox: the image keeps its aspect ratio, centred on a black square.
-        top, left = (side - h) // 2, (side - w) // 2
-        square = cv2.copyMakeBorder(rgb, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=0)
-        x = cv2.resize(square, (self.input_side, self.input_side), interpolation=cv2.INTER_AREA)
+        # The image keeps its aspect ratio, centred on a black square.
+        x, scale, left, top = letterbox(rgb, self.input_side, self.input_side)
         self.interpreter.set_tensor(self._input, (x.astype(np.float32) / 127.5 - 1.0)[None])
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self._boxes)[0]
@@ -123,6 +121,6 @@ class BlazeFaceDetector:
         cx = anchors[:, 0] + raw[:, 0] / self.input_side
         cy = anchors[:, 1] + raw[:, 1] / self.input_side
         bw, bh = raw[:, 2] / self.input_side, raw[:, 3] / self.input_side
-        boxes = np.column_stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) * side
-        boxes -= np.array([left, top, left, top], dtype=np.float32)
+        boxes = np.column_stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) * self.input_side
+        boxes = (boxes - np.array([left, top, left, top], dtype=np.float32)) / scale
         return _clipped(boxes, scores, self.iou_threshold, w, h)

@@ -93,11 +93,30 @@ def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None) 
     return np.asarray(_to_rgb(img, notes))
 
 
-def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> bytes:
-    """Encode an RGB array as JPEG into ``path``; returns the bytes written."""
+def encode_jpeg(rgb: np.ndarray, quality: int = 95, name: str = "<array>") -> bytes:
+    """An RGB array as JPEG bytes."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ImageError("unencodable", f"{path}: OpenCV could not encode a {rgb.shape} image as JPEG")
-    data = buf.tobytes()
+        raise ImageError("unencodable", f"{name}: OpenCV could not encode a {rgb.shape} image as JPEG")
+    return buf.tobytes()
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> bytes:
+    """Encode an RGB array as JPEG into ``path``; returns the bytes written."""
+    data = encode_jpeg(rgb, quality, str(path))
     path.write_bytes(data)
     return data
+
+
+def letterbox(rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float, int, int]:
+    """``rgb`` shrunk or grown to fit ``width`` x ``height`` with its aspect ratio
+    kept, centred on black. Returns the canvas, the scale, and the left and top
+    offsets (image pixel x -> ``x * scale + left``)."""
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    canvas[top:top + size[1], left:left + size[0]] = resized
+    return canvas, scale, left, top

@@ -112,8 +112,8 @@ class Predictor:
         if list(self.metadata["labels"]) != list(LABELS):
             raise ValueError(f"{model}: label order {self.metadata['labels']} differs from {list(LABELS)}")
         self.source = str(model)
-        self.classifier = load_classifier(self.folder, self.metadata, runtime)
         self.runtime = runtime or self.metadata.get("serving", {}).get("runtime", "keras")
+        self.classifier = load_classifier(self.folder, self.metadata, self.runtime)
         self.input_size = int(self.metadata["input_size"])
         self.detector = make_detector(detector, score_threshold) if isinstance(detector, str) else detector
         self.detector_name = detector if isinstance(detector, str) else type(detector).__name__
@@ -128,6 +128,14 @@ class Predictor:
         runtime = runtime or p.runtime
         return cls(model, detector=detector or p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
                    runtime=None if runtime == "auto" else runtime)
+
+    def with_detector(self, name: str) -> "Predictor":
+        """The same Predictor (the same loaded classifier) with another detector."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.detector, twin.detector_name = make_detector(name), name
+        return twin
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
         """Class probabilities for face crops (RGB uint8, any size), one batch."""

@@ -1,6 +1,8 @@
 import io
 import shutil
+import socket
 import subprocess
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -36,6 +38,22 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+def zip_bytes(entries: dict, compression=zipfile.ZIP_STORED) -> bytes:
+    """A zip archive in memory holding ``entries`` (name -> bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server started by a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def face_crop(rgb: np.ndarray, box, size: int = 128) -> np.ndarray:

@@ -14,7 +14,7 @@ from maskdet import LABELS, assets
 from maskdet.app import logic
 from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
 from maskdet.predict import Predictor
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, zip_bytes as _zip
 
 pytestmark = pytest.mark.slow
 
@@ -92,14 +92,6 @@ def test_upload_tab_explains_bad_files_and_keeps_working(predictor, group_jpeg, 
         assert "is empty" in html
     upload(tab, ("group.jpg", group_jpeg))  # the next upload works
     assert "3 faces" in " ".join(h.value for h in _find(tab, w.HTML))
-
-
-def _zip(entries: dict, compression=zipfile.ZIP_STORED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def test_batch_tab_rows_gallery_chart_and_downloads(predictor, group_jpeg, face_rgb):

@@ -6,15 +6,7 @@ import zipfile
 import pytest
 
 from maskdet.archives import MAX_RATIO, ArchiveError, zip_images
-from tests.conftest import jpeg_bytes
-
-
-def _zip(entries: dict, compression=zipfile.ZIP_STORED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+from tests.conftest import jpeg_bytes, zip_bytes as _zip
 
 
 def test_images_are_read_and_bad_entries_get_reasons(face_rgb):

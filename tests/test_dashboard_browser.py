@@ -23,8 +23,9 @@ import pytest
 
 from maskdet import assets
 from maskdet.app import logic
+from maskdet.images import letterbox
 from maskdet.predict import Predictor
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.test_notebooks import BIN
 
 pytestmark = pytest.mark.slow
@@ -40,28 +41,12 @@ def find_chromium() -> str | None:
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _letterbox(rgb: np.ndarray, size=(640, 480)) -> np.ndarray:
-    w, h = size
-    scale = min(w / rgb.shape[1], h / rgb.shape[0])
-    small = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((h, w, 3), np.uint8)
-    top, left = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return canvas
-
-
 def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 30, fps: int = 30) -> Path:
     """A YUV4MPEG2 (C420) video: each scene held for ``frames_each`` frames."""
     with path.open("wb") as f:
         f.write(f"YUV4MPEG2 W640 H480 F{fps}:1 Ip A1:1 C420\n".encode())
         for rgb in scenes:
-            yuv = cv2.cvtColor(_letterbox(rgb), cv2.COLOR_RGB2YUV_I420).tobytes()
+            yuv = cv2.cvtColor(letterbox(rgb, 640, 480)[0], cv2.COLOR_RGB2YUV_I420).tobytes()
             for _ in range(frames_each):
                 f.write(b"FRAME\n" + yuv)
     return path
@@ -88,7 +73,7 @@ def model_dir(tiny):
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     """`voila notebooks/dashboard.ipynb` as `make dashboard` runs it (from the root, so voila.json applies)."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("voila") / "voila.log"
     env = {**os.environ, "MASKDET_MODEL": str(model_dir), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     with log_path.open("w") as log:

@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ import mlflow
 import pytest
 import requests
 
+from tests.conftest import free_port
 from tests.test_notebooks import BIN, run, smoke_project
 
 pytestmark = pytest.mark.slow
@@ -97,17 +97,11 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
         assert metrics[f"serving_{kind}_passed"] in (0, 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_served_model_answers_real_requests(study, tmp_path):
     """`mlflow models serve -m models:/maskdet@champion`, as `make serve` runs it, on a loopback port."""
     from maskdet import LABELS, assets
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the server execs uvicorn from PATH
     log = (tmp_path / "server.log").open("w")

@@ -166,18 +166,13 @@ def batch_tab(predictor) -> w.Widget:
 def webcam_tab(predictor) -> w.Widget:
     """The live camera, with a choice of detector: the Predictor's own (chosen
     for recall on masked faces) or BlazeFace (several times faster)."""
-    import copy
-
-    from maskdet.predict import make_detector
-
     fast = {}  # the BlazeFace twin, made on first use; it shares the classifier
 
     def current():
         if detector.value == predictor.detector_name:
             return predictor
         if "predictor" not in fast:
-            fast["predictor"] = copy.copy(predictor)
-            fast["predictor"].detector, fast["predictor"].detector_name = make_detector("blazeface"), "blazeface"
+            fast["predictor"] = predictor.with_detector("blazeface")
         return fast["predictor"]
 
     detector = w.ToggleButtons(options=list(dict.fromkeys([predictor.detector_name, "blazeface"])),

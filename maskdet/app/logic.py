@@ -18,18 +18,11 @@ import pandas as pd
 
 from maskdet import LABELS
 from maskdet.archives import ArchiveError, is_zip, zip_images
-from maskdet.images import ImageError, load_rgb
+from maskdet.images import ImageError, encode_jpeg, load_rgb
 from maskdet.predict import COLOURS, CSV_HEADER, Prediction, Predictor, annotate
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
 THUMBNAIL = 160
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return buf.tobytes()
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> bytes:
@@ -58,7 +51,7 @@ def analyse(predictor: Predictor, data: bytes, name: str, thumb: bool = False) -
         return Analysed(Prediction(image=name, error=f"{exc.reason}: {_plain(exc, name)}"))
     pred = predictor.predict(rgb, name=name)
     shown = annotate(rgb, pred.faces)
-    return Analysed(pred, encode_jpeg(shown), thumbnail(shown) if thumb else None)
+    return Analysed(pred, encode_jpeg(shown, 85), thumbnail(shown) if thumb else None)
 
 
 def _plain(exc: ImageError, name: str) -> str:
