@@ -34,6 +34,8 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
                                    min_face=int(config.get("min_face", 20)))
 
     def predict(self, context, model_input, params=None):
+        from maskdet.predict import Prediction
+
         frame = model_input if hasattr(model_input, "columns") else None
         if frame is None or "image" not in frame.columns:
             raise ValueError("expected records with an 'image' field holding the base64 of an image file")
@@ -44,11 +46,10 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
             try:
                 data = base64.b64decode(str(encoded), validate=True)
             except (binascii.Error, ValueError):
-                answers.append({"image": str(name), "width": None, "height": None, "ms": 0.0,
-                                "error": "not_base64: the 'image' field must be the base64 of an image file",
-                                "faces": []})
+                answers.append(Prediction(image=name, error="not_base64: the 'image' field must be the "
+                                                             "base64 of an image file").to_dict())
                 continue
-            answers.append(self.predictor.predict(data, name=str(name)).to_dict())
+            answers.append(self.predictor.predict(data, name=name).to_dict())
         return answers
 
 
