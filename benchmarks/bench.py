@@ -3,14 +3,17 @@ classic res10 SSD + MobileNetV2-224 pipeline, measured in one run.
 
     python -m benchmarks.bench            (or `make bench`)
 
-Each pipeline runs in its own process so that its peak memory (RSS) is its
-own. Frames are 640x480 JPEGs made from the default data's scenes (3-5 faces),
-pairs of scenes side by side (6 faces) and the portraits (1 face); each frame
-goes decode -> detect -> classify -> annotate. Throughput is images/s over the
-full-size scene and portrait files (decode -> detect -> classify). Detection
-recall is measured on every rendered scene of the default data, on the faces
-that wear a mask (correctly or not) and on bare faces. Results go to
-benchmarks/results.json and, with --readme, into the README's table.
+Pipelines: the Predictor as params.yaml configures it, the Predictor with
+Ultra-Light at its native 640x480 and with BlazeFace, and the classic one.
+Each runs in its own process so that its peak memory (RSS) is its own. Frames
+are 640x480 JPEGs made from the default data's scenes (3-5 faces), pairs of
+scenes side by side (6 faces) and the portraits (1 face); each frame goes
+decode -> detect -> classify -> annotate. Throughput is images/s over the
+full-size scene and portrait files (decode -> detect -> classify). Then each
+detector (Ultra-Light at four input sizes, BlazeFace, res10) is measured alone:
+its recall on every rendered scene of the default data, on the faces that
+wear a mask (correctly or not) and on bare faces, and its time per frame.
+Results go to benchmarks/results.json and, with --readme, into the README.
 """
 
 from __future__ import annotations
@@ -75,7 +78,22 @@ def _percentiles(ms: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "frames": len(ms)}
 
 
-def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, detector: str | None = None) -> dict:
+# (results key, worker kind, detector, Ultra-Light input): the Predictor as params.yaml
+# configures it, Ultra-Light at its native size, BlazeFace, and the classic pipeline.
+PIPELINES = (("maskdet", "maskdet", None, None),
+             ("maskdet_ultralight_640x480", "maskdet", "ultralight", "640x480"),
+             ("maskdet_blazeface", "maskdet", "blazeface", None),
+             ("classic", "classic", None, None))
+ULTRALIGHT_SIZES = ((320, 240), (400, 300), (480, 360), (640, 480))
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
+
+
+def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, detector: str | None = None,
+           ultralight_input: str | None = None) -> dict:
     """Runs in its own process: latency per frame, throughput, peak RSS."""
     started = time.perf_counter()
     if kind == "maskdet":
@@ -83,7 +101,11 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         from maskdet.params import load_params
         from maskdet.predict import Predictor, annotate
 
-        predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False), detector)
+        params = load_params(ROOT / "params.yaml", check_paths=False)
+        if ultralight_input:
+            predict = params.predict.model_copy(update={"ultralight_input": list(_size(ultralight_input))})
+            params = params.model_copy(update={"predict": predict})
+        predictor = Predictor.from_params(model, params, detector)
 
         def frame_step(data: bytes):
             rgb = load_rgb(data)
@@ -93,7 +115,9 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
             predictor.predict(path)
 
         describe = {"detector": predictor.detector_name, "runtime": predictor.runtime,
-                    "classifier_input": predictor.input_size}
+                    "classifier_input": predictor.input_size,
+                    "detector_input": "192x192" if predictor.detector_name == "blazeface"
+                    else "x".join(map(str, predictor.ultralight_input))}
     else:
         from benchmarks.classic import ClassicPipeline
 
@@ -109,7 +133,8 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         def image_step(path: Path):
             pipeline(decode(path.read_bytes()))
 
-        describe = {"detector": "res10 SSD 300 (Caffe)", "runtime": "keras model.predict", "classifier_input": 224}
+        describe = {"detector": "res10 SSD 300 (Caffe)", "runtime": "keras model.predict", "classifier_input": 224,
+                    "detector_input": "300x300"}
     load_seconds = time.perf_counter() - started
     data = [p.read_bytes() for p in sorted(frames.glob("*.jpg"))]
     for blob in data[:3]:  # warm-up: first calls trace graphs and allocate buffers
@@ -130,43 +155,68 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def recall(scenes_dir: Path) -> dict:
+def detectors_compared(scenes_dir: Path, frames: Path) -> dict:
+    """Each detector's recall on every rendered scene, and its own time on the
+    640x480 frames (p50, this process, one after another)."""
     from benchmarks.classic import Res10Detector
+    from maskdet.images import load_rgb
     from maskdet.predict import make_detector
     from maskdet.scenes import detection_recall, detection_table, read_scenes
 
     scenes = read_scenes(scenes_dir)
-    detectors = {"ultralight": make_detector("ultralight"), "blazeface": make_detector("blazeface"),
-                 "res10 (classic)": Res10Detector()}
-    return {name: detection_recall(detection_table(scenes, det)) for name, det in detectors.items()}
+    detectors = {f"ultralight {w}x{h}": make_detector("ultralight", ultralight_input=(w, h))
+                 for w, h in ULTRALIGHT_SIZES}
+    detectors.update({"blazeface 192x192": make_detector("blazeface"), "res10 (classic) 300x300": Res10Detector()})
+    images = [load_rgb(p.read_bytes()) for p in sorted(frames.glob("*.jpg"))]
+    out = {}
+    for name, detector in detectors.items():
+        for rgb in images[:3]:
+            detector(rgb)
+        ms = []
+        for rgb in images:
+            t = time.perf_counter()
+            detector(rgb)
+            ms.append((time.perf_counter() - t) * 1000)
+        out[name] = {**detection_recall(detection_table(scenes, detector)), "p50_ms": statistics.median(ms)}
+    return out
 
 
 def table(results: dict) -> str:
-    ours, fast, classic = results["maskdet"], results["maskdet_blazeface"], results["classic"]
+    classic = results["classic"]
+    ours = [(key, results[key]) for key, kind, _, _ in PIPELINES if kind == "maskdet"]
+    titles = {"maskdet": "maskdet (default)", "maskdet_ultralight_640x480": "maskdet, Ultra-Light 640x480",
+              "maskdet_blazeface": "maskdet, BlazeFace"}
     rows = [("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
             ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
             ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
             ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
             ("start-up: load models (s)", "load_s", "{:.1f}")]
-    lines = ["| | maskdet, Ultra-Light (default) | maskdet, BlazeFace | classic | classic / default | "
-             "classic / BlazeFace |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| | " + " | ".join(titles[k] for k, _ in ours) + " | classic |",
+             "|---|" + "---:|" * (len(ours) + 1),
+             "| detector, input | " + " | ".join(f"{r['detector']} {r['detector_input']}" for _, r in ours)
+             + " | res10 300x300 |"]
     for title, key, fmt in rows:
-        ratios = [(classic[key] / r[key] if key != "images_per_s" else r[key] / classic[key]) for r in (ours, fast)]
-        lines.append(f"| {title} | {fmt.format(ours[key])} | {fmt.format(fast[key])} | {fmt.format(classic[key])} | "
-                     f"{ratios[0]:.1f}x | {ratios[1]:.1f}x |")
-    rec = results["recall"]
-    lines += ["", "| detector | recall, masked faces | recall, bare faces | recall, all | faces (masked) |",
-              "|---|---:|---:|---:|---:|"]
-    for name, r in rec.items():
+        cells = [fmt.format(r[key]) for _, r in ours] + [fmt.format(classic[key])]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    ratios = [(f"**{classic['p50_ms'] / r['p50_ms']:.1f}x**") for _, r in ours]
+    lines.append("| **classic p50 / ours** | " + " | ".join(ratios) + " | 1.0x |")
+    lines.append("| peak RSS, classic / ours | " + " | ".join(f"{classic['peak_rss_mb'] / r['peak_rss_mb']:.1f}x"
+                                                            for _, r in ours) + " | 1.0x |")
+    lines += ["", "| detector, input | recall, masked faces | recall, bare faces | recall, all | "
+                  "detector alone, p50 per frame (ms) |", "|---|---:|---:|---:|---:|"]
+    for name, r in results["detectors"].items():
         lines.append(f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['recall']:.3f} | "
-                     f"{r['faces']} ({r['masked_faces']}) |")
+                     f"{r['p50_ms']:.1f} |")
+    first = next(iter(results["detectors"].values()))
     m = results["machine"]
-    lines += ["", f"maskdet: {ours['runtime']} classifier at {ours['classifier_input']} px"
-                  f" (TensorFlow loaded: {'yes' if ours['tensorflow_loaded'] else 'no'}); classic: "
+    lines += ["", f"maskdet: {ours[0][1]['runtime']} classifier at {ours[0][1]['classifier_input']} px "
+                  f"(TensorFlow loaded: {'yes' if ours[0][1]['tensorflow_loaded'] else 'no'}); classic: "
                   f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']}. "
-                  f"{ours['frames']} frames per pipeline (1-6 faces). Recall at IoU 0.5, each detector at its own score "
-                  f"threshold (Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). Machine: {m['cpu']}, "
-                  f"{m['cores']} cores, Python {m['python']}; measured {m['date']} with `make bench`."]
+                  f"{ours[0][1]['frames']} frames per pipeline (1-6 faces), each pipeline in its own process. "
+                  f"Recall at IoU 0.5 on {first['faces']} faces ({first['masked_faces']} masked) of the rendered "
+                  f"scenes, each detector at its own score threshold (Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). "
+                  f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured {m['date']} "
+                  f"with `make bench`."]
     return "\n".join(lines)
 
 
@@ -199,12 +249,13 @@ def main(argv=None) -> int:
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--worker", choices=("maskdet", "classic"), help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
+    parser.add_argument("--ultralight-input", help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model),
-                                args.detector)))
+                                args.detector, args.ultralight_input)))
         return 0
     scenes = Path(args.scenes)
     if not (Path(args.model) / "metadata.json").is_file():
@@ -217,10 +268,9 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         frames, folder, faces = make_inputs(scenes, Path(tmp))
-        for key, kind, detector in (("maskdet", "maskdet", None), ("maskdet_blazeface", "maskdet", "blazeface"),
-                                    ("classic", "classic", None)):
+        for key, kind, detector, size in PIPELINES:
             print(f"benchmark: {key} pipeline ...", file=sys.stderr)
-            extra = ["--detector", detector] if detector else []
+            extra = (["--detector", detector] if detector else []) + (["--ultralight-input", size] if size else [])
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
                                    "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model,
                                    *extra], cwd=ROOT, capture_output=True, text=True)
@@ -228,13 +278,13 @@ def main(argv=None) -> int:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return 1
             results[key] = json.loads(done.stdout.strip().splitlines()[-1])
-    print("benchmark: detection recall ...", file=sys.stderr)
-    results["recall"] = recall(scenes)
+        print("benchmark: detectors (recall, time) ...", file=sys.stderr)
+        results["detectors"] = detectors_compared(scenes, frames)
     results["faces_per_frame"] = sorted(set(faces.values()))
     results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d")}
-    results["ratio_p50"] = {k: results["classic"]["p50_ms"] / results[k]["p50_ms"]
-                            for k in ("maskdet", "maskdet_blazeface")}
+    results["ratio_p50"] = {key: results["classic"]["p50_ms"] / results[key]["p50_ms"]
+                            for key, kind, _, _ in PIPELINES if kind == "maskdet"}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

@@ -185,7 +185,8 @@ def _predictor_options(p) -> None:
                    help="a model folder or an MLflow model URI such as models:/maskdet@champion "
                         "(default: models/ of the project, written by `make repro`)")
     p.add_argument("--detector", choices=("ultralight", "blazeface"), default=None,
-                   help="face detector (default: params.yaml predict.detector)")
+                   help="face detector (default: params.yaml predict.detector; Ultra-Light's input size is "
+                        "predict.ultralight_input)")
     p.add_argument("--runtime", choices=("auto", "keras", "float32", "float16", "int8"), default=None,
                    help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
                         "(default: params.yaml predict.runtime)")

@@ -55,28 +55,98 @@ def _clipped(boxes: np.ndarray, scores: np.ndarray, iou: float, w: int, h: int) 
 class UltraLightDetector:
     """Ultra-Light-Fast-Generic-Face-Detector RFB-640 (ONNX) run with OpenCV's DNN module.
 
-    The exported graph already decodes its priors: it returns softmax scores
-    (background, face) and corner boxes in [0, 1] for a 640x480 RGB input
-    normalised as (x - 127) / 128.
+    The published graph ends in a prior-box decoder fixed to a 640x480 input.
+    That decoder is cut off (``ultralight_heads``) and done here in NumPy with
+    priors built for ``input_size``, so the same weights run at any input size:
+    smaller is faster and loses the smallest faces (``make bench`` measures
+    both). At 640x480 the result equals the original graph's (a test holds
+    them together). Input: RGB resized to ``input_size``, (x - 127) / 128.
     """
 
-    input_size = (640, 480)
+    native_size = (640, 480)
+    # The RFB-640 model's anchors: box sides in input pixels per feature-map
+    # stride, and the SSD variances its regression was trained with.
+    min_boxes = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
+    strides = (8, 16, 32, 64)
+    center_variance, size_variance = 0.1, 0.2
 
     def __init__(self, score_threshold: float = 0.7, iou_threshold: float = 0.3,
-                 model_path: Path | None = None):
+                 model_path: Path | None = None, input_size: tuple[int, int] = native_size):
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.net = cv2.dnn.readNetFromONNX(str(model_path or assets.extract(assets.ULTRALIGHT_ONNX)))
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        heads = ultralight_heads(model_path or assets.extract(assets.ULTRALIGHT_ONNX))
+        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(heads, np.uint8))
+        self.priors = self.make_priors(*self.input_size)
+
+    @classmethod
+    def make_priors(cls, width: int, height: int) -> np.ndarray:
+        """(cx, cy, w, h) in [0, 1] per anchor, in the order the heads emit them."""
+        rows = []
+        for stride, sides in zip(cls.strides, cls.min_boxes):
+            cols, lines = -(-width // stride), -(-height // stride)  # ceil: the feature map's size
+            ys, xs = np.meshgrid((np.arange(lines) + 0.5) * stride / height,
+                                 (np.arange(cols) + 0.5) * stride / width, indexing="ij")
+            for cx, cy in zip(xs.ravel(), ys.ravel()):
+                rows.extend((cx, cy, side / width, side / height) for side in sides)
+        return np.clip(np.array(rows, np.float32), 0.0, 1.0)
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         blob = cv2.dnn.blobFromImage(cv2.resize(rgb, self.input_size), 1 / 128, self.input_size,
                                      (127, 127, 127), swapRB=False)
         self.net.setInput(blob)
-        boxes, scores = self.net.forward(["boxes", "scores"])
-        boxes, scores = boxes[0], scores[0][:, 1]
-        mask = scores >= self.score_threshold
-        return _clipped(boxes[mask] * np.array([w, h, w, h]), scores[mask], self.iou_threshold, w, h)
+        logits, locations = (out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames())))
+        if len(logits) != len(self.priors):
+            raise ValueError(f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
+                             f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)")
+        logits = logits - logits.max(axis=1, keepdims=True)
+        scores = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)  # softmax, face column
+        keep = scores >= self.score_threshold
+        loc, priors = locations[keep], self.priors[keep]
+        centres = loc[:, :2] * self.center_variance * priors[:, 2:] + priors[:, :2]
+        sides = np.exp(loc[:, 2:] * self.size_variance) * priors[:, 2:]
+        boxes = np.column_stack([centres - sides / 2, centres + sides / 2])
+        return _clipped(boxes * np.array([w, h, w, h], np.float32), scores[keep], self.iou_threshold, w, h)
+
+
+def ultralight_heads(path: Path) -> bytes:
+    """The Ultra-Light ONNX graph cut after its two four-level head concatenations
+    (class logits and box regressions), with a free input height and width."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def upstream(names: list[str]) -> list:
+        seen, todo, found = set(), list(names), []
+        while todo:
+            node = producers.get(todo.pop())
+            if node is not None and id(node) not in seen:
+                seen.add(id(node))
+                found.append(node)
+                todo.extend(node.input)
+        return found
+
+    def head(output: str) -> str:
+        # The Concat nearest to a graph output that joins the four feature levels.
+        for node in sorted(upstream([output]), key=list(graph.node).index, reverse=True):
+            if node.op_type == "Concat" and len(node.input) == len(UltraLightDetector.strides):
+                return node.output[0]
+        raise ValueError(f"{path}: no four-level head behind output {output!r}; not an Ultra-Light RFB model")
+
+    heads = [head("scores"), head("boxes")]
+    kept = {id(node) for node in upstream(heads)}
+    nodes = [node for node in graph.node if id(node) in kept]  # already in topological order
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.output[:]
+    graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, "anchors", channels])
+                        for name, channels in zip(heads, (2, 4)))  # OpenCV wants output shapes
+    dims = graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"  # was 480 x 640
+    return model.SerializeToString()
 
 
 class BlazeFaceDetector:

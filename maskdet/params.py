@@ -7,7 +7,7 @@ path fails with one line naming the key, the value and what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -102,6 +102,8 @@ class PredictParams(_Section):
     detector: Literal["ultralight", "blazeface"] = "ultralight"
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own
     min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
+    # Width and height the image is resized to for Ultra-Light (BlazeFace is fixed at 192x192).
+    ultralight_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([400, 300], min_length=2, max_length=2)
     runtime: Literal["auto", "keras", "float32", "float16", "int8"] = "auto"
 
 
@@ -118,7 +120,12 @@ def _one_line(exc: ValidationError, source: str, raw: dict) -> str:
     key = ".".join(str(p) for p in err["loc"])
     value = raw
     for part in err["loc"]:
-        value = value.get(part, "<missing>") if isinstance(value, dict) else "<missing>"
+        if isinstance(value, dict):
+            value = value.get(part, "<missing>")
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            value = "<missing>"
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}' (check its spelling; see params.yaml for the known keys)"
     expected = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")

@@ -25,13 +25,15 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     """Loads the Predictor once per server process; answers in the CLI's schema."""
 
     def load_context(self, context):
+        from maskdet.detectors import UltraLightDetector
         from maskdet.predict import Predictor, make_detector
 
         config = context.model_config or {}
+        size = tuple(config.get("ultralight_input", UltraLightDetector.native_size))
         detector = make_detector(config.get("detector", "ultralight"), config.get("score_threshold"),
-                                 model_path=Path(context.artifacts["detector"]))
+                                 model_path=Path(context.artifacts["detector"]), ultralight_input=size)
         self.predictor = Predictor(context.artifacts["model"], detector=detector,
-                                   min_face=int(config.get("min_face", 20)))
+                                   min_face=int(config.get("min_face", 20)), ultralight_input=size)
 
     def predict(self, context, model_input, params=None):
         from maskdet.predict import Prediction
@@ -70,7 +72,7 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
         artifacts={"model": str(model_folder), "detector": str(detector_file)},
         code_paths=[str(Path(maskdet.__file__).parent)],
         model_config={"detector": predict_params.detector, "score_threshold": predict_params.score_threshold,
-                      "min_face": predict_params.min_face},
+                      "min_face": predict_params.min_face, "ultralight_input": list(predict_params.ultralight_input)},
         # The server runs in the project's own environment (`--env-manager local`,
         # as `make serve` does): requirements.lock pins it, so none are inferred here.
         signature=infer_signature(example), pip_requirements=[])

@@ -285,7 +285,7 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
     """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
     mAP@0.5) and each detector's recall on the same faces."""
     from maskdet.images import load_rgb
-    from maskdet.predict import DETECTORS, Predictor, annotate, make_detector
+    from maskdet.predict import Predictor, annotate, compared_detectors
     from maskdet.scenes import detection_recall, detection_table, read_scenes, scene_metrics
 
     folder = root / "data" / "processed" / "scenes"
@@ -295,8 +295,8 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
     predictor = Predictor.from_params(root / "models", params)
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
-    detectors = {name: detection_recall(detection_table(scenes, make_detector(name, params.predict.score_threshold)))
-                 for name in DETECTORS}
+    detectors = {name: detection_recall(detection_table(scenes, detector))
+                 for name, detector in compared_detectors(params.predict).items()}
     gallery = []
     for scene, pred in list(zip(scenes, predictions))[:6]:
         shown = annotate(load_rgb(scene.image), pred.faces)

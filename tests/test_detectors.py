@@ -1,6 +1,7 @@
 """Both face detectors on real photos: same faces, boxes inside the image."""
 
 import numpy as np
+import pytest
 
 from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
 from maskdet.scenes import iou_matrix
@@ -27,3 +28,43 @@ def test_letterboxing_keeps_boxes_right_on_a_portrait_frame(group_rgb):
 def test_no_faces_in_a_blank_frame():
     blank = np.full((480, 640, 3), 128, np.uint8)
     assert UltraLightDetector()(blank) == [] and BlazeFaceDetector()(blank) == []
+
+
+def _original_graph_detections(rgb, threshold):
+    """Ultra-Light as published: its own graph decodes the 640x480 priors."""
+    import cv2
+
+    from maskdet import assets
+    from maskdet.detectors import _clipped
+
+    net = cv2.dnn.readNetFromONNX(str(assets.extract(assets.ULTRALIGHT_ONNX)))
+    net.setInput(cv2.dnn.blobFromImage(cv2.resize(rgb, (640, 480)), 1 / 128, (640, 480), (127, 127, 127)))
+    boxes, scores = (out[0] for out in net.forward(["boxes", "scores"]))
+    h, w = rgb.shape[:2]
+    keep = scores[:, 1] >= threshold
+    return _clipped(boxes[keep] * np.array([w, h, w, h]), scores[keep, 1], 0.3, w, h)
+
+
+def test_ultralight_cut_graph_with_numpy_priors_equals_the_published_graph(group_rgb):
+    for threshold in (0.7, 0.2):  # 0.2: many more candidate boxes go through the decoding
+        ours = UltraLightDetector(score_threshold=threshold)(group_rgb)
+        original = _original_graph_detections(group_rgb, threshold)
+        assert len(ours) == len(original) >= 3
+        for a, b in zip(ours, original):
+            assert np.abs(np.subtract(a.box, b.box)).max() <= 1 and abs(a.score - b.score) < 1e-5
+
+
+@pytest.mark.parametrize("size", [(400, 300), (320, 240), (333, 250)])
+def test_ultralight_at_smaller_inputs_finds_the_same_faces(group_rgb, size):
+    native = UltraLightDetector()(group_rgb)
+    small = UltraLightDetector(input_size=size)
+    found = small(group_rgb)
+    assert len(found) == len(native) == 3
+    assert (iou_matrix([d.box for d in found], [d.box for d in native]).max(axis=1) > 0.6).all()
+    assert len(small.priors) < 17640  # fewer anchors: the speed comes from there
+
+
+def test_ultralight_priors_match_the_published_anchor_count():
+    assert UltraLightDetector.make_priors(640, 480).shape == (17640, 4)  # as the graph's decoder constants
+    priors = UltraLightDetector.make_priors(400, 300)
+    assert priors.min() >= 0 and priors.max() <= 1

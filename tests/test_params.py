@@ -27,6 +27,9 @@ def _raw():
     (lambda r: r["data"]["split"].update(train=0.9), "add up to 1"),
     (lambda r: r["data"].update(source="kaggle"), "data.source = 'kaggle'"),
     (lambda r: r["data"]["sample"].update(crop_size=True), "data.sample.crop_size = True"),
+    (lambda r: r["predict"].update(ultralight_input=[640]), "predict.ultralight_input = [640]"),
+    (lambda r: r["predict"].update(ultralight_input=[400, 10]), "predict.ultralight_input.1 = 10"),
+    (lambda r: r["predict"].update(ultralight_input="640x480"), "predict.ultralight_input = '640x480'"),
 ])
 def test_bad_values_fail_with_one_line_naming_key_and_value(edit, expected):
     raw = _raw()

@@ -126,6 +126,27 @@ def test_predictor_runtimes_agree_and_batch_size_follows_the_faces(model_dir):
         assert max(abs(a.probs[k] - b.probs[k]) for k in LABELS) <= 0.02
 
 
+def test_crop_resizes_run_on_one_blas_thread_and_leave_the_setting_as_it_was(model_dir, monkeypatch):
+    """OpenBLAS workers left spinning after the resizes would take the cores the
+    classifier runs on; the Predictor limits them only around its own resizes."""
+    from threadpoolctl import threadpool_info
+
+    import maskdet.predict as predict
+
+    def blas_threads():  # NumPy's own OpenBLAS: SciPy or TensorFlow may bring others, unused here
+        return [lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+
+    seen, real = [], predict.resize_crop
+    monkeypatch.setattr(predict, "resize_crop", lambda crop, size: (seen.append(blas_threads()), real(crop, size))[1])
+    before = blas_threads()
+    assert len(before) == 1  # NumPy's OpenBLAS is there to limit
+    probs = Predictor(model_dir).classify([np.full((90, 80, 3), 120, np.uint8)] * 3)
+    assert probs.shape == (3, len(LABELS))
+    assert seen == [[1]] * 3
+    assert blas_threads() == before
+
+
 def test_numpy_resize_matches_the_training_resize(face_rgb):
     from maskdet.datasets import resize_crop, resize_for_model
 

@@ -79,7 +79,8 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     version = client.get_model_version_by_alias("maskdet", "champion")
     assert version.run_id == evaluate.info.run_id  # the registered model is the whole Predictor
     for key in ("scene_map50", "scene_recall_masked", "serving_float16_max_abs_diff",
-                "detector_ultralight_recall_masked", "detector_blazeface_recall_masked"):
+                "detector_ultralight_recall_masked", "detector_ultralight_640x480_recall_masked",
+                "detector_blazeface_recall_masked"):
         assert key in evaluate.data.metrics, key
 
 
