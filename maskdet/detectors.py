@@ -81,12 +81,13 @@ class UltraLightDetector:
 
     @classmethod
     def make_priors(cls, width: int, height: int) -> np.ndarray:
-        """(cx, cy, w, h) in [0, 1] per anchor, in the order the heads emit them."""
+        """(cx, cy, w, h) in [0, 1] per anchor, in the order the heads emit them.
+        Centres sit in the middle of each feature-map cell, as in the published
+        graph's constants (its last map is 10x8 cells for 640x480)."""
         rows = []
         for stride, sides in zip(cls.strides, cls.min_boxes):
             cols, lines = -(-width // stride), -(-height // stride)  # ceil: the feature map's size
-            ys, xs = np.meshgrid((np.arange(lines) + 0.5) * stride / height,
-                                 (np.arange(cols) + 0.5) * stride / width, indexing="ij")
+            ys, xs = np.meshgrid((np.arange(lines) + 0.5) / lines, (np.arange(cols) + 0.5) / cols, indexing="ij")
             for cx, cy in zip(xs.ravel(), ys.ravel()):
                 rows.extend((cx, cy, side / width, side / height) for side in sides)
         return np.clip(np.array(rows, np.float32), 0.0, 1.0)

@@ -45,13 +45,15 @@ def _original_graph_detections(rgb, threshold):
     return _clipped(boxes[keep] * np.array([w, h, w, h]), scores[keep, 1], 0.3, w, h)
 
 
-def test_ultralight_cut_graph_with_numpy_priors_equals_the_published_graph(group_rgb):
-    for threshold in (0.7, 0.2):  # 0.2: many more candidate boxes go through the decoding
-        ours = UltraLightDetector(score_threshold=threshold)(group_rgb)
-        original = _original_graph_detections(group_rgb, threshold)
-        assert len(ours) == len(original) >= 3
-        for a, b in zip(ours, original):
-            assert np.abs(np.subtract(a.box, b.box)).max() <= 1 and abs(a.score - b.score) < 1e-5
+def test_ultralight_cut_graph_with_numpy_priors_equals_the_published_graph(group_rgb, face_rgb):
+    # Small faces (the group) and one large face (the portrait: the coarsest feature map).
+    for rgb, least in ((group_rgb, 3), (face_rgb, 1)):
+        for threshold in (0.7, 0.2):  # 0.2: many more candidate boxes go through the decoding
+            ours = UltraLightDetector(score_threshold=threshold)(rgb)
+            original = _original_graph_detections(rgb, threshold)
+            assert len(ours) == len(original) >= least
+            for a, b in zip(ours, original):
+                assert np.abs(np.subtract(a.box, b.box)).max() <= 1 and abs(a.score - b.score) < 1e-5
 
 
 @pytest.mark.parametrize("size", [(400, 300), (320, 240), (333, 250)])
@@ -64,7 +66,17 @@ def test_ultralight_at_smaller_inputs_finds_the_same_faces(group_rgb, size):
     assert len(small.priors) < 17640  # fewer anchors: the speed comes from there
 
 
-def test_ultralight_priors_match_the_published_anchor_count():
-    assert UltraLightDetector.make_priors(640, 480).shape == (17640, 4)  # as the graph's decoder constants
+def test_ultralight_priors_equal_the_published_graphs_constants():
+    import onnx
+    from onnx import numpy_helper
+
+    from maskdet import assets
+
+    graph = onnx.load(str(assets.extract(assets.ULTRALIGHT_ONNX))).graph
+    constants = [numpy_helper.to_array(n.attribute[0].t) for n in graph.node if n.op_type == "Constant"]
+    anchors = [c[0] for c in constants if c.shape == (1, 17640, 2)]  # prior centres and prior sides
+    ours = UltraLightDetector.make_priors(640, 480)
+    assert any(np.array_equal(ours[:, :2], c) for c in anchors)
+    assert any(np.array_equal(ours[:, 2:], c) for c in anchors)
     priors = UltraLightDetector.make_priors(400, 300)
-    assert priors.min() >= 0 and priors.max() <= 1
+    assert len(priors) < len(ours) and priors.min() >= 0 and priors.max() <= 1
