@@ -116,8 +116,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
 
         describe = {"detector": predictor.detector_name, "runtime": predictor.runtime,
                     "classifier_input": predictor.input_size,
-                    "detector_input": "192x192" if predictor.detector_name == "blazeface"
-                    else "x".join(map(str, predictor.ultralight_input))}
+                    "detector_input": predictor.detector_input}
     else:
         from benchmarks.classic import ClassicPipeline
 

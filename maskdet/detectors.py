@@ -97,7 +97,8 @@ class UltraLightDetector:
         blob = cv2.dnn.blobFromImage(cv2.resize(rgb, self.input_size), 1 / 128, self.input_size,
                                      (127, 127, 127), swapRB=False)
         self.net.setInput(blob)
-        logits, locations = (out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames())))
+        heads = {out.shape[-1]: out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
+        logits, locations = heads[2], heads[4]  # (background, face) logits; box regressions
         if len(logits) != len(self.priors):
             raise ValueError(f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
                              f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)")
@@ -130,9 +131,11 @@ def ultralight_heads(path: Path) -> bytes:
                 todo.extend(node.input)
         return found
 
+    order = {id(node): i for i, node in enumerate(graph.node)}
+
     def head(output: str) -> str:
         # The Concat nearest to a graph output that joins the four feature levels.
-        for node in sorted(upstream([output]), key=list(graph.node).index, reverse=True):
+        for node in sorted(upstream([output]), key=lambda n: order[id(n)], reverse=True):
             if node.op_type == "Concat" and len(node.input) == len(UltraLightDetector.strides):
                 return node.output[0]
         raise ValueError(f"{path}: no four-level head behind output {output!r}; not an Ultra-Light RFB model")
@@ -160,6 +163,7 @@ class BlazeFaceDetector:
     """
 
     input_side = 192
+    input_size = (input_side, input_side)
     grid = 48
 
     def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3,

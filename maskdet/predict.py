@@ -151,6 +151,11 @@ class Predictor:
         return cls(model, detector=detector or p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
                    runtime=None if runtime == "auto" else runtime, ultralight_input=tuple(p.ultralight_input))
 
+    @property
+    def detector_input(self) -> str:
+        """The size the detector sees the image at, as WIDTHxHEIGHT."""
+        return "x".join(str(v) for v in self.detector.input_size)
+
     def with_detector(self, name: str) -> "Predictor":
         """The same Predictor (the same loaded classifier) with another detector."""
         import copy

@@ -245,7 +245,7 @@ def model_card(predictor: Predictor, root: Path) -> str:
              ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
              ("backbone", html.escape(str(meta.get("backbone", "-")))),
              ("classifier runtime", _runtime_line(predictor.runtime, serving)),
-             ("detector", predictor.detector_name),
+             ("detector", f"{predictor.detector_name}, input {predictor.detector_input}"),
              ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
              ("training params", html.escape(json.dumps(train))),
              ("commit", html.escape(str(meta.get("git_commit", "-"))))]
