@@ -193,7 +193,7 @@ def table(results: dict) -> str:
     lines = ["| | " + " | ".join(titles[k] for k, _ in ours) + " | classic |",
              "|---|" + "---:|" * (len(ours) + 1),
              "| detector, input | " + " | ".join(f"{r['detector']} {r['detector_input']}" for _, r in ours)
-             + " | res10 300x300 |"]
+             + f" | res10 {classic['detector_input']} |"]
     for title, key, fmt in rows:
         cells = [fmt.format(r[key]) for _, r in ours] + [fmt.format(classic[key])]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
