@@ -154,7 +154,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def detectors_compared(scenes_dir: Path, frames: Path) -> dict:
+def measure_detectors(scenes_dir: Path, frames: Path) -> dict:
     """Each detector's recall on every rendered scene, and its own time on the
     640x480 frames (p50, this process, one after another)."""
     from benchmarks.classic import Res10Detector
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
                 return 1
             results[key] = json.loads(done.stdout.strip().splitlines()[-1])
         print("benchmark: detectors (recall, time) ...", file=sys.stderr)
-        results["detectors"] = detectors_compared(scenes, frames)
+        results["detectors"] = measure_detectors(scenes, frames)
     results["faces_per_frame"] = sorted(set(faces.values()))
     results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d")}

@@ -63,6 +63,7 @@ class UltraLightDetector:
     them together). Input: RGB resized to ``input_size``, (x - 127) / 128.
     """
 
+    weights = assets.ULTRALIGHT_ONNX
     native_size = (640, 480)
     # The RFB-640 model's anchors: box sides in input pixels per feature-map
     # stride, and the SSD variances its regression was trained with.
@@ -75,7 +76,7 @@ class UltraLightDetector:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        heads = ultralight_heads(model_path or assets.extract(assets.ULTRALIGHT_ONNX))
+        heads = ultralight_heads(model_path or assets.extract(self.weights))
         self.net = cv2.dnn.readNetFromONNX(np.frombuffer(heads, np.uint8))
         self.priors = self.make_priors(*self.input_size)
 
@@ -162,6 +163,7 @@ class BlazeFaceDetector:
     centre. Decoded as in MediaPipe's face_detection_full_range graph.
     """
 
+    weights = assets.BLAZEFACE_FULL_TFLITE
     input_side = 192
     input_size = (input_side, input_side)
     grid = 48
@@ -172,7 +174,7 @@ class BlazeFaceDetector:
 
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(assets.BLAZEFACE_FULL_TFLITE)),
+        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)),
                                        num_threads=2)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]

@@ -117,9 +117,10 @@ class Predictor:
     dashboard and the served model share. Loads everything once; a call builds
     no graph. The face crop is padded as the training crops were."""
 
-    def __init__(self, model: str | Path, detector="ultralight", score_threshold: float | None = None,
+    def __init__(self, model: str | Path, detector: str = "ultralight", score_threshold: float | None = None,
                  min_face: int = 20, runtime: str | None = None,
-                 ultralight_input: tuple[int, int] = tuple(PredictParams().ultralight_input)):
+                 ultralight_input: tuple[int, int] = tuple(PredictParams().ultralight_input),
+                 detector_path: Path | None = None):
         import json
 
         from maskdet.classifier import load_classifier
@@ -136,9 +137,8 @@ class Predictor:
         self.classifier = load_classifier(self.folder, self.metadata, self.runtime)
         self.input_size = int(self.metadata["input_size"])
         self.ultralight_input = tuple(ultralight_input)
-        self.detector = (make_detector(detector, score_threshold, ultralight_input=self.ultralight_input)
-                         if isinstance(detector, str) else detector)
-        self.detector_name = detector if isinstance(detector, str) else type(detector).__name__
+        self.detector = make_detector(detector, score_threshold, detector_path, self.ultralight_input)
+        self.detector_name = detector
         self.min_face = min_face
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 

@@ -26,14 +26,14 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         from maskdet.detectors import UltraLightDetector
-        from maskdet.predict import Predictor, make_detector
+        from maskdet.predict import Predictor
 
         config = context.model_config or {}
-        size = tuple(config.get("ultralight_input", UltraLightDetector.native_size))
-        detector = make_detector(config.get("detector", "ultralight"), config.get("score_threshold"),
-                                 model_path=Path(context.artifacts["detector"]), ultralight_input=size)
-        self.predictor = Predictor(context.artifacts["model"], detector=detector,
-                                   min_face=int(config.get("min_face", 20)), ultralight_input=size)
+        self.predictor = Predictor(
+            context.artifacts["model"], detector=config.get("detector", "ultralight"),
+            score_threshold=config.get("score_threshold"), min_face=int(config.get("min_face", 20)),
+            ultralight_input=tuple(config.get("ultralight_input", UltraLightDetector.native_size)),
+            detector_path=Path(context.artifacts["detector"]))
 
     def predict(self, context, model_input, params=None):
         from maskdet.predict import Prediction
@@ -63,9 +63,9 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
 
     import maskdet
     from maskdet import assets
+    from maskdet.predict import DETECTORS
 
-    detector_file = assets.extract(assets.BLAZEFACE_FULL_TFLITE if predict_params.detector == "blazeface"
-                                   else assets.ULTRALIGHT_ONNX)
+    detector_file = assets.extract(DETECTORS[predict_params.detector].weights)
     example = pd.DataFrame({"image": ["<base64 of a JPEG, PNG, WebP or BMP file>"], "name": ["photo.jpg"]})
     return mlflow.pyfunc.log_model(
         name=name, python_model=PredictorModel(),
