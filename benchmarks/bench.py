@@ -4,15 +4,24 @@ classic res10 SSD + MobileNetV2-224 pipeline, measured in one run.
     python -m benchmarks.bench            (or `make bench`)
 
 Pipelines: the Predictor as params.yaml configures it, the Predictor with
-Ultra-Light at its native 640x480 and with BlazeFace, and the classic one.
-Each runs in its own process so that its peak memory (RSS) is its own. Frames
+Ultra-Light (400x300) and with BlazeFace, the classic one as published
+(``model.predict``) and the classic one with a compiled direct call. Each
+runs in its own process so that its peak memory (RSS) is its own. Frames
 are 640x480 JPEGs made from the default data's scenes (3-5 faces), pairs of
 scenes side by side (6 faces) and the portraits (1 face); each frame goes
 decode -> detect -> classify -> annotate. Throughput is images/s over the
 full-size scene and portrait files (decode -> detect -> classify). Then each
-detector (Ultra-Light at four input sizes, BlazeFace, res10) is measured alone:
-its recall on every rendered scene of the default data, on the faces that
-wear a mask (correctly or not) and on bare faces, and its time per frame.
+detector (CenterFace and Ultra-Light at several input sizes, BlazeFace, res10)
+is measured alone: its recall and precision on every rendered scene of the
+default data, on the faces that wear a mask (correctly or not) and on bare
+faces, and its time per frame.
+
+Real photos: given a folder of real photos in one folder per class
+(``--real``, ``$MASKDET_REAL_PHOTOS``, or a ``shared/realdev`` beside the
+project when there is one), each detector's share of masked and bare photos
+with a face found in the framed and close-up views, and the default
+Predictor's scores in all three views (``maskdet.crosseval``). Without such
+a folder the bench says so in one line and leaves those columns out.
 Results go to benchmarks/results.json and, with --readme, into the README.
 """
 
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -78,22 +88,19 @@ def _percentiles(ms: list[float]) -> dict:
     return {"p50_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "frames": len(ms)}
 
 
-# (results key, worker kind, detector, Ultra-Light input): the Predictor as params.yaml
-# configures it, Ultra-Light at its native size, BlazeFace, and the classic pipeline.
-PIPELINES = (("maskdet", "maskdet", None, None),
-             ("maskdet_ultralight_640x480", "maskdet", "ultralight", "640x480"),
-             ("maskdet_blazeface", "maskdet", "blazeface", None),
-             ("classic", "classic", None, None))
-ULTRALIGHT_SIZES = ((320, 240), (400, 300), (480, 360), (640, 480))
+# (results key, worker kind, detector): the Predictor as params.yaml configures
+# it, with Ultra-Light and with BlazeFace, and the classic pipeline as published
+# and with a compiled call instead of model.predict.
+PIPELINES = (("maskdet", "maskdet", None),
+             ("maskdet_ultralight", "maskdet", "ultralight"),
+             ("maskdet_blazeface", "maskdet", "blazeface"),
+             ("classic", "classic", None),
+             ("classic_compiled", "classic_compiled", None))
+DETECTOR_SIZES = {"centerface": ((320, 240), (416, 320), (640, 480)), "ultralight": ((400, 300), (640, 480))}
+DEFAULT_REAL = ROOT.parent / "shared" / "realdev"  # where the team keeps its real photos, when it is there
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, height = text.lower().split("x")
-    return int(width), int(height)
-
-
-def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, detector: str | None = None,
-           ultralight_input: str | None = None) -> dict:
+def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, detector: str | None = None) -> dict:
     """Runs in its own process: latency per frame, throughput, peak RSS."""
     started = time.perf_counter()
     if kind == "maskdet":
@@ -102,9 +109,6 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         from maskdet.predict import Predictor, annotate
 
         params = load_params(ROOT / "params.yaml", check_paths=False)
-        if ultralight_input:
-            predict = params.predict.model_copy(update={"ultralight_input": list(_size(ultralight_input))})
-            params = params.model_copy(update={"predict": predict})
         predictor = Predictor.from_params(model, params, detector)
 
         def frame_step(data: bytes):
@@ -120,7 +124,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
     else:
         from benchmarks.classic import ClassicPipeline
 
-        pipeline = ClassicPipeline()
+        pipeline = ClassicPipeline(compiled=kind == "classic_compiled")
 
         def decode(data: bytes):
             return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -132,8 +136,8 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         def image_step(path: Path):
             pipeline(decode(path.read_bytes()))
 
-        describe = {"detector": "res10 SSD 300 (Caffe)", "runtime": "keras model.predict", "classifier_input": 224,
-                    "detector_input": "300x300"}
+        describe = {"detector": "res10 SSD 300 (Caffe)", "classifier_input": 224, "detector_input": "300x300",
+                    "runtime": "keras, compiled call" if kind == "classic_compiled" else "keras model.predict"}
     load_seconds = time.perf_counter() - started
     data = [p.read_bytes() for p in sorted(frames.glob("*.jpg"))]
     for blob in data[:3]:  # warm-up: first calls trace graphs and allocate buffers
@@ -154,17 +158,62 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def measure_detectors(scenes_dir: Path, frames: Path) -> dict:
-    """Each detector's recall on every rendered scene, and its own time on the
-    640x480 frames (p50, this process, one after another)."""
+def _scene_precision(scenes, detector) -> float:
+    """The share of the detector's boxes on the rendered scenes that are an annotated face (IoU 0.5)."""
+    from maskdet.images import load_rgb
+    from maskdet.scenes import match
+
+    hits = boxes = 0
+    for scene in scenes:
+        found = detector(load_rgb(scene.image))
+        matched, _ = match(scene.objects, [d.box for d in found], [d.score for d in found])
+        hits += sum(m is not None for m in matched)
+        boxes += len(matched)
+    return hits / boxes if boxes else float("nan")
+
+
+def real_photos(path: str | None) -> tuple[dict | None, str]:
+    """The real photos (RGB by class) to measure on, or None, and a line saying which."""
+    from maskdet.crosseval import read_labelled_set
+    from maskdet.images import ImageError, load_rgb
+
+    if path == "":
+        return None, "real photos: none asked for (--real ''); the real-photo columns are left out"
+    folder = Path(path) if path else DEFAULT_REAL
+    if not folder.is_dir():
+        return None, (f"real photos: none ({folder} not found; give --real FOLDER with one folder per class); "
+                      "the real-photo columns are left out")
+    data = read_labelled_set(folder)
+    photos = {}
+    for item in data.read.items:
+        try:
+            photos.setdefault(item.label, []).append(load_rgb(item.path))
+        except ImageError:
+            continue
+    counts = ", ".join(f"{len(v)} {k}" for k, v in photos.items())
+    return photos, f"real photos: {folder} ({counts})"
+
+
+def _found_share(detect, photos: list, view: str) -> float:
+    from maskdet.views import view_of
+
+    return float(np.mean([len(detect(view_of(rgb, view))) > 0 for rgb in photos])) if photos else float("nan")
+
+
+def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None, min_face: int = 20) -> dict:
+    """Each detector's recall and precision on every rendered scene, its own time
+    on the 640x480 frames (p50, this process, one after another), and with real
+    photos the share of them where it finds a face (of ``min_face`` pixels or
+    more, as the Predictor keeps) in the framed and close-up views."""
     from benchmarks.classic import Res10Detector
+    from maskdet.detectors import detect_zoomed_out
     from maskdet.images import load_rgb
     from maskdet.predict import make_detector
     from maskdet.scenes import detection_recall, detection_table, read_scenes
 
     scenes = read_scenes(scenes_dir)
-    detectors = {f"ultralight {w}x{h}": make_detector("ultralight", ultralight_input=(w, h))
-                 for w, h in ULTRALIGHT_SIZES}
+    detectors = {f"{name} {w}x{h}": make_detector(name, input_size=(w, h))
+                 for name, sizes in DETECTOR_SIZES.items() for w, h in sizes}
     detectors.update({"blazeface 192x192": make_detector("blazeface"), "res10 (classic) 300x300": Res10Detector()})
     images = [load_rgb(p.read_bytes()) for p in sorted(frames.glob("*.jpg"))]
     out = {}
@@ -176,44 +225,92 @@ def measure_detectors(scenes_dir: Path, frames: Path) -> dict:
             t = time.perf_counter()
             detector(rgb)
             ms.append((time.perf_counter() - t) * 1000)
-        out[name] = {**detection_recall(detection_table(scenes, detector)), "p50_ms": statistics.median(ms)}
+        out[name] = {**detection_recall(detection_table(scenes, detector)),
+                     "precision": _scene_precision(scenes, detector), "p50_ms": statistics.median(ms)}
+        if photos:
+            def kept(rgb, detector=detector):
+                return [d for d in detector(rgb) if min(d.width, d.height) >= min_face]
+
+            def retried(rgb, kept=kept, detector=detector):  # as the Predictor with closeup_retry
+                return kept(rgb) or [d for d in detect_zoomed_out(detector, rgb) if min(d.width, d.height) >= min_face]
+
+            for label, short in (("with_mask", "masked"), ("without_mask", "bare")):
+                for view in ("framed", "closeup"):
+                    out[name][f"real_{view}_{short}"] = _found_share(kept, photos.get(label, []), view)
+                out[name][f"real_closeup_retry_{short}"] = _found_share(retried, photos.get(label, []), "closeup")
     return out
 
 
+def measure_real_pipeline(model: Path, folder: Path) -> dict:
+    """The default Predictor on the real photos in all three views (``maskdet evaluate``'s scores)."""
+    from maskdet import crosseval
+    from maskdet.params import load_params
+    from maskdet.predict import Predictor
+
+    predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
+    data = crosseval.read_labelled_set(folder)
+    return crosseval.summarise(crosseval.predict_rows(predictor, data, crosseval.FOLDER_VIEWS), data)
+
+
 def table(results: dict) -> str:
-    classic = results["classic"]
-    ours = [(key, results[key]) for key, kind, _, _ in PIPELINES if kind == "maskdet"]
-    titles = {"maskdet": "maskdet (default)", "maskdet_ultralight_640x480": "maskdet, Ultra-Light 640x480",
+    classic, compiled = results["classic"], results["classic_compiled"]
+    ours = [(key, results[key]) for key, kind, _ in PIPELINES if kind == "maskdet"]
+    titles = {"maskdet": "maskdet (default)", "maskdet_ultralight": "maskdet, Ultra-Light",
               "maskdet_blazeface": "maskdet, BlazeFace"}
     rows = [("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
             ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
             ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
             ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
             ("start-up: load models (s)", "load_s", "{:.1f}")]
-    lines = ["| | " + " | ".join(titles[k] for k, _ in ours) + " | classic |",
-             "|---|" + "---:|" * (len(ours) + 1),
+    lines = ["| | " + " | ".join(titles[k] for k, _ in ours) + " | classic | classic, compiled call |",
+             "|---|" + "---:|" * (len(ours) + 2),
              "| detector, input | " + " | ".join(f"{r['detector']} {r['detector_input']}" for _, r in ours)
-             + f" | res10 {classic['detector_input']} |"]
+             + f" | res10 {classic['detector_input']} | res10 {compiled['detector_input']} |"]
     for title, key, fmt in rows:
-        cells = [fmt.format(r[key]) for _, r in ours] + [fmt.format(classic[key])]
+        cells = [fmt.format(r[key]) for _, r in ours] + [fmt.format(classic[key]), fmt.format(compiled[key])]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    ratios = [(f"**{classic['p50_ms'] / r['p50_ms']:.1f}x**") for _, r in ours]
-    lines.append("| **classic p50 / ours** | " + " | ".join(ratios) + " | 1.0x |")
+    for base, title, bold in ((classic, "**classic p50 / ours**", "**"), (compiled, "classic compiled p50 / ours", "")):
+        ratios = [f"{bold}{base['p50_ms'] / r['p50_ms']:.1f}x{bold}" for _, r in ours]
+        rest = [f"{base['p50_ms'] / classic['p50_ms']:.1f}x", f"{base['p50_ms'] / compiled['p50_ms']:.1f}x"]
+        lines.append(f"| {title} | " + " | ".join(ratios + rest) + " |")
     lines.append("| peak RSS, classic / ours | " + " | ".join(f"{classic['peak_rss_mb'] / r['peak_rss_mb']:.1f}x"
-                                                            for _, r in ours) + " | 1.0x |")
-    lines += ["", "| detector, input | recall, masked faces | recall, bare faces | recall, all | "
-                  "detector alone, p50 per frame (ms) |", "|---|---:|---:|---:|---:|"]
+                                                            for _, r in ours) + " | 1.0x | |")
+    real = "real" in results
+    head = ("| detector, input | rendered scenes: recall, masked | recall, bare | precision | "
+            "p50 per frame (ms) |")
+    rule = "|---|---:|---:|---:|---:|"
+    if real:
+        head += " real, framed: masked found | bare found | real, close-up: masked found | bare found | " \
+                "close-up with retry: masked | bare |"
+        rule += "---:|" * 6
+    lines += ["", head, rule]
     for name, r in results["detectors"].items():
-        lines.append(f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['recall']:.3f} | "
-                     f"{r['p50_ms']:.1f} |")
+        line = (f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['precision']:.3f} | "
+                f"{r['p50_ms']:.1f} |")
+        if real:
+            line += "".join(f" {r[k]:.3f} |" for k in ("real_framed_masked", "real_framed_bare", "real_closeup_masked",
+                                                      "real_closeup_bare", "real_closeup_retry_masked",
+                                                      "real_closeup_retry_bare"))
+        lines.append(line)
+    if real:
+        p = results["real"]
+        lines += ["", "| the default Predictor on the real photos | masked faces found | masked called with_mask | "
+                      "bare called without_mask |", "|---|---:|---:|---:|"]
+        for view, title in (("crops", "crops (`--crops`)"), ("framed", "framed (face at ~1/3 of 640x480)"),
+                            ("closeup", "close-up (the photo as it is)")):
+            v = p[view]
+            found = f"{v['with_mask_found']:.3f}" if "with_mask_found" in v else "—"
+            lines.append(f"| {title} | {found} | {v['with_mask_called_right']:.3f} | "
+                         f"{v['without_mask_called_right']:.3f} |")
     first = next(iter(results["detectors"].values()))
     m = results["machine"]
     lines += ["", f"maskdet: {ours[0][1]['runtime']} classifier at {ours[0][1]['classifier_input']} px "
                   f"(TensorFlow loaded: {'yes' if ours[0][1]['tensorflow_loaded'] else 'no'}); classic: "
-                  f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']}. "
+                  f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']} (or a compiled call). "
                   f"{ours[0][1]['frames']} frames per pipeline (1-6 faces), each pipeline in its own process. "
-                  f"Recall at IoU 0.5 on {first['faces']} faces ({first['masked_faces']} masked) of the rendered "
-                  f"scenes, each detector at its own score threshold (Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). "
+                  f"Rendered scenes: recall at IoU 0.5 on {first['faces']} faces ({first['masked_faces']} masked), "
+                  f"precision over every box found, each detector at its own score threshold (CenterFace 0.3, "
+                  f"Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). {results['real_note']}. "
                   f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured {m['date']} "
                   f"with `make bench`."]
     return "\n".join(lines)
@@ -246,15 +343,17 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
-    parser.add_argument("--worker", choices=("maskdet", "classic"), help=argparse.SUPPRESS)
+    parser.add_argument("--real", default=None, metavar="FOLDER",
+                        help="real photos, one folder per class, for the real-photo columns (default: "
+                             "$MASKDET_REAL_PHOTOS, else shared/realdev beside the project if there; '' for none)")
+    parser.add_argument("--worker", choices=("maskdet", "classic", "classic_compiled"), help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
-    parser.add_argument("--ultralight-input", help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model),
-                                args.detector, args.ultralight_input)))
+                                args.detector)))
         return 0
     scenes = Path(args.scenes)
     if not (Path(args.model) / "metadata.json").is_file():
@@ -265,11 +364,14 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     results = {}
+    real = args.real if args.real is not None else os.environ.get("MASKDET_REAL_PHOTOS")
+    photos, results["real_note"] = real_photos(real)
+    print(f"benchmark: {results['real_note']}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         frames, folder, faces = make_inputs(scenes, Path(tmp))
-        for key, kind, detector, size in PIPELINES:
+        for key, kind, detector in PIPELINES:
             print(f"benchmark: {key} pipeline ...", file=sys.stderr)
-            extra = (["--detector", detector] if detector else []) + (["--ultralight-input", size] if size else [])
+            extra = ["--detector", detector] if detector else []
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
                                    "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model,
                                    *extra], cwd=ROOT, capture_output=True, text=True)
@@ -278,12 +380,17 @@ def main(argv=None) -> int:
                 return 1
             results[key] = json.loads(done.stdout.strip().splitlines()[-1])
         print("benchmark: detectors (recall, time) ...", file=sys.stderr)
-        results["detectors"] = measure_detectors(scenes, frames)
+        results["detectors"] = measure_detectors(scenes, frames, photos)
+    if photos:
+        print("benchmark: the default Predictor on the real photos ...", file=sys.stderr)
+        results["real"] = measure_real_pipeline(Path(args.model), Path(real or DEFAULT_REAL))
     results["faces_per_frame"] = sorted(set(faces.values()))
-    results["machine"] = {"cpu": _cpu(), "cores": __import__("os").cpu_count(), "python": platform.python_version(),
+    results["machine"] = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "date": time.strftime("%Y-%m-%d")}
     results["ratio_p50"] = {key: results["classic"]["p50_ms"] / results[key]["p50_ms"]
-                            for key, kind, _, _ in PIPELINES if kind == "maskdet"}
+                            for key, kind, _ in PIPELINES if kind == "maskdet"}
+    results["ratio_p50_compiled"] = {key: results["classic_compiled"]["p50_ms"] / results[key]["p50_ms"]
+                                     for key, kind, _ in PIPELINES if kind == "maskdet"}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

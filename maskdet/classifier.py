@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ PARITY_MIN_AGREEMENT = 0.99
 
 class LiteClassifier:
     """A TFLite export run by LiteRT. The batch dimension follows the number of
-    faces; the interpreter is only re-planned when that number changes."""
+    faces; the interpreter is only re-planned when that number changes. An
+    interpreter is not thread-safe (the scoring server calls from several
+    threads): one call at a time holds it, from resize to reading the answer."""
 
     def __init__(self, model: Path | bytes, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
@@ -43,17 +46,19 @@ class LiteClassifier:
         self._input, self._shape = detail["index"], tuple(int(v) for v in detail["shape"])
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.input_size = self._shape[1]
+        self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
-        if len(batch) != self._shape[0]:
-            self._shape = (len(batch), *self._shape[1:])
-            self.interpreter.resize_tensor_input(self._input, list(self._shape))
-            self.interpreter.allocate_tensors()
-        self.interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output).copy()
+        with self._lock:
+            if len(batch) != self._shape[0]:
+                self._shape = (len(batch), *self._shape[1:])
+                self.interpreter.resize_tensor_input(self._input, list(self._shape))
+                self.interpreter.allocate_tensors()
+            self.interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self._output).copy()
 
 
 class KerasClassifier:

@@ -164,6 +164,36 @@ def _cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_evaluate(args) -> int:
+    from maskdet import crosseval
+    from maskdet.paths import project_root
+
+    data = crosseval.read_labelled_set(Path(args.path))
+    for problem in data.read.problems:
+        print(f"maskdet evaluate: skipped {problem['item']}: {problem['detail']}", file=sys.stderr)
+    views = tuple(v.strip() for v in args.views.split(",") if v.strip()) if args.views else (
+        crosseval.VOC_VIEWS if data.kind == "voc" else crosseval.FOLDER_VIEWS)
+    predictor = _load_predictor(args)
+    rows = crosseval.predict_rows(predictor, data, views, progress=not args.quiet)
+    summary = crosseval.summarise(rows, data)
+    summary.update(model=str(args.model or "models"), detector=predictor.detector_name,
+                   detector_input=predictor.detector_input)
+    if "scenes" in views:
+        summary["scenes"] = crosseval.scene_scores(predictor, data)
+    out = Path(args.out) if args.out else project_root() / "reports" / "crosseval"
+    files = crosseval.write_outputs(out, rows, summary, data)
+    if not args.no_mlflow:
+        summary["mlflow_run_id"] = crosseval.log_run(summary, files, args.model or "models", predictor)
+    print(json.dumps(summary, indent=2))
+    unreadable = rows[rows["error"].notna()].drop_duplicates("image") if len(rows) else rows
+    for r in unreadable.itertuples():
+        print(f"maskdet evaluate: {r.image}: {r.error}", file=sys.stderr)
+    if len(unreadable):
+        print(f"maskdet evaluate: {len(unreadable)} image(s) could not be read; they count as misses",
+              file=sys.stderr)
+    return 1 if len(unreadable) else 0
+
+
 def _cmd_video(args) -> int:
     from maskdet.video import has_display, run_video
 
@@ -181,12 +211,14 @@ def _cmd_video(args) -> int:
 
 
 def _predictor_options(p) -> None:
+    from maskdet.params import DETECTOR_NAMES
+
     p.add_argument("--model", default=None,
                    help="a model folder or an MLflow model URI such as models:/maskdet@champion "
                         "(default: models/ of the project, written by `make repro`)")
-    p.add_argument("--detector", choices=("ultralight", "blazeface"), default=None,
-                   help="face detector (default: params.yaml predict.detector; Ultra-Light's input size is "
-                        "predict.ultralight_input)")
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=None,
+                   help="face detector (default: params.yaml predict.detector; the input sizes are "
+                        "predict.centerface_input and predict.ultralight_input)")
     p.add_argument("--runtime", choices=("auto", "keras", "float32", "float16", "int8"), default=None,
                    help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
                         "(default: params.yaml predict.runtime)")
@@ -235,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "table: for people (default)")
     p.add_argument("--crops", action="store_true", help="each image is one already-cropped face: no detection")
     p.add_argument("--out", default=None, help="folder for annotated copies of the images")
+    p = add("evaluate", _cmd_evaluate, "score a trained model on any labelled set, without retraining",
+            "Cross-data-set evaluation (trained on A, tested on B). PATH is a folder with one sub-folder per "
+            "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
+            "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
+            "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
+            "Predictor), scenes (VOC: detection P/R and AP@0.5). On a two-class set mask_weared_incorrect "
+            "counts as 'not with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake "
+            "figures to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
+            "prints the metrics. Exit status 1 when some images could not be read (they count as misses).")
+    p.add_argument("path", metavar="PATH")
+    _predictor_options(p)
+    p.add_argument("--views", default=None,
+                   help="comma-separated: crops,framed,closeup for folders (default: all three), "
+                        "crops,scenes for VOC (default: both)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/crosseval of the project)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
     p = add("video", _cmd_video, "annotate a camera or a video file live (FPS and counts on each frame)",
             "Run the Predictor on every frame of SOURCE (a camera index such as 0, or a video file): boxes "
             "and labels, live FPS and the frame's faces per class drawn on it. The frames go to an OpenCV "

@@ -7,7 +7,7 @@ path fails with one line naming the key, the value and what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -70,9 +70,15 @@ class ModelParams(_Section):
 class AugmentParams(_Section):
     flip: bool = True
     rotation: float = Field(10.0, ge=0.0, le=180.0)  # degrees, either way
-    zoom: float = Field(0.1, ge=0.0, le=1.0)
+    zoom: float = Field(0.2, ge=0.0, le=1.0)
+    translation: float = Field(0.1, ge=0.0, le=0.5)  # share of the side, either way: faces framed off centre
     brightness: float = Field(0.15, ge=0.0, le=1.0)
     contrast: float = Field(0.15, ge=0.0, le=1.0)
+    # The look of web photos, applied to training crops only (maskdet.datasets.web_photo_look).
+    colour_cast: float = Field(0.25, ge=0.0, le=0.5)  # each channel's gain drawn from 1 +- this
+    grayscale: float = Field(0.1, ge=0.0, le=1.0)  # share of crops turned grey
+    blur: float = Field(0.3, ge=0.0, le=1.0)  # share of crops blurred (shrunk, then grown back)
+    jpeg: float = Field(0.5, ge=0.0, le=1.0)  # share of crops re-encoded as JPEG at quality 20-90
 
 
 class TrainParams(_Section):
@@ -96,14 +102,24 @@ class EvaluateParams(_Section):
     worst_mistakes: int = Field(12, ge=0, le=200)
 
 
+DetectorName = Literal["centerface", "ultralight", "blazeface"]
+DETECTOR_NAMES = get_args(DetectorName)
+
+
 class PredictParams(_Section):
     """The Predictor used by the CLI, the dashboard, the served model and the scene evaluation."""
 
-    detector: Literal["ultralight", "blazeface"] = "ultralight"
+    detector: DetectorName = "centerface"
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own
     min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
-    # Width and height the image is resized to for Ultra-Light (BlazeFace is fixed at 192x192).
+    closeup_retry: bool = True  # no face found: look again at the image shrunk into a frame twice its size
+    # Width and height the image is fitted into for each detector that takes a size (BlazeFace is fixed at 192x192).
+    centerface_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([416, 320], min_length=2, max_length=2)
     ultralight_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([400, 300], min_length=2, max_length=2)
+
+    def input_sizes(self) -> dict[str, tuple[int, int]]:
+        """The input size of each detector that takes one, by detector name."""
+        return {"centerface": tuple(self.centerface_input), "ultralight": tuple(self.ultralight_input)}
     runtime: Literal["auto", "keras", "float32", "float16", "int8"] = "auto"
 
 

@@ -152,3 +152,19 @@ def metric_bars(table: pd.DataFrame, by: str, metric: str = "f1_macro", title: s
     ax.set(ylim=(0, 1.05), title=title or f"{metric} by {by}")
     fig.tight_layout()
     return fig
+
+
+def confusion_counts(table: pd.DataFrame, title: str):
+    """A confusion table (true class by answer, counts) as a heatmap with each row's share."""
+    shares = table.div(table.sum(axis=1).replace(0, 1), axis=0)
+    notes = np.array([[f"{n}\n{s:.0%}" for n, s in zip(row_n, row_s)]
+                      for row_n, row_s in zip(table.to_numpy(), shares.to_numpy())])
+    fig, ax = plt.subplots(figsize=(1.5 + 1.3 * table.shape[1], 1.2 + 0.9 * table.shape[0]))
+    sns.heatmap(shares, annot=notes, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
+                xticklabels=[str(c) for c in table.columns], yticklabels=[str(i) for i in table.index])
+    ax.set_xlabel("answer")
+    ax.set_ylabel("true class")
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

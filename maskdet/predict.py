@@ -15,7 +15,7 @@ from threadpoolctl import ThreadpoolController
 
 from maskdet import LABELS
 from maskdet.datasets import resize_crop
-from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
+from maskdet.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
 from maskdet.images import ImageError, load_rgb
 from maskdet.params import PredictParams
 from maskdet.prepare import padded_box
@@ -64,39 +64,40 @@ CSV_HEADER = ["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2
               *(f"p_{k}" for k in LABELS)]
 
 
-DETECTORS = {"ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
+DETECTORS = {"centerface": CenterFaceDetector, "ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
+SIZED_DETECTORS = ("centerface", "ultralight")  # those that take an input size (params: predict.<name>_input)
 
 
 def make_detector(name: str, score_threshold: float | None = None, model_path: Path | None = None,
-                  ultralight_input: tuple[int, int] | None = None):
+                  input_size: tuple[int, int] | None = None):
     """A detector by name (see ``maskdet.detectors``; the choice is measured in
-    the evaluation). ``score_threshold`` None keeps the detector's own: 0.7 for
-    Ultra-Light, 0.5 for BlazeFace (MediaPipe's). ``ultralight_input`` (width,
-    height) applies to Ultra-Light only; None is its native 640x480."""
+    ``make bench``). ``score_threshold`` None keeps the detector's own: 0.3 for
+    CenterFace, 0.7 for Ultra-Light, 0.5 for BlazeFace (MediaPipe's).
+    ``input_size`` (width, height) applies to CenterFace and Ultra-Light; None
+    keeps the detector's default."""
     if name not in DETECTORS:
         raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
     options = {"score_threshold": score_threshold} if score_threshold is not None else {}
-    if name == "ultralight" and ultralight_input is not None:
-        options["input_size"] = tuple(ultralight_input)
+    if name in SIZED_DETECTORS and input_size is not None:
+        options["input_size"] = tuple(input_size)
     return DETECTORS[name](model_path=model_path, **options)
 
 
 def compared_detectors(predict_params) -> dict:
-    """The detectors the evaluation compares on the same faces: Ultra-Light at
-    the configured input, at its native 640x480 when that differs, and BlazeFace."""
-    size = tuple(predict_params.ultralight_input)
-    threshold = predict_params.score_threshold
-    found = {"ultralight": make_detector("ultralight", threshold, ultralight_input=size)}
-    if size != UltraLightDetector.native_size:
-        found["ultralight_640x480"] = make_detector("ultralight", threshold)
-    found["blazeface"] = make_detector("blazeface", threshold)
+    """The detectors the evaluation compares on the same faces: each at its
+    configured input, and Ultra-Light also at its native 640x480 when that differs."""
+    sizes = predict_params.input_sizes()
+    found = {name: make_detector(name, input_size=sizes.get(name)) for name in DETECTORS}
+    if sizes["ultralight"] != UltraLightDetector.native_size:
+        found["ultralight_640x480"] = make_detector("ultralight")
     return found
 
 
 def model_folder(model: str | Path) -> Path:
     """A local ``models/``-style folder for a folder path or an MLflow model URI
     (models:/maskdet@champion, runs:/…): the Predictor model logged by the
-    evaluation keeps that folder under ``artifacts/model``."""
+    evaluation keeps that folder under ``artifacts/<its folder name>``
+    (``artifacts/models`` for the project's ``models/``)."""
     if not str(model).startswith(("models:/", "runs:/")):
         return Path(model)
     import mlflow
@@ -105,11 +106,11 @@ def model_folder(model: str | Path) -> Path:
 
     mlflow.set_tracking_uri(tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
-    inner = local / "artifacts" / "model"
-    if not (inner / "metadata.json").is_file():
-        raise ValueError(f"{model}: not a maskdet Predictor model (no artifacts/model/metadata.json); "
+    found = sorted(local.glob("artifacts/*/metadata.json"))
+    if not found:
+        raise ValueError(f"{model}: not a maskdet Predictor model (no artifacts/*/metadata.json); "
                          "register one by running the evaluation stage")
-    return inner
+    return found[0].parent
 
 
 class Predictor:
@@ -117,10 +118,10 @@ class Predictor:
     dashboard and the served model share. Loads everything once; a call builds
     no graph. The face crop is padded as the training crops were."""
 
-    def __init__(self, model: str | Path, detector: str = "ultralight", score_threshold: float | None = None,
-                 min_face: int = 20, runtime: str | None = None,
-                 ultralight_input: tuple[int, int] = tuple(PredictParams().ultralight_input),
-                 detector_path: Path | None = None):
+    def __init__(self, model: str | Path, detector: str = PredictParams().detector,
+                 score_threshold: float | None = None, min_face: int = 20, runtime: str | None = None,
+                 input_sizes: dict[str, tuple[int, int]] | None = None, detector_path: Path | None = None,
+                 closeup_retry: bool = PredictParams().closeup_retry):
         import json
 
         from maskdet.classifier import load_classifier
@@ -136,10 +137,12 @@ class Predictor:
         self.runtime = runtime or self.metadata.get("serving", {}).get("runtime", "keras")
         self.classifier = load_classifier(self.folder, self.metadata, self.runtime)
         self.input_size = int(self.metadata["input_size"])
-        self.ultralight_input = tuple(ultralight_input)
-        self.detector = make_detector(detector, score_threshold, detector_path, self.ultralight_input)
+        # Each sized detector's input, so that with_detector() swaps in the configured one.
+        self.input_sizes = {**PredictParams().input_sizes(), **{k: tuple(v) for k, v in (input_sizes or {}).items()}}
+        self.detector = make_detector(detector, score_threshold, detector_path, self.input_sizes.get(detector))
         self.detector_name = detector
         self.min_face = min_face
+        self.closeup_retry = closeup_retry
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 
     @classmethod
@@ -149,7 +152,8 @@ class Predictor:
         p = params.predict
         runtime = runtime or p.runtime
         return cls(model, detector=detector or p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
-                   runtime=None if runtime == "auto" else runtime, ultralight_input=tuple(p.ultralight_input))
+                   runtime=None if runtime == "auto" else runtime, input_sizes=p.input_sizes(),
+                   closeup_retry=p.closeup_retry)
 
     @property
     def detector_input(self) -> str:
@@ -161,7 +165,7 @@ class Predictor:
         import copy
 
         twin = copy.copy(self)
-        twin.detector, twin.detector_name = make_detector(name, ultralight_input=self.ultralight_input), name
+        twin.detector, twin.detector_name = make_detector(name, input_size=self.input_sizes.get(name)), name
         return twin
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -175,12 +179,22 @@ class Predictor:
             batch = np.stack([resize_crop(c, self.input_size) for c in crops])
         return self.classifier(batch)
 
+    def detect(self, rgb: np.ndarray) -> list:
+        """Faces of at least ``min_face`` pixels. When none is found and
+        ``closeup_retry`` is on, the detector looks again at the image centred
+        in a frame twice its size: a face that fills the picture is found
+        there (costs a second detection on frames without a face only)."""
+        found = [d for d in self.detector(rgb) if min(d.width, d.height) >= self.min_face]
+        if not found and self.closeup_retry:
+            found = [d for d in detect_zoomed_out(self.detector, rgb) if min(d.width, d.height) >= self.min_face]
+        return found
+
     def faces(self, rgb: np.ndarray, crops_only: bool = False) -> list[Face]:
         h, w = rgb.shape[:2]
         if crops_only:
             boxes, scores = [(0, 0, w, h)], [1.0]
         else:
-            found = [d for d in self.detector(rgb) if min(d.width, d.height) >= self.min_face]
+            found = self.detect(rgb)
             boxes, scores = [d.box for d in found], [d.score for d in found]
         crops = []
         for box in boxes:

@@ -25,15 +25,14 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     """Loads the Predictor once per server process; answers in the CLI's schema."""
 
     def load_context(self, context):
-        from maskdet.detectors import UltraLightDetector
         from maskdet.predict import Predictor
 
         config = context.model_config or {}
         self.predictor = Predictor(
-            context.artifacts["model"], detector=config.get("detector", "ultralight"),
+            context.artifacts["model"], detector=config["detector"],
             score_threshold=config.get("score_threshold"), min_face=int(config.get("min_face", 20)),
-            ultralight_input=tuple(config.get("ultralight_input", UltraLightDetector.native_size)),
-            detector_path=Path(context.artifacts["detector"]))
+            input_sizes=config.get("input_sizes"), detector_path=Path(context.artifacts["detector"]),
+            closeup_retry=bool(config.get("closeup_retry", True)))
 
     def predict(self, context, model_input, params=None):
         from maskdet.predict import Prediction
@@ -72,7 +71,8 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
         artifacts={"model": str(model_folder), "detector": str(detector_file)},
         code_paths=[str(Path(maskdet.__file__).parent)],
         model_config={"detector": predict_params.detector, "score_threshold": predict_params.score_threshold,
-                      "min_face": predict_params.min_face, "ultralight_input": list(predict_params.ultralight_input)},
+                      "min_face": predict_params.min_face, "closeup_retry": predict_params.closeup_retry,
+                      "input_sizes": {k: list(v) for k, v in predict_params.input_sizes().items()}},
         # The server runs in the project's own environment (`--env-manager local`,
         # as `make serve` does): requirements.lock pins it, so none are inferred here.
         signature=infer_signature(example), pip_requirements=[])

@@ -87,7 +87,8 @@ def train_classifier(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params:
 
     cfg, size = params.train, params.model.input_size
     set_determinism(cfg.seed)
-    train_ds = image_dataset(train_frame["file"], train_frame["y"], size, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    train_ds = image_dataset(train_frame["file"], train_frame["y"], size, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                             look=cfg.augment)
     val_ds = image_dataset(val_frame["file"], val_frame["y"], size, cfg.batch_size)
     weights = class_weights(train_frame["y"].to_numpy()) if cfg.class_weights else None
     model = build_model(params.model, cfg.augment, len(LABELS), seed=cfg.seed)

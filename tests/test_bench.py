@@ -1,37 +1,71 @@
-"""`make bench` runs end to end (both pipelines, real models) on small inputs.
+"""`make bench` runs end to end (every pipeline, real models) on small inputs.
 It measures; it asserts nothing about speed (timings belong in the README)."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from benchmarks.bench import table
+from maskdet import assets
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def test_benchmark_measures_every_pipeline_and_detector(tiny, tmp_path):
+def _photo_folder(frame, root):
+    """A stand-in for a folder of real photos (the tests never use the team's
+    real set): a few rendered crops per class and a real portrait."""
+    for label in ("with_mask", "without_mask"):
+        (root / label).mkdir(parents=True)
+        for i, file in enumerate(frame[frame["label"] == label]["file"].head(3)):
+            shutil.copy(file, root / label / f"{i}.jpg")
+    shutil.copy(assets.extract(assets.PORTRAIT_PHOTOS[0]), root / "without_mask" / "portrait.jpg")
+    return root
+
+
+def _bench(tiny, tmp_path, real):
     root, model_dir, _ = tiny
     out = tmp_path / "results.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--repeats", "1", "--model", str(model_dir),
-                           "--scenes", str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           "--scenes", str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out),
+                           "--real", real], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(out.read_text())
-    for kind in ("maskdet", "maskdet_ultralight_640x480", "maskdet_blazeface", "classic"):
+    return json.loads(out.read_text()), done
+
+
+def test_benchmark_measures_every_pipeline_and_detector_on_real_photos_too(tiny, tmp_path):
+    photos = _photo_folder(tiny[2], tmp_path / "photos")
+    results, done = _bench(tiny, tmp_path, str(photos))
+    for kind in ("maskdet", "maskdet_ultralight", "maskdet_blazeface", "classic", "classic_compiled"):
         r = results[kind]
         assert r["frames"] >= 6 and 0 < r["p50_ms"] <= r["p95_ms"] and r["images_per_s"] > 0
         assert r["peak_rss_mb"] > 50
     assert results["maskdet"]["tensorflow_loaded"] is (results["maskdet"]["runtime"] == "keras")
+    assert results["maskdet"]["detector"] == "centerface" and results["maskdet"]["detector_input"] == "416x320"
     assert results["maskdet_blazeface"]["detector"] == "blazeface"
-    assert results["maskdet"]["detector_input"] == "400x300"  # as params.yaml sets it
-    assert results["maskdet_ultralight_640x480"]["detector_input"] == "640x480"
+    assert results["maskdet_ultralight"]["detector_input"] == "400x300"  # as params.yaml sets it
+    assert results["classic_compiled"]["runtime"] == "keras, compiled call"
     assert results["classic"]["tensorflow_loaded"]
-    assert set(results["detectors"]) == {"ultralight 320x240", "ultralight 400x300", "ultralight 480x360",
-                                         "ultralight 640x480", "blazeface 192x192", "res10 (classic) 300x300"}
-    assert all(r["p50_ms"] > 0 and 0 <= r["recall_masked"] <= 1 for r in results["detectors"].values())
+    assert set(results["detectors"]) == {"centerface 320x240", "centerface 416x320", "centerface 640x480",
+                                         "ultralight 400x300", "ultralight 640x480", "blazeface 192x192",
+                                         "res10 (classic) 300x300"}
+    for r in results["detectors"].values():
+        assert r["p50_ms"] > 0 and 0 <= r["recall_masked"] <= 1 and 0 <= r["precision"] <= 1
+        assert 0 <= r["real_framed_masked"] <= 1 and r["real_closeup_retry_bare"] >= r["real_closeup_bare"]
+    assert results["detectors"]["centerface 416x320"]["real_framed_bare"] > 0  # the portrait, at least
+    assert results["real"]["crops"]["n"] == 7 and "with_mask_found" in results["real"]["framed"]
+    assert str(photos) in results["real_note"]
     assert results["faces_per_frame"][0] == 1 and results["faces_per_frame"][-1] == 6
     assert "| p50 latency per 640x480 frame (ms) |" in done.stdout and table(results) in done.stdout
+    assert "close-up with retry" in done.stdout and "classic compiled p50 / ours" in done.stdout
+
+
+def test_without_real_photos_the_bench_says_so_and_leaves_the_columns_out(tmp_path):
+    from benchmarks.bench import real_photos
+
+    photos, note = real_photos(str(tmp_path / "nowhere"))
+    assert photos is None and "none" in note and "--real" in note
+    assert real_photos("")[0] is None

@@ -80,3 +80,53 @@ def test_ultralight_priors_equal_the_published_graphs_constants():
     assert any(np.array_equal(ours[:, 2:], c) for c in anchors)
     priors = UltraLightDetector.make_priors(400, 300)
     assert len(priors) < len(ours) and priors.min() >= 0 and priors.max() <= 1
+
+
+def test_centerface_finds_the_group_at_every_input_size_in_the_image_pixels(group_rgb):
+    from maskdet.detectors import CenterFaceDetector
+
+    h, w = group_rgb.shape[:2]
+    native = CenterFaceDetector(input_size=(640, 480))(group_rgb)
+    assert len(native) == 3
+    for size in ((416, 320), (320, 240), (333, 250)):  # 333x250: padded up to multiples of 32
+        found = CenterFaceDetector(input_size=size)(group_rgb)
+        assert len(found) == 3, size
+        assert (iou_matrix([d.box for d in found], [d.box for d in native]).max(axis=1) > 0.6).all()
+        for d in found:
+            x1, y1, x2, y2 = d.box
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0.3 <= d.score <= 1
+
+
+def test_centerface_keeps_the_aspect_ratio_of_a_portrait_frame(group_rgb):
+    from maskdet.detectors import CenterFaceDetector
+
+    turned = np.ascontiguousarray(np.rot90(group_rgb))
+    found = CenterFaceDetector()(turned)
+    assert len(found) == 3
+    assert all(0.6 < d.width / d.height < 1.6 for d in found)  # a stretched input would squash the boxes
+
+
+def test_centerface_threshold_and_blank_frame():
+    from maskdet.detectors import CenterFaceDetector
+
+    blank = np.full((480, 640, 3), 128, np.uint8)
+    assert CenterFaceDetector()(blank) == []
+    assert CenterFaceDetector().score_threshold == 0.3
+
+
+def test_a_face_filling_the_picture_is_found_once_zoomed_out(face_rgb):
+    """A tight crop inside the face: too large for the detector as it is,
+    found when centred on a frame twice its size, its box in the crop's pixels."""
+    from maskdet.detectors import CenterFaceDetector, detect_zoomed_out
+
+    detector = CenterFaceDetector()
+    x1, y1, x2, y2 = detector(face_rgb)[0].box
+    dx, dy = (x2 - x1) // 5, (y2 - y1) // 5
+    crop = np.ascontiguousarray(face_rgb[y1 + dy:y2 - dy, x1 + dx:x2 - dx])
+    assert detector(crop) == []
+    found = detect_zoomed_out(detector, crop)
+    assert len(found) == 1
+    h, w = crop.shape[:2]
+    bx1, by1, bx2, by2 = found[0].box
+    assert 0 <= bx1 < bx2 <= w and 0 <= by1 < by2 <= h
+    assert found[0].width * found[0].height > 0.6 * w * h  # the face is most of the crop

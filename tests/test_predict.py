@@ -209,3 +209,29 @@ def test_video_errors_name_the_problem(model_dir, tmp_path):
     assert missing.returncode == 2 and "cannot open video file" in missing.stderr
     no_display = run(str(tmp_path / "nope.mp4"))
     assert no_display.returncode == 2 and "--out" in no_display.stderr
+
+
+@pytest.mark.parametrize("detector", ["centerface", "ultralight", "blazeface"])
+def test_one_predictor_gives_each_thread_its_own_answer(model_dir, detector):
+    """Threads share one Predictor (as the scoring server does): no answer may
+    carry another image's faces, and no call may fail on a busy interpreter."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = Predictor(model_dir, detector=detector, runtime="float32")
+    images = [assets.extract(assets.FACE_API_PHOTOS[0]), assets.extract(assets.PORTRAIT_PHOTOS[0])]
+    alone = {str(p): predictor.predict(p).to_dict() for p in images}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(predictor.predict, images * 12))
+    for answer in answers:
+        got, expected = answer.to_dict(), alone[answer.image]
+        assert [f["box"] for f in got["faces"]] == [f["box"] for f in expected["faces"]]
+        assert [f["probs"] for f in got["faces"]] == [f["probs"] for f in expected["faces"]]
+
+
+def test_a_selfie_that_fills_the_picture_is_found_by_the_retry(model_dir, face_rgb):
+    tight = Predictor(model_dir, closeup_retry=False)
+    x1, y1, x2, y2 = tight.detector(face_rgb)[0].box
+    dx, dy = (x2 - x1) // 5, (y2 - y1) // 5
+    selfie = np.ascontiguousarray(face_rgb[y1 + dy:y2 - dy, x1 + dx:x2 - dx])
+    assert tight.faces(selfie) == []
+    assert len(Predictor(model_dir).faces(selfie)) == 1  # closeup_retry is on by default

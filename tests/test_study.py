@@ -80,7 +80,7 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     assert version.run_id == evaluate.info.run_id  # the registered model is the whole Predictor
     for key in ("scene_map50", "scene_recall_masked", "serving_float16_max_abs_diff",
                 "detector_ultralight_recall_masked", "detector_ultralight_640x480_recall_masked",
-                "detector_blazeface_recall_masked"):
+                "detector_blazeface_recall_masked", "detector_centerface_recall_masked"):
         assert key in evaluate.data.metrics, key
 
 
@@ -134,9 +134,45 @@ def test_served_model_answers_real_requests(study, tmp_path):
             assert face["label"] in LABELS and set(face["probs"]) == set(LABELS) and len(face["box"]) == 4
         assert truncated["error"].startswith("truncated") and truncated["faces"] == []
         assert junk["error"].startswith("not_base64")
+        _concurrent_clients_get_the_answers_of_one_client(base, group)
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
         server.wait(timeout=30)
+
+
+def _concurrent_clients_get_the_answers_of_one_client(base, group):
+    """The scoring server calls the model from several threads; the interpreters
+    must not mix two requests (answers with another image's faces, or errors)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from maskdet import assets
+
+    images = {"group.jpg": group, "portrait.jpg": assets.extract(assets.PORTRAIT_PHOTOS[0]).read_bytes()}
+
+    def ask(name):
+        record = {"image": base64.b64encode(images[name]).decode(), "name": name}
+        answer = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120)
+        return answer.status_code, answer.json()["predictions"][0] if answer.status_code == 200 else answer.text
+
+    alone = {name: ask(name)[1] for name in images}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, list(images) * 8))
+    for status, answer in answers:
+        assert status == 200, answer[:500]
+        expected = alone[answer["image"]]
+        assert [f["box"] for f in answer["faces"]] == [f["box"] for f in expected["faces"]]
+        assert [f["label"] for f in answer["faces"]] == [f["label"] for f in expected["faces"]]
+
+
+def test_cli_takes_the_registered_model_uri(study):
+    from maskdet import assets
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}", "MASKDET_ROOT": str(study)}
+    done = subprocess.run([str(BIN / "maskdet"), "predict", str(assets.extract(assets.FACE_API_PHOTOS[0])),
+                           "--model", "models:/maskdet@champion", "--format", "jsonl", "-q"],
+                          cwd=study, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads(done.stdout)["faces"]) == 3
 
 
 def test_dvc_experiment_lands_in_the_project_store(study):

@@ -1,0 +1,235 @@
+"""Cross-data-set evaluation: any trained model on any labelled set, without
+retraining, as papers report "trained on A, tested on B" (``maskdet evaluate``).
+
+Sets: one folder per class (two or three classes) or Pascal VOC scenes.
+Views (see ``maskdet.views``): ``crops`` classifies each face alone (a whole
+file, or a VOC box padded as in training); ``framed`` and ``closeup`` run the
+whole Predictor, detector included, on a folder set's photos; ``scenes`` runs
+it on VOC scenes and scores them as detection papers do (``maskdet.scenes``).
+
+On a folder set, the face of an image is the largest face found in it. An
+image where no face is found counts as a miss in every score ("found" says
+how often that happened). On a two-class set (no ``mask_weared_incorrect``
+folder), ``mask_weared_incorrect`` counts as "not with_mask": a masked photo
+must be called ``with_mask``, a bare one ``without_mask``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from maskdet import LABELS
+from maskdet.images import ImageError, load_rgb
+from maskdet.readers import ReadResult, read_folders, read_voc_scenes
+from maskdet.views import view_of
+
+NO_FACE = "no_face"
+FOLDER_VIEWS = ("crops", "framed", "closeup")
+VOC_VIEWS = ("crops", "scenes")
+TWO_CLASS_RULE = ("two classes: mask_weared_incorrect counts as 'not with_mask'; a with_mask image is right "
+                  "only when called with_mask, a without_mask image only when called without_mask")
+
+
+@dataclass
+class LabelledSet:
+    root: Path
+    kind: str  # "folders" or "voc"
+    read: ReadResult
+    labels: list[str] = field(default_factory=list)  # the classes present, in LABELS order
+
+    @property
+    def two_class(self) -> bool:
+        return "mask_weared_incorrect" not in self.labels
+
+
+def read_labelled_set(root: Path) -> LabelledSet:
+    """A folder-per-class set, or VOC scenes when ``root/annotations`` exists."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder; give a folder with one sub-folder per class "
+                                f"({', '.join(LABELS)}) or Pascal VOC images/ and annotations/")
+    kind = "voc" if (root / "annotations").is_dir() else "folders"
+    read = read_voc_scenes(root) if kind == "voc" else read_folders(root)
+    if not read.items:
+        raise ValueError(f"{root}: no labelled images found (unreadable or empty class folders); "
+                         "nothing to evaluate")
+    present = {item.label for item in read.items}
+    return LabelledSet(root, kind, read, [label for label in LABELS if label in present])
+
+
+def _largest(faces):
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) if faces else None
+
+
+def _row(item, view: str, face, n_faces: int, error: str | None = None) -> dict:
+    probs = face.probs if face else {}
+    return {"image": item.name, "label": item.label, "view": view, "faces": n_faces, "found": face is not None,
+            "predicted": face.label if face else NO_FACE, "error": error,
+            "confidence": probs.get(face.label, np.nan) if face else np.nan,
+            **{f"p_{k}": probs.get(k, np.nan) for k in LABELS}}
+
+
+def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress: bool = False) -> pd.DataFrame:
+    """One row per image (per face for VOC crops) and view; an unreadable image
+    gets its ``error`` and counts as a miss."""
+    from tqdm import tqdm
+
+    from maskdet.prepare import padded_box
+
+    allowed = VOC_VIEWS if data.kind == "voc" else FOLDER_VIEWS
+    wrong = [v for v in views if v not in allowed]
+    if wrong:
+        raise ValueError(f"view {', '.join(wrong)} does not apply to a {data.kind} set; "
+                         f"choose from {', '.join(allowed)}")
+    rows, cache = [], {}
+    for item in tqdm(data.read.items, desc="evaluating", unit="face", disable=not progress):
+        try:
+            rgb = cache.get(item.path) if item.path in cache else load_rgb(item.path)
+        except ImageError as exc:
+            rows += [_row(item, v, None, 0, f"{exc.reason}: {exc}") for v in views if v != "scenes"]
+            continue
+        if data.kind == "voc":
+            cache = {item.path: rgb}  # the faces of one scene follow each other
+        for view in views:
+            if view == "scenes":
+                continue
+            if view == "crops":
+                image = rgb
+                if item.box is not None:
+                    h, w = rgb.shape[:2]
+                    x1, y1, x2, y2 = padded_box(item.box, predictor.crop_padding, w, h)
+                    image = rgb[y1:y2, x1:x2]
+                faces = predictor.faces(image, crops_only=True)
+            else:
+                faces = predictor.faces(view_of(rgb, view))
+            rows.append(_row(item, view, _largest(faces), len(faces)))
+    return pd.DataFrame(rows)
+
+
+def summarise(rows: pd.DataFrame, data: LabelledSet) -> dict:
+    """Scores per view: accuracy and macro-F1 over the classes present, found,
+    and each class's share called right (the two-class rule where it applies)."""
+    out = {"data": str(data.root), "kind": data.kind, "classes": data.labels,
+           "images": int(len({r.name for r in data.read.items})), "faces": len(data.read.items),
+           "problems": len(data.read.problems)}
+    if data.two_class:
+        out["rule"] = TWO_CLASS_RULE
+    for view, part in rows.groupby("view", sort=False):
+        right = part["predicted"] == part["label"]
+        scores = {"n": int(len(part)), "accuracy": float(right.mean()),
+                  # macro-F1 over the classes that are there: a class absent from
+                  # the truth would add a 0 that says nothing about the model.
+                  "f1_macro": float(f1_score(part["label"], part["predicted"], labels=data.labels,
+                                             average="macro", zero_division=0)),
+                  "errors": int(part["error"].notna().sum())}
+        if view != "crops":
+            scores["found"] = float(part["found"].mean())
+        for label in data.labels:
+            mine = part[part["label"] == label]
+            scores[f"{label}_called_right"] = float((mine["predicted"] == label).mean())
+            if view != "crops":
+                scores[f"{label}_found"] = float(mine["found"].mean())
+        out[view] = scores
+    return out
+
+
+def confusion_table(rows: pd.DataFrame, view: str, labels: list[str]) -> pd.DataFrame:
+    """Counts: true class (rows) by answer (columns), "no_face" included."""
+    part = rows[rows["view"] == view]
+    answers = [*LABELS, NO_FACE] if view != "crops" else list(LABELS)
+    return pd.crosstab(pd.Categorical(part["label"], categories=labels),
+                       pd.Categorical(part["predicted"], categories=answers), dropna=False)
+
+
+def worst_mistakes(rows: pd.DataFrame, view: str, count: int) -> pd.DataFrame:
+    """The most confident wrong answers, then the photos where no face was found."""
+    part = rows[(rows["view"] == view) & (rows["predicted"] != rows["label"]) & rows["error"].isna()]
+    wrong = part[part["found"]].sort_values("confidence", ascending=False)
+    return pd.concat([wrong, part[~part["found"]]]).head(count)
+
+
+def scene_scores(predictor, data: LabelledSet) -> dict:
+    """Detection P/R and AP@0.5 of the whole Predictor on VOC scenes."""
+    from maskdet.scenes import scene_metrics
+
+    scores, _ = scene_metrics(data.read.scenes, [predictor.predict(s.image) for s in data.read.scenes])
+    return scores
+
+
+def write_outputs(out: Path, rows: pd.DataFrame, summary: dict, data: LabelledSet, mistakes: int = 12) -> list[Path]:
+    """metrics.json, predictions.csv, and per view a confusion figure and a
+    gallery of the worst mistakes; each file written whole (temp, then rename)."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from maskdet.images import load_rgb
+    from maskdet.plots import confusion_counts, image_grid
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def put(name: str, write) -> None:
+        path = out / name
+        tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+        write(tmp)
+        tmp.replace(path)
+        written.append(path)
+
+    put("metrics.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    put("predictions.csv", lambda p: rows.to_csv(p, index=False))
+    items = {item.name: item for item in data.read.items}
+    for view in rows["view"].unique():
+        scores = summary[view]
+        title = (f"{data.root.name}, {view} view: {scores['n']} faces, accuracy {scores['accuracy']:.3f}, "
+                 f"macro-F1 {scores['f1_macro']:.3f}")
+        fig = confusion_counts(confusion_table(rows, view, data.labels), title)
+        put(f"confusion_{view}.png", lambda p: fig.savefig(p, dpi=110))
+        plt.close(fig)
+        worst = worst_mistakes(rows, view, mistakes)
+        if len(worst):
+            images = [view_of(load_rgb(items[name].path), "framed" if view == "framed" else "closeup")
+                      for name in worst["image"]]
+            titles = [f"{Path(r.image).name}\ntrue {r.label}\n"
+                      + (f"{r.predicted} {r.confidence:.0%}" if r.found else "no face found")
+                      for r in worst.itertuples()]
+            grid = image_grid(images, titles, columns=6, size=2.0)
+            put(f"mistakes_{view}.png", lambda p: grid.savefig(p, dpi=90))
+            plt.close(grid)
+    return written
+
+
+def log_run(summary: dict, files: list[Path], model: str, predictor) -> str:
+    """An MLflow run in the ``maskdet-crosseval`` experiment with the scores as
+    metrics, the files as artifacts, tagged with the model and its version."""
+    import mlflow
+
+    from maskdet.tracking import configure
+
+    configure("maskdet-crosseval")
+    tags = {"model": str(model), "data": summary["data"], "detector": predictor.detector_name,
+            "detector_input": predictor.detector_input, "runtime": predictor.runtime,
+            "model_run_id": str(predictor.metadata.get("mlflow_run_id", ""))}
+    if str(model).startswith("models:/"):
+        tags["model_version"] = _model_version(str(model))
+    with mlflow.start_run(run_name=f"{Path(summary['data']).name} <- {Path(str(model)).name}", tags=tags) as run:
+        mlflow.log_metrics({f"{view}_{k}": float(v) for view, scores in summary.items() if isinstance(scores, dict)
+                            for k, v in scores.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        for path in files:
+            mlflow.log_artifact(str(path))
+        return run.info.run_id
+
+
+def _model_version(uri: str) -> str:
+    """The version number behind models:/NAME@ALIAS or models:/NAME/VERSION."""
+    from mlflow import MlflowClient
+
+    name, _, rest = uri[len("models:/"):].partition("@")
+    if rest:
+        return str(MlflowClient().get_model_version_by_alias(name, rest).version)
+    return uri.rstrip("/").rsplit("/", 1)[-1]

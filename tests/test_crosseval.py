@@ -1,0 +1,98 @@
+"""`maskdet evaluate`: a trained model on another labelled set, without retraining."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from maskdet import assets
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two_class_set(tiny, tmp_path_factory):
+    """A folder-per-class set from the tiny data's crops (two classes), with an
+    unreadable image and a folder that is no class."""
+    _, _, frame = tiny
+    root = tmp_path_factory.mktemp("twoclass")
+    for label in ("with_mask", "without_mask"):
+        (root / label).mkdir()
+        for i, file in enumerate(frame[frame["label"] == label]["file"].head(4)):
+            shutil.copy(file, root / label / f"{i}.jpg")
+    (root / "with_mask" / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+    (root / "cats").mkdir()
+    # A real photo, so that the detector views find a face in at least one image.
+    shutil.copy(assets.extract(assets.PORTRAIT_PHOTOS[0]), root / "without_mask" / "portrait.jpg")
+    return root
+
+
+def _evaluate(model_dir, *args, tmp_path):
+    env = {**os.environ, "MASKDET_ROOT": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    return subprocess.run([sys.executable, "-m", "maskdet", "evaluate", "--model", str(model_dir), "-q", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, two_class_set, tmp_path):
+    _, model_dir, _ = tiny
+    out = tmp_path / "out"
+    done = _evaluate(model_dir, str(two_class_set), "--out", str(out), tmp_path=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]  # one image could not be read
+    assert "broken.jpg" in done.stderr and "could not be read" in done.stderr
+    assert "skipped cats" in done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    printed = json.loads(done.stdout)
+    assert {k: v for k, v in printed.items() if k != "mlflow_run_id"} == metrics  # the run id comes last
+    assert metrics["classes"] == ["with_mask", "without_mask"] and "not with_mask" in metrics["rule"]
+    assert metrics["images"] == 10
+    for view in ("crops", "framed", "closeup"):
+        scores = metrics[view]
+        assert scores["n"] == 10 and scores["errors"] == 1
+        assert 0 <= scores["with_mask_called_right"] <= 1 and 0 <= scores["f1_macro"] <= 1
+        assert (out / f"confusion_{view}.png").stat().st_size > 5000
+    assert "found" not in metrics["crops"] and 0 < metrics["framed"]["without_mask_found"] <= 1
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 * 10 and rows[0].startswith("image,label,view,faces,found,predicted")
+    assert any((out / f"mistakes_{v}.png").exists() for v in ("crops", "framed", "closeup"))
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.get_run(printed["mlflow_run_id"])
+    assert run.data.tags["model"] == str(model_dir) and run.data.tags["detector"] == "centerface"
+    assert run.data.metrics["crops_accuracy"] == pytest.approx(metrics["crops"]["accuracy"])
+
+
+def test_voc_scenes_give_crops_and_detection_scores(tiny, tmp_path):
+    root, model_dir, _ = tiny
+    out = tmp_path / "voc"
+    done = _evaluate(model_dir, str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out), "--no-mlflow",
+                     tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout)
+    assert metrics["kind"] == "voc" and metrics["crops"]["n"] == metrics["faces"] > 0
+    assert 0 < metrics["scenes"]["recall"] <= 1 and "map50" in metrics["scenes"]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: p, "no with_mask or without_mask folder"),
+    (lambda p: (p / "with_mask").mkdir() or (p / "without_mask").mkdir() or p, "no labelled images found"),
+    (lambda p: p / "missing", "not a folder"),
+])
+def test_bad_sets_fail_with_one_line(tiny, tmp_path, make, expected):
+    _, model_dir, _ = tiny
+    target = make(tmp_path / "set") if (tmp_path / "set").mkdir() is None else None
+    done = _evaluate(model_dir, str(target), "--no-mlflow", tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert expected in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+
+
+def test_a_view_that_does_not_fit_the_set_is_named(tiny, two_class_set, tmp_path):
+    _, model_dir, _ = tiny
+    done = _evaluate(model_dir, str(two_class_set), "--views", "crops,scenes", "--no-mlflow", tmp_path=tmp_path)
+    assert done.returncode == 2 and "view scenes does not apply to a folders set" in done.stderr
