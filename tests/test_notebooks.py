@@ -78,6 +78,16 @@ def test_committed_notebooks_are_stripped():
                 assert cell["execution_count"] is None and not cell["outputs"], path.name
 
 
+def test_working_copies_are_byte_for_byte_what_the_clean_filter_commits():
+    """DVC hashes the working copy, git stores the clean filter's output: when
+    the two differ, the committed dvc.lock is stale on every clone."""
+    for path in [*NOTEBOOKS, *(ROOT / "notebooks").glob("dashboard*.ipynb")]:
+        cleaned = run([str(BIN / "nbstripout"), "--textconv", "--extra-keys", "metadata.language_info.version",
+                       str(path)], cwd=ROOT)
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert cleaned.stdout == path.read_text(), f"{path.name}: run `nbstripout` on it (or `git checkout` it)"
+
+
 def test_notebooks_run_under_nbval_with_smoke_defaults(tmp_path):
     project = smoke_project(tmp_path)
     for step in (["maskdet", "sample", "--quiet"], ["maskdet", "data", "--quiet"]):
