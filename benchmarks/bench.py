@@ -194,12 +194,6 @@ def real_photos(path: str | None) -> tuple[dict | None, str]:
     return photos, f"real photos: {folder} ({counts})"
 
 
-def _found_share(detect, photos: list, view: str) -> float:
-    from maskdet.views import view_of
-
-    return float(np.mean([len(detect(view_of(rgb, view))) > 0 for rgb in photos])) if photos else float("nan")
-
-
 def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None, min_face: int = 20) -> dict:
     """Each detector's recall and precision on every rendered scene, its own time
     on the 640x480 frames (p50, this process, one after another), and with real
@@ -210,6 +204,7 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
     from maskdet.images import load_rgb
     from maskdet.predict import make_detector
     from maskdet.scenes import detection_recall, detection_table, read_scenes
+    from maskdet.views import view_of
 
     scenes = read_scenes(scenes_dir)
     detectors = {f"{name} {w}x{h}": make_detector(name, input_size=(w, h))
@@ -228,16 +223,18 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
         out[name] = {**detection_recall(detection_table(scenes, detector)),
                      "precision": _scene_precision(scenes, detector), "p50_ms": statistics.median(ms)}
         if photos:
-            def kept(rgb, detector=detector):
-                return [d for d in detector(rgb) if min(d.width, d.height) >= min_face]
-
-            def retried(rgb, kept=kept, detector=detector):  # as the Predictor with closeup_retry
-                return kept(rgb) or [d for d in detect_zoomed_out(detector, rgb) if min(d.width, d.height) >= min_face]
+            def found(rgb, detect=detector):  # faces the Predictor keeps (min_face)
+                return any(min(d.width, d.height) >= min_face for d in detect(rgb))
 
             for label, short in (("with_mask", "masked"), ("without_mask", "bare")):
-                for view in ("framed", "closeup"):
-                    out[name][f"real_{view}_{short}"] = _found_share(kept, photos.get(label, []), view)
-                out[name][f"real_closeup_retry_{short}"] = _found_share(retried, photos.get(label, []), "closeup")
+                shots = photos.get(label, [])
+                framed = [found(view_of(rgb, "framed")) for rgb in shots]
+                closeup = [found(rgb) for rgb in shots]
+                # As the Predictor with closeup_retry: a second look, zoomed out, where none was found.
+                retry = [hit or found(rgb, lambda x: detect_zoomed_out(detector, x))
+                         for hit, rgb in zip(closeup, shots)]
+                for key, hits in (("framed", framed), ("closeup", closeup), ("closeup_retry", retry)):
+                    out[name][f"real_{key}_{short}"] = float(np.mean(hits)) if hits else float("nan")
     return out
 
 

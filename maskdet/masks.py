@@ -48,6 +48,9 @@ class MaskSpec:
     # eyes to half-way down the nose; one fixed height taught the classifier to
     # call a mask worn high (common in real photos) "incorrect".
     height: float = 0.38
+    # Worn correctly: how far the top edge falls from its peak to the cheeks, in
+    # nose lengths; a mask pulled up under the eyes has an almost straight edge.
+    drop: float = 0.67
 
     @property
     def worn_correctly(self) -> bool:
@@ -59,16 +62,16 @@ def random_spec(rng: np.random.Generator, placement: str, style: str | None = No
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     style = style or str(rng.choice(STYLES, p=[0.45, 0.35, 0.20]))
-    height = float(rng.uniform(0.1, 0.55))
+    height, drop = float(rng.uniform(0.1, 0.55)), float(rng.uniform(0.25, 0.75))
     if style == "surgical":
         colour = str(rng.choice(list(SURGICAL_COLOURS), p=[0.55, 0.2, 0.15, 0.05, 0.05]))
-        return MaskSpec(style, colour, placement, height=height)
+        return MaskSpec(style, colour, placement, height=height, drop=drop)
     if style == "kn95":
         colour = str(rng.choice(list(KN95_COLOURS), p=[0.6, 0.15, 0.15, 0.1]))
-        return MaskSpec(style, colour, placement, height=height)
+        return MaskSpec(style, colour, placement, height=height, drop=drop)
     if style == "cloth":
         pattern = str(rng.choice(["solid", "dots", "stripes", "checks", "floral"], p=[0.5, 0.12, 0.13, 0.12, 0.13]))
-        return MaskSpec(style, str(rng.choice(list(CLOTH_COLOURS))), placement, pattern, height)
+        return MaskSpec(style, str(rng.choice(list(CLOTH_COLOURS))), placement, pattern, height, drop)
     raise ValueError(f"style must be one of {STYLES}, got {style!r}")
 
 
@@ -92,15 +95,16 @@ class _FaceFrame:
         return self.uv(self.points[index])
 
 
-def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38) -> tuple[float, float, float]:
+def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38,
+              drop: float = 0.67) -> tuple[float, float, float]:
     """(u of the peak, v of the peak, v at the cheeks) of the mask's top edge;
-    ``height`` places a correctly worn mask's peak down the nose (see MaskSpec)."""
+    ``height`` and ``drop`` shape a correctly worn mask's edge (see MaskSpec)."""
     bridge, tip = frame.at(lm.NOSE_BRIDGE_TOP), frame.at(lm.NOSE_TIP)
     sub, lip_low = frame.at(lm.SUBNASALE), frame.at(lm.LOWER_LIP_BOTTOM)
     nose_len = max(tip[1] - bridge[1], 1.0)
     if placement == "correct":
         peak = bridge + height * (tip - bridge)
-        cheeks = tip[1] + 0.05 * nose_len
+        cheeks = peak[1] + drop * nose_len
     elif placement == "nose_out":
         peak = sub + np.array([0.0, 0.14 * nose_len])
         cheeks = sub[1] + 0.36 * nose_len
@@ -111,7 +115,7 @@ def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38) -> tuple[
 
 
 def mask_region(shape: tuple[int, int], mesh: lm.FaceMesh, placement: str,
-                height: float = 0.38) -> tuple[np.ndarray, np.ndarray]:
+                height: float = 0.38, drop: float = 0.67) -> tuple[np.ndarray, np.ndarray]:
     """Boolean region the mask covers, and the (u, v) face frame of every pixel."""
     frame = _FaceFrame(mesh)
     h, w = shape
@@ -128,7 +132,7 @@ def mask_region(shape: tuple[int, int], mesh: lm.FaceMesh, placement: str,
     sil_xy = frame.origin + sil[:, :1] * frame.ux + sil[:, 1:] * frame.vy
     face = np.zeros(shape, np.uint8)
     cv2.fillPoly(face, [np.round(sil_xy * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
-    peak_u, peak_v, cheek_v = _top_edge(frame, placement, height)
+    peak_u, peak_v, cheek_v = _top_edge(frame, placement, height, drop)
     half = frame.width / 2
     rel = np.clip(np.abs(uv[..., 0] - peak_u) / half, 0, 1.2)
     top = peak_v + (cheek_v - peak_v) * rel ** 1.6
@@ -185,7 +189,7 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
         return out
     window = out[y1:y2, x1:x2].astype(np.float32)
     local = lm.FaceMesh(points=mesh.points - np.array([x1, y1, 0], np.float32), score=mesh.score)
-    region, uv = mask_region(window.shape[:2], local, spec.placement, spec.height)
+    region, uv = mask_region(window.shape[:2], local, spec.placement, spec.height, spec.drop)
     if region.sum() < 20:
         return out
     frame = _FaceFrame(local)
@@ -213,7 +217,7 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
             colour = _print_pattern(spec, s, (v / scale), rng, base, 1.0)
         shade *= _fabric(h, w, rng, 0.06)
     else:  # kn95: a vertical centre seam and a sealed border
-        peak_u = _top_edge(frame, spec.placement, spec.height)[0]
+        peak_u = _top_edge(frame, spec.placement, spec.height, spec.drop)[0]
         seam = np.abs(u - peak_u) < max(1.0, 0.008 * scale)
         shade[seam] *= 0.78
         shade *= (1.0 - 0.10 * np.clip(np.abs(u - peak_u) / (0.5 * scale), 0, 1)).astype(np.float32)

@@ -27,15 +27,15 @@ def test_face_mesh_confirms_a_real_face(face):
         < face.xy(lm.CHIN)[1]
 
 
-@pytest.mark.parametrize("height", [None, 0.1, 0.55])  # None: as drawn; then the highest and lowest drawn
+@pytest.mark.parametrize("height, drop", [(None, None), (0.1, 0.25), (0.55, 0.75), (0.1, 0.75)])  # drawn; extremes
 @pytest.mark.parametrize("style", STYLES)
-def test_worn_correctly_covers_nose_mouth_and_chin_not_eyes(face_rgb, face, style, height):
+def test_worn_correctly_covers_nose_mouth_and_chin_not_eyes(face_rgb, face, style, height, drop):
     from dataclasses import replace
 
     rng = np.random.default_rng(0)
     spec = random_spec(rng, "correct", style)
-    assert 0.1 <= spec.height <= 0.55
-    out = render_mask(face_rgb, face, spec if height is None else replace(spec, height=height), rng)
+    assert 0.1 <= spec.height <= 0.55 and 0.25 <= spec.drop <= 0.75
+    out = render_mask(face_rgb, face, spec if height is None else replace(spec, height=height, drop=drop), rng)
     for covered in (lm.NOSE_TIP, lm.SUBNASALE, lm.UPPER_LIP_TOP, lm.LOWER_LIP_BOTTOM):
         assert _changed(face_rgb, out, face, covered), covered
     for free in (lm.RIGHT_EYE_OUTER, lm.LEFT_EYE_OUTER, lm.NOSE_BRIDGE_TOP):
