@@ -191,7 +191,8 @@ def real_photos(path: str | None) -> tuple[dict | None, str]:
         except ImageError:
             continue
     counts = ", ".join(f"{len(v)} {k}" for k, v in photos.items())
-    return photos, f"real photos: {folder} ({counts})"
+    where = "shared/realdev beside the project" if folder == DEFAULT_REAL else str(folder)
+    return photos, f"Real photos: {sum(map(len, photos.values()))} ({counts}) from {where}"
 
 
 def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None, min_face: int = 20) -> dict:

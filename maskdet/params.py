@@ -114,7 +114,7 @@ class PredictParams(_Section):
     min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
     closeup_retry: bool = True  # no face found: look again at the image shrunk into a frame twice its size
     # Width and height the image is fitted into for each detector that takes a size (BlazeFace is fixed at 192x192).
-    centerface_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([416, 320], min_length=2, max_length=2)
+    centerface_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([320, 240], min_length=2, max_length=2)
     ultralight_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([400, 300], min_length=2, max_length=2)
 
     def input_sizes(self) -> dict[str, tuple[int, int]]:

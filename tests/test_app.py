@@ -173,7 +173,7 @@ def test_model_tab_and_a_missing_model(predictor, tmp_path):
 
     card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
     assert ", ".join(LABELS) in card and "48 x 48" in card and "make repro" in card
-    assert f"centerface, input {predictor.detector_input}" in card and predictor.detector_input == "416x320"
+    assert f"centerface, input {predictor.detector_input}" in card and predictor.detector_input == "320x240"
     page = dashboard(tmp_path / "no-model")
     assert isinstance(page, w.HTML) and "No model to serve" in page.value and "make repro" in page.value
 

@@ -44,7 +44,7 @@ def test_benchmark_measures_every_pipeline_and_detector_on_real_photos_too(tiny,
         assert r["frames"] >= 6 and 0 < r["p50_ms"] <= r["p95_ms"] and r["images_per_s"] > 0
         assert r["peak_rss_mb"] > 50
     assert results["maskdet"]["tensorflow_loaded"] is (results["maskdet"]["runtime"] == "keras")
-    assert results["maskdet"]["detector"] == "centerface" and results["maskdet"]["detector_input"] == "416x320"
+    assert results["maskdet"]["detector"] == "centerface" and results["maskdet"]["detector_input"] == "320x240"
     assert results["maskdet_blazeface"]["detector"] == "blazeface"
     assert results["maskdet_ultralight"]["detector_input"] == "400x300"  # as params.yaml sets it
     assert results["classic_compiled"]["runtime"] == "keras, compiled call"
@@ -55,7 +55,7 @@ def test_benchmark_measures_every_pipeline_and_detector_on_real_photos_too(tiny,
     for r in results["detectors"].values():
         assert r["p50_ms"] > 0 and 0 <= r["recall_masked"] <= 1 and 0 <= r["precision"] <= 1
         assert 0 <= r["real_framed_masked"] <= 1 and r["real_closeup_retry_bare"] >= r["real_closeup_bare"]
-    assert results["detectors"]["centerface 416x320"]["real_framed_bare"] > 0  # the portrait, at least
+    assert results["detectors"]["centerface 320x240"]["real_framed_bare"] > 0  # the portrait, at least
     assert results["real"]["crops"]["n"] == 7 and "with_mask_found" in results["real"]["framed"]
     assert str(photos) in results["real_note"]
     assert results["faces_per_frame"][0] == 1 and results["faces_per_frame"][-1] == 6
