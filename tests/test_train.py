@@ -76,3 +76,24 @@ def test_leave_one_style_out_subsets():
     assert set(held["style"]) == {"cloth", "none"}
     only = style_subset(frame, "kn95", keep=True)
     assert set(only["style"]) == {"kn95", "none"}
+
+
+def test_web_photo_look_casts_greys_and_repeats_for_a_seed():
+    import tensorflow as tf
+
+    from maskdet.datasets import web_photo_look
+    from maskdet.params import AugmentParams
+
+    grey = tf.fill([32, 32, 3], 120.0)
+    seed = tf.constant([3, 7], tf.int32)
+    none = AugmentParams(colour_cast=0, grayscale=0, blur=0, jpeg=0)
+    assert np.allclose(web_photo_look(grey, none, seed).numpy(), 120.0)
+    cast = web_photo_look(grey, AugmentParams(colour_cast=0.3, grayscale=0, blur=0, jpeg=0), seed).numpy()
+    gains = cast[0, 0] / 120.0
+    assert np.all(np.abs(gains - 1) <= 0.3 + 1e-6) and np.ptp(gains) > 0.01  # a cast: channels differ
+    colour = tf.constant(np.random.default_rng(0).uniform(0, 255, (32, 32, 3)), tf.float32)
+    greyed = web_photo_look(colour, AugmentParams(colour_cast=0, grayscale=1.0, blur=0, jpeg=0), seed).numpy()
+    assert np.allclose(greyed[..., 0], greyed[..., 1]) and np.allclose(greyed[..., 1], greyed[..., 2])
+    full = AugmentParams()
+    a, b = (web_photo_look(colour, full, seed).numpy() for _ in range(2))
+    assert np.array_equal(a, b) and 0 <= a.min() and a.max() <= 255
