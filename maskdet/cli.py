@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     _predictor_options(p)
     p.add_argument("--format", choices=("jsonl", "csv", "table"), default="table",
-                   help="jsonl: one JSON object per image (the schema in DESIGN.md); csv: one row per face; "
+                   help="jsonl: one JSON object per image (the schema in docs/architecture.md); csv: one row per face; "
                         "table: for people (default)")
     p.add_argument("--crops", action="store_true", help="each image is one already-cropped face: no detection")
     p.add_argument("--out", default=None, help="folder for annotated copies of the images")

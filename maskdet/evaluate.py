@@ -1,5 +1,5 @@
 """Evaluation on the test split: predictions, metrics, breakdowns, and the
-leave-one-mask-style-out score (DESIGN.md section 4): train without one mask
+leave-one-mask-style-out score (docs/architecture.md, section 4): train without one mask
 style, test on that style. On rendered data that number, not the in-style one,
 says whether the model learned "is the nose covered" or "what our renderer draws".
 """

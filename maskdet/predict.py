@@ -38,7 +38,7 @@ class Face:
 
 @dataclass
 class Prediction:
-    """The answer for one image, in the DESIGN.md section 2 schema."""
+    """The answer for one image, in the schema of docs/architecture.md, section 2."""
 
     image: str
     width: int | None = None

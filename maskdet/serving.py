@@ -6,7 +6,7 @@ Request (``POST /invocations``, JSON)::
     {"dataframe_records": [{"image": "<base64 of the file's bytes>", "name": "a.jpg"}, ...]}
 
 (``name`` is optional), or ``{"inputs": {"image": ["<base64>", ...]}}``.
-Answer: ``{"predictions": [<one DESIGN.md section 2 object per image>]}``; an
+Answer: ``{"predictions": [<one object per image, docs/architecture.md section 2>]}``; an
 image that cannot be decoded gets its ``error`` and no faces, never a 500.
 """
 

@@ -26,7 +26,7 @@ def run(cmd, cwd, **kw):
 
 
 # What each `# NBVAL_CHECK_OUTPUT` cell must print, by its last line: the label
-# order of DESIGN.md section 2 (written here, not imported) and the default backbone.
+# order of docs/architecture.md section 2 (written here, not imported) and the default backbone.
 LABEL_ORDER = "('with_mask', 'without_mask', 'mask_weared_incorrect')"
 REFERENCE_OUTPUTS = {"print(LABELS)": f"{LABEL_ORDER}\n",
                      "print(params.model.backbone, LABELS)": f"mobilenetv2 {LABEL_ORDER}\n"}

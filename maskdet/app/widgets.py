@@ -3,7 +3,7 @@ refuses uploads over the size limit before they are sent.
 
 Frames travel as custom widget messages with a binary buffer (JPEG bytes),
 not as a synced trait: no base64, and no ``Bytes`` trait serialisation to get
-wrong (DESIGN.md section 3). At most one frame is in flight: the page sends
+wrong (docs/architecture.md, section 3). At most one frame is in flight: the page sends
 the next only when the annotated answer to the last one has arrived, so frames
 never queue up behind a slow kernel.
 """
