@@ -50,8 +50,10 @@ repro: setup
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
+# One worker per core, whole test files per worker (module fixtures such as the
+# smoke study run once); JOBS=1 runs them in this process.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 1,$(JOBS)),,-n $(or $(JOBS),auto) --dist loadfile)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/

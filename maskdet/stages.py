@@ -116,6 +116,19 @@ def _log_diagram(model) -> bool:
         return path.is_file()
 
 
+def _installed(distributions) -> list[str]:
+    """``name==version`` for each of ``distributions`` installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in distributions:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pass
+    return pins
+
+
 def _log_classifier(model, size: int) -> None:
     """Log the Keras classifier alone (flavour ``keras``, signature and input
     example) for researchers who want the bare network; the registered model is
@@ -135,7 +148,10 @@ def _log_classifier(model, size: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "classifier")
         os.makedirs(path)
-        mlflow.keras.save_model(model, path, signature=signature, input_example=example)
+        # Requirements stated, not inferred: inference reloads the model in a
+        # subprocess to see what it imports (about 25 s a training).
+        mlflow.keras.save_model(model, path, signature=signature, input_example=example,
+                                pip_requirements=_installed(("keras", "numpy", "tensorflow-cpu", "tensorflow")))
         mlflow.log_artifacts(path, "classifier")
 
 
