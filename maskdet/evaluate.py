@@ -60,9 +60,10 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     The first two differ only in whether the style was seen."""
     from maskdet.train import train_classifier
 
-    cfg = params.model_copy(update={"train": params.train.model_copy(
-        update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0})})
-    size = params.model.input_size
+    size = params.evaluate.loso_input_size
+    cfg = params.model_copy(update={
+        "model": params.model.model_copy(update={"input_size": size}),
+        "train": params.train.model_copy(update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0})})
     styles = styles_to_hold_out(frame)
     if not styles:
         return pd.DataFrame()

@@ -18,7 +18,7 @@ from tests.test_notebooks import BIN, run, smoke_project
 pytestmark = pytest.mark.slow
 TINY = {"model": {"input_size": 64},
         "train": {"epochs": 1, "fine_tune_epochs": 1, "early_stopping_patience": 0},
-        "evaluate": {"loso_epochs": 1}}
+        "evaluate": {"loso_epochs": 1, "loso_input_size": 48}}
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,26 @@ def test_web_photo_look_casts_greys_and_repeats_for_a_seed():
     full = AugmentParams()
     a, b = (web_photo_look(colour, full, seed).numpy() for _ in range(2))
     assert np.array_equal(a, b) and 0 <= a.min() and a.max() <= 255
+
+
+def test_zoom_in_cuts_the_face_tight_and_zoom_out_frames_it_loose():
+    """Real crops come cut at the brows and the lips: zoom_in enlarges what is in
+    the middle, up to 1 / (1 - zoom_in) times, and zoom_out only shrinks it."""
+    import tensorflow as tf
+
+    from maskdet.model import _augmentation
+    from maskdet.params import AugmentParams
+
+    still = dict(flip=False, rotation=0, translation=0, brightness=0, contrast=0)
+    square = np.zeros((1, 64, 64, 3), np.float32)
+    square[:, 24:40, 24:40] = 255.0  # 16 pixels wide, centred
+
+    def widths(cfg, draws=12):
+        layer = _augmentation(cfg, seed=1)
+        out = [layer(tf.constant(square), training=True).numpy()[0, 32, :, 0] for _ in range(draws)]
+        return np.array([(row > 127).sum() for row in out])
+
+    tight = widths(AugmentParams(zoom_in=0.5, zoom_out=0.0, **still))
+    assert tight.min() >= 15 and tight.max() > 20 and tight.max() <= 33
+    loose = widths(AugmentParams(zoom_in=0.0, zoom_out=0.5, **still))
+    assert loose.max() <= 17 and loose.min() < 13
