@@ -84,3 +84,20 @@ def test_push_and_pull_through_a_local_remote(reproduced, tmp_path):
     shutil.rmtree(reproduced / ".dvc" / "cache")
     _dvc(reproduced, "pull", "data")
     assert manifest.read_text() == before
+
+
+def test_a_fresh_copy_lacks_outputs_but_no_dep_or_output_differs_from_dvc_lock(tmp_path):
+    """What a clean clone's `dvc status` says before any repro: outputs missing
+    (nothing is cached yet), never a changed dependency, parameter or committed
+    output; those would mean the committed dvc.lock does not describe the files."""
+    import json
+
+    project = copy_project(tmp_path / "fresh")
+    status = json.loads(_dvc(project, "status", "--json"))
+    missing = {"deleted", "not in cache"}
+    for stage, changes in status.items():
+        for change in changes:
+            assert isinstance(change, dict), f"{stage}: {change}"
+            for kind, files in change.items():
+                assert kind in ("changed deps", "changed outs"), f"{stage}: {kind} {files}"
+                assert set(files.values()) <= missing, f"{stage}: {kind} {files}"
