@@ -190,3 +190,23 @@ def test_verdict_says_who_wears_a_mask():
     assert logic.verdict(pred("with_mask", "mask_weared_incorrect")).endswith("not everyone wears a mask correctly.")
     assert logic.verdict(pred()).startswith("No face found")
     assert logic.verdict(Prediction("y.jpg", error="truncated: cut")).startswith("Could not read y.jpg")
+
+
+def test_model_card_shows_the_test_metrics_the_evaluation_writes(predictor, tmp_path):
+    """The card reads reports/metrics.json by key: with the keys the evaluation
+    writes (`test_` + classification_metrics), ROC-AUC and the rest appear."""
+    import json
+
+    import ipywidgets as w
+    import numpy as np
+
+    from maskdet.metrics import classification_metrics
+
+    y = np.array([0, 1, 2, 0, 1, 2])
+    probs = np.eye(3)[y] * 0.8 + 0.2 / 3
+    written = {f"test_{k}": v for k, v in classification_metrics(y, probs, bins=5).items()}
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(written))
+    card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
+    for key in ("test_accuracy", "test_f1_macro", "test_mcc", "test_roc_auc_ovr_macro", "test_ece"):
+        assert f"<td>{key}</td>" in card, key
