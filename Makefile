@@ -51,9 +51,10 @@ repro: setup
 	$(BIN)/dvc status
 
 # One worker per core, whole test files per worker (module fixtures such as the
-# smoke study run once); JOBS=1 runs them in this process.
+# smoke study run once); JOBS=0 runs them in this process.
+JOBS ?= auto
 test: setup
-	$(BIN)/python -m pytest $(if $(filter 1,$(JOBS)),,-n $(or $(JOBS),auto) --dist loadfile)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/
