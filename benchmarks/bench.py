@@ -20,7 +20,7 @@ Real photos: given a folder of real photos in one folder per class
 (``--real``, ``$MASKDET_REAL_PHOTOS``, or a ``shared/realdev`` beside the
 project when there is one), each detector's share of masked and bare photos
 with a face found in the framed and close-up views, and the default
-Predictor's scores in all three views (``maskdet.crosseval``). Without such
+Predictor's scores in all three views (``maskdet.study.crosseval``). Without such
 a folder the bench says so in one line and leaves those columns out.
 Results go to benchmarks/results.json and, with --readme, into the README.
 """
@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskdet.images import letterbox
+from maskdet.io.images import letterbox
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -55,9 +55,9 @@ def _frame(rgb: np.ndarray) -> np.ndarray:
 
 def make_inputs(scenes_dir: Path, into: Path) -> tuple[Path, Path, dict]:
     """640x480 frames and a folder of full-size images; returns both folders and faces per frame."""
-    from maskdet import assets
-    from maskdet.images import load_rgb, write_jpeg
-    from maskdet.scenes import read_scenes
+    from maskdet.io import assets
+    from maskdet.io.images import load_rgb, write_jpeg
+    from maskdet.study.scenes import read_scenes
 
     frames, folder = into / "frames", into / "folder"
     frames.mkdir(parents=True)
@@ -104,9 +104,10 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
     """Runs in its own process: latency per frame, throughput, peak RSS."""
     started = time.perf_counter()
     if kind == "maskdet":
-        from maskdet.images import load_rgb
+        from maskdet.io.images import load_rgb
         from maskdet.params import load_params
-        from maskdet.predict import Predictor, annotate
+        from maskdet.predict.drawing import annotate
+        from maskdet.predict.predictor import Predictor
 
         params = load_params(ROOT / "params.yaml", check_paths=False)
         predictor = Predictor.from_params(model, params, detector)
@@ -160,8 +161,8 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
 
 def _scene_precision(scenes, detector) -> float:
     """The share of the detector's boxes on the rendered scenes that are an annotated face (IoU 0.5)."""
-    from maskdet.images import load_rgb
-    from maskdet.scenes import match
+    from maskdet.io.images import load_rgb
+    from maskdet.study.scenes import match
 
     hits = boxes = 0
     for scene in scenes:
@@ -174,8 +175,8 @@ def _scene_precision(scenes, detector) -> float:
 
 def real_photos(path: str | None) -> tuple[dict | None, str]:
     """The real photos (RGB by class) to measure on, or None, and a line saying which."""
-    from maskdet.crosseval import read_labelled_set
-    from maskdet.images import ImageError, load_rgb
+    from maskdet.study.crosseval import read_labelled_set
+    from maskdet.io.images import ImageError, load_rgb
 
     if path == "":
         return None, "real photos: none asked for (--real ''); the real-photo columns are left out"
@@ -201,11 +202,11 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
     photos the share of them where it finds a face (of ``min_face`` pixels or
     more, as the Predictor keeps) in the framed and close-up views."""
     from benchmarks.classic import Res10Detector
-    from maskdet.detectors import detect_zoomed_out
-    from maskdet.images import load_rgb
-    from maskdet.predict import make_detector
-    from maskdet.scenes import detection_recall, detection_table, read_scenes
-    from maskdet.views import view_of
+    from maskdet.predict.detectors import detect_zoomed_out
+    from maskdet.io.images import load_rgb
+    from maskdet.predict.predictor import make_detector
+    from maskdet.study.scenes import detection_recall, detection_table, read_scenes
+    from maskdet.study.views import view_of
 
     scenes = read_scenes(scenes_dir)
     detectors = {f"{name} {w}x{h}": make_detector(name, input_size=(w, h))
@@ -241,9 +242,9 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
 
 def measure_real_pipeline(model: Path, folder: Path) -> dict:
     """The default Predictor on the real photos in all three views (``maskdet evaluate``'s scores)."""
-    from maskdet import crosseval
+    from maskdet.study import crosseval
     from maskdet.params import load_params
-    from maskdet.predict import Predictor
+    from maskdet.predict.predictor import Predictor
 
     predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
     data = crosseval.read_labelled_set(folder)

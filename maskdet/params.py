@@ -76,7 +76,7 @@ class AugmentParams(_Section):
     translation: float = Field(0.1, ge=0.0, le=0.5)  # share of the side, either way: faces framed off centre
     brightness: float = Field(0.15, ge=0.0, le=1.0)
     contrast: float = Field(0.15, ge=0.0, le=1.0)
-    # The look of web photos, applied to training crops only (maskdet.datasets.web_photo_look).
+    # The look of web photos, applied to training crops only (maskdet.study.datasets.web_photo_look).
     colour_cast: float = Field(0.25, ge=0.0, le=0.5)  # each channel's gain drawn from 1 +- this
     grayscale: float = Field(0.1, ge=0.0, le=1.0)  # share of crops turned grey
     blur: float = Field(0.3, ge=0.0, le=1.0)  # share of crops blurred (shrunk, then grown back)

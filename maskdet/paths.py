@@ -46,3 +46,34 @@ def cache_dir() -> Path:
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "maskdet"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+# The MLflow store lives at the project root: sqlite:///<root>/mlflow.db, artifacts in
+# <root>/mlartifacts. The URI must be absolute: MLflow 3.7+ otherwise creates a new
+# database in whatever folder a kernel starts in, and `dvc exp run --temp` runs in a
+# copy of the project that would lose the run. MLFLOW_TRACKING_URI overrides.
+
+def store_root(root: Path | None = None) -> Path:
+    """The folder that holds the MLflow store: the project root, or, inside a
+    ``dvc exp run --temp/--queue`` copy (``<project>/.dvc/tmp/exps/<tmp>/``),
+    the real project around it, so that the run is not lost with the copy."""
+    root = (root or project_root()).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{store_root(root) / 'mlflow.db'}"
+
+
+
+def artifact_location(root: Path | None = None) -> str:
+    return (store_root(root) / "mlartifacts").as_uri()
+

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskdet import assets
-from maskdet.images import load_rgb
+from maskdet.io import assets
+from maskdet.io.images import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,10 @@ def copy_project(dest: Path) -> Path:
 
 def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int = 0):
     """The default data set built small (64-pixel crops, scenes if asked) and prepared: its manifest."""
-    from maskdet.datasets import read_manifest
+    from maskdet.study.datasets import read_manifest
     from maskdet.params import SampleParams, parse_params
-    from maskdet.prepare import prepare
-    from maskdet.sample import build_sample
+    from maskdet.data.prepare import prepare
+    from maskdet.data.sample import build_sample
 
     build_sample(root / "data" / "raw" / "sample",
                  SampleParams(crops_per_class_per_person=crops_per_class_per_person, scene_renders=scene_renders,
@@ -108,10 +108,10 @@ def tiny(tmp_path_factory):
     """A real small_cnn trained one epoch on small real data, saved as training
     saves it (with its TFLite exports): (project root, model folder, manifest).
     The root also holds the rendered scenes (data/raw/sample/scenes)."""
-    from maskdet.classifier import build_exports
-    from maskdet.datasets import load_crops
+    from maskdet.study.export import build_exports
+    from maskdet.study.datasets import load_crops
     from maskdet.params import parse_params
-    from maskdet.train import save_model, train_classifier
+    from maskdet.study.train import save_model, train_classifier
 
     root = tmp_path_factory.mktemp("tiny")
     frame = small_data(root, crops_per_class_per_person=1, scene_renders=1)

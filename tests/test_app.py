@@ -10,10 +10,11 @@ import zlib
 
 import pytest
 
-from maskdet import LABELS, assets
+from maskdet import LABELS
+from maskdet.io import assets
 from maskdet.app import logic
 from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
-from maskdet.predict import Predictor
+from maskdet.predict.predictor import Predictor
 from tests.conftest import jpeg_bytes, zip_bytes as _zip
 
 pytestmark = pytest.mark.slow
@@ -179,7 +180,7 @@ def test_model_tab_and_a_missing_model(predictor, tmp_path):
 
 
 def test_verdict_says_who_wears_a_mask():
-    from maskdet.predict import Face, Prediction
+    from maskdet.predict.predictor import Face, Prediction
 
     def pred(*labels):
         return Prediction("x.jpg", faces=[Face((0, 0, 10, 10), 1.0, k, dict.fromkeys(LABELS, 0.0) | {k: 1.0})
@@ -200,7 +201,7 @@ def test_model_card_shows_the_test_metrics_the_evaluation_writes(predictor, tmp_
     import ipywidgets as w
     import numpy as np
 
-    from maskdet.metrics import classification_metrics
+    from maskdet.study.metrics import classification_metrics
 
     y = np.array([0, 1, 2, 0, 1, 2])
     probs = np.eye(3)[y] * 0.8 + 0.2 / 3

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from maskdet.archives import MAX_RATIO, ArchiveError, zip_images
+from maskdet.io.archives import MAX_RATIO, ArchiveError, zip_images
 from tests.conftest import jpeg_bytes, zip_bytes as _zip
 
 

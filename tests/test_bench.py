@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from benchmarks.bench import table
-from maskdet import assets
+from maskdet.io import assets
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

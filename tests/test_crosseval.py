@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from maskdet import assets
+from maskdet.io import assets
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

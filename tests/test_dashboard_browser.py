@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdet import assets
+from maskdet.io import assets
 from maskdet.app import logic
-from maskdet.images import letterbox
-from maskdet.predict import Predictor
+from maskdet.io.images import letterbox
+from maskdet.predict.predictor import Predictor
 from tests.conftest import ROOT, free_port
 from tests.test_notebooks import BIN
 

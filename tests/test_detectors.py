@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from maskdet.detectors import BlazeFaceDetector, UltraLightDetector
-from maskdet.scenes import iou_matrix
+from maskdet.predict.detectors import BlazeFaceDetector, UltraLightDetector
+from maskdet.study.scenes import iou_matrix
 
 
 def test_blazeface_and_ultralight_find_the_same_three_faces(group_rgb):
@@ -34,8 +34,8 @@ def _original_graph_detections(rgb, threshold):
     """Ultra-Light as published: its own graph decodes the 640x480 priors."""
     import cv2
 
-    from maskdet import assets
-    from maskdet.detectors import _clipped
+    from maskdet.io import assets
+    from maskdet.predict.detectors import _clipped
 
     net = cv2.dnn.readNetFromONNX(str(assets.extract(assets.ULTRALIGHT_ONNX)))
     net.setInput(cv2.dnn.blobFromImage(cv2.resize(rgb, (640, 480)), 1 / 128, (640, 480), (127, 127, 127)))
@@ -70,7 +70,7 @@ def test_ultralight_priors_equal_the_published_graphs_constants():
     import onnx
     from onnx import numpy_helper
 
-    from maskdet import assets
+    from maskdet.io import assets
 
     graph = onnx.load(str(assets.extract(assets.ULTRALIGHT_ONNX))).graph
     constants = [numpy_helper.to_array(n.attribute[0].t) for n in graph.node if n.op_type == "Constant"]
@@ -83,7 +83,7 @@ def test_ultralight_priors_equal_the_published_graphs_constants():
 
 
 def test_centerface_finds_the_group_at_every_input_size_in_the_image_pixels(group_rgb):
-    from maskdet.detectors import CenterFaceDetector
+    from maskdet.predict.detectors import CenterFaceDetector
 
     h, w = group_rgb.shape[:2]
     native = CenterFaceDetector(input_size=(640, 480))(group_rgb)
@@ -98,7 +98,7 @@ def test_centerface_finds_the_group_at_every_input_size_in_the_image_pixels(grou
 
 
 def test_centerface_keeps_the_aspect_ratio_of_a_portrait_frame(group_rgb):
-    from maskdet.detectors import CenterFaceDetector
+    from maskdet.predict.detectors import CenterFaceDetector
 
     turned = np.ascontiguousarray(np.rot90(group_rgb))
     found = CenterFaceDetector()(turned)
@@ -107,7 +107,7 @@ def test_centerface_keeps_the_aspect_ratio_of_a_portrait_frame(group_rgb):
 
 
 def test_centerface_threshold_and_blank_frame():
-    from maskdet.detectors import CenterFaceDetector
+    from maskdet.predict.detectors import CenterFaceDetector
 
     blank = np.full((480, 640, 3), 128, np.uint8)
     assert CenterFaceDetector()(blank) == []
@@ -117,7 +117,7 @@ def test_centerface_threshold_and_blank_frame():
 def test_a_face_filling_the_picture_is_found_once_zoomed_out(face_rgb):
     """A tight crop inside the face: too large for the detector as it is,
     found when centred on a frame twice its size, its box in the crop's pixels."""
-    from maskdet.detectors import CenterFaceDetector, detect_zoomed_out
+    from maskdet.predict.detectors import CenterFaceDetector, detect_zoomed_out
 
     detector = CenterFaceDetector()
     x1, y1, x2, y2 = detector(face_rgb)[0].box

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskdet.images import ImageError, load_rgb
+from maskdet.io.images import ImageError, load_rgb
 from tests.conftest import jpeg_bytes
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from maskdet import landmarks as lm
-from maskdet.detectors import UltraLightDetector
-from maskdet.landmarks import FaceMeshModel
-from maskdet.masks import STYLES, random_spec, render_mask
+from maskdet.data import landmarks as lm
+from maskdet.predict.detectors import UltraLightDetector
+from maskdet.data.landmarks import FaceMeshModel
+from maskdet.data.masks import STYLES, random_spec, render_mask
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_only_real_faces_are_kept(group_rgb):
     """The default-data builder keeps a detection only when the face mesh agrees.
     A patch of wall scores near zero. The crown badge on a shirt in sample1.jpg
     fools the mesh (its presence score is high), so it must not be detected at all."""
-    from maskdet.sample import find_faces
+    from maskdet.data.sample import find_faces
 
     mesh = FaceMeshModel()
     assert mesh(group_rgb, (40, 40, 240, 240)).score < 0.01  # wall

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from maskdet.metrics import (brier_score, classification_metrics, expected_calibration_error,
+from maskdet.study.metrics import (brier_score, classification_metrics, expected_calibration_error,
                              reliability_bins)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from maskdet import LABELS
-from maskdet.voc import read_voc
+from maskdet.io.voc import read_voc
 from tests.conftest import copy_project
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from maskdet import LABELS, assets
-from maskdet.predict import Predictor, annotate
+from maskdet import LABELS
+from maskdet.io import assets
+from maskdet.predict.drawing import annotate
+from maskdet.predict.predictor import Predictor
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -77,7 +79,7 @@ def test_crops_mode_classifies_the_whole_image(model_dir, images):
 def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
     """One resize path from crop to classifier: the Predictor on a processed crop
     gives the evaluation pipeline's probabilities (JPEG decoders differ by a hair)."""
-    from maskdet.evaluate import predict_probs
+    from maskdet.study.loso import predict_probs
 
     _, model_dir, frame = tiny
     test = frame[frame["split"] == "test"].head(12)
@@ -90,7 +92,8 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
 
 def test_annotate_draws_in_the_class_colour(model_dir):
     rgb = np.full((200, 200, 3), 255, np.uint8)
-    from maskdet.predict import COLOURS, Face
+    from maskdet.predict.drawing import COLOURS
+    from maskdet.predict.predictor import Face
 
     out = annotate(rgb, [Face((20, 60, 120, 160), 0.9, "without_mask", dict.fromkeys(LABELS, 1 / 3))])
     assert tuple(out[100, 20]) == COLOURS["without_mask"] and tuple(rgb[100, 20]) == (255, 255, 255)
@@ -100,8 +103,9 @@ def test_tflite_exports_hold_parity_with_keras_on_the_test_split(tiny):
     """The parity check itself: every export's probabilities on the test split
     against the Keras model's, within the stated tolerance (max |dp| <= 0.02,
     labels agreeing on >= 99 % of crops), for the runtime that training chose."""
-    from maskdet.classifier import PARITY_MAX_ABS, LiteClassifier, load_classifier, parity, predict_batched
-    from maskdet.datasets import load_crops
+    from maskdet.predict.classifier import LiteClassifier, load_classifier, predict_batched
+    from maskdet.study.export import PARITY_MAX_ABS, parity
+    from maskdet.study.datasets import load_crops
 
     _, model_dir, frame = tiny
     meta = json.loads((model_dir / "metadata.json").read_text())
@@ -131,7 +135,7 @@ def test_crop_resizes_run_on_one_blas_thread_and_leave_the_setting_as_it_was(mod
     classifier runs on; the Predictor limits them only around its own resizes."""
     from threadpoolctl import threadpool_info
 
-    import maskdet.predict as predict
+    import maskdet.predict.predictor as predict
 
     def blas_threads():  # NumPy's own OpenBLAS: SciPy or TensorFlow may bring others, unused here
         return [lib["num_threads"] for lib in threadpool_info()
@@ -148,7 +152,8 @@ def test_crop_resizes_run_on_one_blas_thread_and_leave_the_setting_as_it_was(mod
 
 
 def test_numpy_resize_matches_the_training_resize(face_rgb):
-    from maskdet.datasets import resize_crop, resize_for_model
+    from maskdet.predict.crops import resize_crop
+    from maskdet.study.datasets import resize_for_model
 
     for crop in (face_rgb[100:400, 150:420], face_rgb[:40, :30], face_rgb[:500, :90]):
         for size in (48, 160):

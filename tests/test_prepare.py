@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from maskdet.params import parse_params
-from maskdet.prepare import prepare
-from maskdet.voc import VocObject, write_voc
+from maskdet.data.prepare import prepare
+from maskdet.io.voc import VocObject, write_voc
 from tests.conftest import face_crop, jpeg_bytes, save
 
 # Faces in face-api's sample1.jpg and face-recognition's obama.jpg (found by the detector).

@@ -5,7 +5,7 @@ import subprocess
 
 import yaml
 
-from maskdet import assets
+from maskdet.io import assets
 from tests.conftest import ROOT
 
 LINT = """

@@ -8,8 +8,8 @@ from PIL import Image
 
 from maskdet import LABELS
 from maskdet.params import SampleParams
-from maskdet.readers import read_sample
-from maskdet.sample import GROUP_PHOTOS, build_sample
+from maskdet.data.readers import read_sample
+from maskdet.data.sample import GROUP_PHOTOS, build_sample
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from maskdet import LABELS
-from maskdet.predict import Face, Prediction
-from maskdet.scenes import Scene, average_precision, detection_recall, iou_matrix, match, scene_metrics
-from maskdet.voc import VocObject
+from maskdet.predict.predictor import Face, Prediction
+from maskdet.study.scenes import Scene, average_precision, detection_recall, iou_matrix, match, scene_metrics
+from maskdet.io.voc import VocObject
 
 
 def _face(box, label, score=0.9, p=0.9):
@@ -56,8 +56,8 @@ def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
 
 
 def test_detection_recall_on_real_scenes_for_both_detectors(tiny):
-    from maskdet.predict import make_detector
-    from maskdet.scenes import detection_table, read_scenes
+    from maskdet.predict.predictor import make_detector
+    from maskdet.study.scenes import detection_table, read_scenes
 
     root, _, _ = tiny
     scenes = read_scenes(root / "data" / "raw" / "sample" / "scenes")

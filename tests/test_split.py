@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from maskdet.split import connected_groups, split_by_group
+from maskdet.data.split import connected_groups, split_by_group
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

@@ -100,7 +100,8 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
 
 def test_served_model_answers_real_requests(study, tmp_path):
     """`mlflow models serve -m models:/maskdet@champion`, as `make serve` runs it, on a loopback port."""
-    from maskdet import LABELS, assets
+    from maskdet import LABELS
+    from maskdet.io import assets
 
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
@@ -145,7 +146,7 @@ def _concurrent_clients_get_the_answers_of_one_client(base, group):
     must not mix two requests (answers with another image's faces, or errors)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from maskdet import assets
+    from maskdet.io import assets
 
     images = {"group.jpg": group, "portrait.jpg": assets.extract(assets.PORTRAIT_PHOTOS[0]).read_bytes()}
 
@@ -165,7 +166,7 @@ def _concurrent_clients_get_the_answers_of_one_client(base, group):
 
 
 def test_cli_takes_the_registered_model_uri(study):
-    from maskdet import assets
+    from maskdet.io import assets
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}", "MASKDET_ROOT": str(study)}
     done = subprocess.run([str(BIN / "maskdet"), "predict", str(assets.extract(assets.FACE_API_PHOTOS[0])),

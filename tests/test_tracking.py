@@ -9,7 +9,7 @@ import pytest
 
 LOG = textwrap.dedent("""
     import mlflow
-    from maskdet.tracking import configure
+    from maskdet.study.tracking import configure
     configure()
     with mlflow.start_run(run_name={name!r}):
         mlflow.log_metric("x", 1.0)
@@ -52,7 +52,7 @@ def test_kernel_in_notebooks_and_process_in_root_write_one_store(project):
 
 
 def test_dvc_experiment_name_becomes_the_run_name(monkeypatch):
-    from maskdet.tracking import run_name
+    from maskdet.study.tracking import run_name
 
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1234")
     assert run_name("default") == "exp-1234"

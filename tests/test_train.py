@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskdet.datasets import class_weights
-from maskdet.evaluate import predict_probs, style_subset, styles_to_hold_out
-from maskdet.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
-from maskdet import assets
+from maskdet.study.datasets import class_weights
+from maskdet.study.loso import predict_probs, style_subset, styles_to_hold_out
+from maskdet.study.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
+from maskdet.io import assets
 from maskdet.params import parse_params
-from maskdet.train import load_model, save_model, train_classifier
+from maskdet.study.train import load_model, save_model, train_classifier
 from tests.conftest import small_data
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def test_leave_one_style_out_subsets():
 def test_web_photo_look_casts_greys_and_repeats_for_a_seed():
     import tensorflow as tf
 
-    from maskdet.datasets import web_photo_look
+    from maskdet.study.datasets import web_photo_look
     from maskdet.params import AugmentParams
 
     grey = tf.fill([32, 32, 3], 120.0)
@@ -104,7 +104,7 @@ def test_zoom_in_cuts_the_face_tight_and_zoom_out_frames_it_loose():
     the middle, up to 1 / (1 - zoom_in) times, and zoom_out only shrinks it."""
     import tensorflow as tf
 
-    from maskdet.model import _augmentation
+    from maskdet.study.model import _augmentation
     from maskdet.params import AugmentParams
 
     still = dict(flip=False, rotation=0, translation=0, brightness=0, contrast=0)

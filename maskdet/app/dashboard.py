@@ -199,7 +199,7 @@ def load_predictor(model: str | Path | None = None):
     """The model named by ``model``, ``$MASKDET_MODEL``, or the project's models/; params.yaml's predict section."""
     from maskdet.params import load_params
     from maskdet.paths import project_root
-    from maskdet.predict import Predictor
+    from maskdet.predict.predictor import Predictor
 
     root = project_root()
     chosen = model or os.environ.get("MASKDET_MODEL") or root / "models"

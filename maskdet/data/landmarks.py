@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskdet import assets
+from maskdet.io import assets
 
 MESH_SIZE = 192
 

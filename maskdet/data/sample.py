@@ -1,8 +1,8 @@
 """The built-in default data set (``data.source: sample``).
 
-Real face photos from pinned registry packages (maskdet.assets), faces found
+Real face photos from pinned registry packages (maskdet.io.assets), faces found
 with the Ultra-Light detector and kept only where the face mesh agrees there
-is a face, masks rendered from the mesh landmarks (maskdet.masks). It writes a
+is a face, masks rendered from the mesh landmarks (maskdet.data.masks). It writes a
 folder in the shape the data stage reads:
 
     crops/<label>/<person>_<n>.jpg   jittered face crops, one identity each
@@ -24,12 +24,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from maskdet import LABELS, assets
-from maskdet.detectors import Detection, UltraLightDetector
-from maskdet.images import load_rgb, write_jpeg
-from maskdet.landmarks import FaceMesh, FaceMeshModel
-from maskdet.masks import MaskSpec, random_spec, render_mask
-from maskdet.voc import VocObject, write_voc
+from maskdet import LABELS
+from maskdet.io import assets
+from maskdet.predict.detectors import Detection, UltraLightDetector
+from maskdet.io.images import load_rgb, write_jpeg
+from maskdet.data.landmarks import FaceMesh, FaceMeshModel
+from maskdet.data.masks import MaskSpec, random_spec, render_mask
+from maskdet.io.voc import VocObject, write_voc
 
 SCENE_WIDTH = 1280  # group photos are kept at this width: enough for detection, small on disk
 

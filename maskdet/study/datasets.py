@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,26 +36,6 @@ def resize_for_model(image, size: int):
     import tensorflow as tf
 
     return tf.cast(tf.image.resize(image, (size, size), antialias=True), tf.float32)
-
-
-@lru_cache(maxsize=256)
-def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
-    """Rows of resampling weights: a triangle (bilinear) kernel widened by the
-    shrink factor, as TensorFlow's antialiased resize builds them."""
-    scale = n_in / n_out
-    width = max(scale, 1.0)
-    centres = (np.arange(n_out) + 0.5) * scale
-    w = np.clip(1 - np.abs((np.arange(n_in) + 0.5)[None, :] - centres[:, None]) / width, 0, None)
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """``resize_for_model`` in NumPy (two matrix products), for prediction
-    without TensorFlow; a test holds the two within 0.01 of each other."""
-    h, w, c = image.shape
-    x = image.astype(np.float32)
-    cols = (_triangle_weights(w, size) @ x.transpose(1, 0, 2).reshape(w, h * c)).reshape(size, h, c)
-    return (_triangle_weights(h, size) @ cols.transpose(1, 0, 2).reshape(h, size * c)).reshape(size, size, c)
 
 
 def web_photo_look(image, cfg, seed):

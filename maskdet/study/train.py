@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
-from maskdet.datasets import class_weights, image_dataset
-from maskdet.model import build_model, set_trainable_top
+from maskdet.study.datasets import class_weights, image_dataset
+from maskdet.study.model import build_model, set_trainable_top
 from maskdet.params import Params
 
 MODEL_FILE = "model.keras"

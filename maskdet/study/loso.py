@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
-from maskdet.datasets import image_dataset
-from maskdet.metrics import classification_metrics
+from maskdet.study.datasets import image_dataset
+from maskdet.study.metrics import classification_metrics
 from maskdet.params import Params
 
 MASKED = ("with_mask", "mask_weared_incorrect")
@@ -58,7 +58,7 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     of a model trained without the style, beside a control trained the same way
     (same epochs, no fine-tuning) on every style, and beside the main model.
     The first two differ only in whether the style was seen."""
-    from maskdet.train import train_classifier
+    from maskdet.study.train import train_classifier
 
     size = params.evaluate.loso_input_size
     cfg = params.model_copy(update={

@@ -1,10 +1,5 @@
-"""MLflow settings shared by notebooks, the CLI and tests.
-
-The store lives at the project root: ``sqlite:///<root>/mlflow.db`` with
-artifacts in ``<root>/mlartifacts``. The URI must be absolute: MLflow 3.7+
-otherwise creates a new database in whatever folder a kernel starts in, and
-``dvc exp run --temp`` runs in a copy of the project that would lose the run.
-``MLFLOW_TRACKING_URI`` overrides.
+"""MLflow settings shared by notebooks, the CLI and tests: the experiment,
+nested stage runs and provenance. Where the store lives: ``maskdet.paths``.
 """
 
 from __future__ import annotations
@@ -12,32 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from maskdet.paths import project_root
+from maskdet.paths import artifact_location, project_root, tracking_uri
 
 EXPERIMENT = "maskdet"
-
-
-def store_root(root: Path | None = None) -> Path:
-    """The folder that holds the MLflow store: the project root, or, inside a
-    ``dvc exp run --temp/--queue`` copy (``<project>/.dvc/tmp/exps/<tmp>/``),
-    the real project around it, so that the run is not lost with the copy."""
-    root = (root or project_root()).resolve()
-    parts = root.parts
-    for i in range(len(parts) - 3):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root
-
-
-def tracking_uri(root: Path | None = None) -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{store_root(root) / 'mlflow.db'}"
-
-
-def artifact_location(root: Path | None = None) -> str:
-    return (store_root(root) / "mlartifacts").as_uri()
 
 
 def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:

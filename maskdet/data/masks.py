@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskdet import landmarks as lm
+from maskdet.data import landmarks as lm
 
 STYLES = ("surgical", "cloth", "kn95")
 PLACEMENTS = ("correct", "nose_out", "chin")  # "correct" makes with_mask, the others mask_weared_incorrect

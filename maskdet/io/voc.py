@@ -74,15 +74,6 @@ def read_voc(path: Path, labels: tuple[str, ...]) -> VocAnnotation:
     return VocAnnotation(filename, size, objects, problems)
 
 
-def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
-    """The box inside the image, or None when nothing of it is left."""
-    x1, y1, x2, y2 = box
-    x1, x2 = sorted((x1, x2))
-    y1, y2 = sorted((y1, y2))
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
-
-
 def write_voc(path: Path, filename: str, shape: tuple[int, ...], objects: list[VocObject]) -> None:
     """Write one annotation file atomically."""
     root = ET.Element("annotation")

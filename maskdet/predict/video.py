@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from maskdet import LABELS
-from maskdet.predict import COLOURS, Predictor, annotate
+from maskdet.predict.drawing import COLOURS, annotate
+from maskdet.predict.predictor import Predictor
 
 
 class VideoError(ValueError):
@@ -74,7 +75,7 @@ def run_video(predictor: Predictor, source: str, out: Path | None = None, show: 
     ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG."""
     from tqdm import tqdm
 
-    from maskdet.images import write_jpeg
+    from maskdet.io.images import write_jpeg
 
     capture = open_source(source)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0

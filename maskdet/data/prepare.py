@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import os
 import shutil
 import sys
 from collections import Counter
@@ -24,12 +22,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from maskdet import LABELS
-from maskdet.images import ImageError, load_rgb, write_jpeg
+from maskdet.io.images import ImageError, load_rgb, write_jpeg
 from maskdet.params import Params
 from maskdet.paths import resolve
-from maskdet.readers import READERS, Item, ReadResult
-from maskdet.split import SPLITS, connected_groups, split_by_group
-from maskdet.voc import clip_box, write_voc
+from maskdet.data.readers import READERS, Item, ReadResult
+from maskdet.data.split import SPLITS, connected_groups, split_by_group
+from maskdet.io.atomic import write_json_atomic
+from maskdet.io.voc import write_voc
+from maskdet.predict.crops import clip_box, padded_box
 
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "sha256", "source", "person", "photo", "style",
                     "width", "height")
@@ -43,15 +43,7 @@ class Crop:
     phash: int
 
 
-def padded_box(box: tuple[int, int, int, int], padding: float, width: int, height: int):
-    """The box grown by ``padding`` of its size on each side, then clipped; None if empty."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * padding, (y2 - y1) * padding
-    return clip_box((int(round(x1 - dx)), int(round(y1 - dy)), int(round(x2 + dx)), int(round(y2 + dy))),
-                    width, height)
-
-
-def load_crops(items: list[Item], padding: float, min_size: int, report: dict,
+def cut_crops(items: list[Item], padding: float, min_size: int, report: dict,
                progress: bool = True) -> list[Crop]:
     """Read, normalise and cut every item; what cannot be used goes to report['dropped']."""
     crops, cache = [], {}
@@ -143,13 +135,6 @@ def _write_scenes(folder: Path, read: ReadResult, split_of_key: dict[str, str]) 
     return written
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
 def prepare(params: Params, root: Path, out: Path | None = None, report_path: Path | None = None,
             progress: bool = True) -> dict:
     """Run the data stage; returns the validation report (also written to disk)."""
@@ -161,7 +146,7 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     report: dict = {"source": cfg.source, "path": cfg.path, "items_read": len(read.items),
                     "dropped": list(read.problems), "normalized": [], "clipped": [], "near_duplicate_groups": []}
 
-    crops = load_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress)
+    crops = cut_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress)
     crops = drop_exact_duplicates(crops, report)
     pairs = near_duplicate_pairs([c.phash for c in crops], cfg.near_duplicate_distance)
     near = connected_groups([[] for _ in crops], pairs)

@@ -25,7 +25,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     """Loads the Predictor once per server process; answers in the CLI's schema."""
 
     def load_context(self, context):
-        from maskdet.predict import Predictor
+        from maskdet.predict.predictor import Predictor
 
         config = context.model_config or {}
         self.predictor = Predictor(
@@ -35,7 +35,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
             closeup_retry=bool(config.get("closeup_retry", True)))
 
     def predict(self, context, model_input, params=None):
-        from maskdet.predict import Prediction
+        from maskdet.predict.predictor import Prediction
 
         frame = model_input if hasattr(model_input, "columns") else None
         if frame is None or "image" not in frame.columns:
@@ -61,8 +61,8 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
     from mlflow.models import infer_signature
 
     import maskdet
-    from maskdet import assets
-    from maskdet.predict import DETECTORS
+    from maskdet.io import assets
+    from maskdet.predict.predictor import DETECTORS
 
     detector_file = assets.extract(DETECTORS[predict_params.detector].weights)
     example = pd.DataFrame({"image": ["<base64 of a JPEG, PNG, WebP or BMP file>"], "name": ["photo.jpg"]})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from maskdet.images import IMAGE_EXTENSIONS
+from maskdet.io.images import IMAGE_EXTENSIONS
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024      # one image, uncompressed
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024     # the whole archive, uncompressed

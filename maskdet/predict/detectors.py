@@ -1,6 +1,6 @@
 """Face detectors behind one interface: ``detector(rgb) -> list[Detection]``.
 
-Models come from pinned registry packages (see maskdet.assets); nothing is
+Models come from pinned registry packages (see maskdet.io.assets); nothing is
 downloaded from anywhere else.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskdet import assets
-from maskdet.images import letterbox
+from maskdet.io import assets
+from maskdet.io.images import letterbox
 
 
 @dataclass(frozen=True)

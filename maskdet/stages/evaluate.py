@@ -1,0 +1,179 @@
+"""The evaluation stage (notebooks/03_evaluate.ipynb): metrics, figures and
+tables on the test split, TFLite parity, the Predictor on the test scenes,
+leave-one-style-out, and the Predictor registered in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+
+from maskdet.io.atomic import write_json_atomic
+from maskdet.params import Params
+from maskdet.paths import project_root
+from maskdet.predict.serving import log_predictor
+from maskdet.stages.common import log_figures, write_csv
+from maskdet.study import plots
+from maskdet.study.datasets import load_crops, read_manifest
+from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
+from maskdet.study.metrics import classification_metrics, reliability_bins
+from maskdet.study.tracking import stage_run
+from maskdet.study.train import load_model
+
+REGISTERED_MODEL = "maskdet"
+CHAMPION = "champion"
+
+
+def _move_champion(version: str, f1: float) -> bool:
+    """Give ``version`` the champion alias when its test macro-F1 beats the current champion's."""
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(REGISTERED_MODEL, version, "test_f1_macro", f"{f1:.6f}")
+    try:
+        current = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        best = float(current.tags.get("test_f1_macro", "-inf"))
+    except mlflow.exceptions.MlflowException:
+        best = float("-inf")
+    if f1 > best:
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+        return True
+    return False
+
+
+def run_evaluation(params: Params, root: Path | None = None) -> dict:
+    root = root or project_root()
+    model, meta = load_model(root / "models")
+    frame = read_manifest(root)
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    size = meta["input_size"]
+    probs = predict_probs(model, test["file"], size)
+    y = test["y"].to_numpy()
+    metrics = classification_metrics(y, probs, bins=params.evaluate.calibration_bins)
+    bins = reliability_bins(y, probs, params.evaluate.calibration_bins)
+    by_style = breakdown(test, probs, "style")
+    by_person = breakdown(test, probs, "person")
+    by_photo = breakdown(test, probs, "photo")  # the data source of every crop
+    mistakes = worst_mistakes(test, probs, params.evaluate.worst_mistakes)
+    history = pd.read_csv(root / "models" / "history.csv")
+    figures = {
+        "confusion_counts": plots.confusion(y, probs.argmax(1), normalize=False),
+        "confusion_normalised": plots.confusion(y, probs.argmax(1), normalize=True),
+        "roc": plots.curves(y, probs, "roc"), "pr": plots.curves(y, probs, "pr"),
+        "reliability": plots.reliability(bins),
+        "confidence": plots.confidence_histograms(y, probs),
+        "history": plots.history(history),
+        "f1_by_style": plots.metric_bars(by_style, "style", title="Macro-F1 by mask style (test)"),
+    }
+    if len(mistakes):
+        figures["worst_mistakes"] = plots.image_grid(
+            list(mistakes["file"]), [f"true {r.label}\npred {r.predicted} {r.confidence:.0%}"
+                                     for r in mistakes.itertuples()], columns=6)
+    serving = _serving_parity(root / "models", meta, test["file"], probs, y)
+    scenes = _scene_evaluation(root, params)
+    if scenes["gallery"]:
+        figures["scene_predictions"] = plots.image_grid(*zip(*scenes["gallery"]), columns=3, size=4.0)
+    loso = pd.DataFrame()
+    with stage_run("evaluate", params.model_dump(), root):
+        if params.evaluate.leave_one_style_out:
+            loso = leave_one_style_out(frame, params, model, size)
+            if len(loso):
+                figures["leave_one_style_out"] = _loso_figure(loso)
+        summary = {f"test_{k}": v for k, v in metrics.items()}
+        if len(loso):
+            summary["loso_f1_macro_mean"] = float(loso["f1_macro_style_unseen"].mean())
+            summary["loso_in_style_f1_macro_mean"] = float(loso["f1_macro_style_seen"].mean())
+            summary["loso_main_model_f1_macro_mean"] = float(loso["f1_macro_style_main"].mean())
+            for r in loso.itertuples():
+                summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
+        summary.update(serving)
+        summary.update({f"scene_{k}": float(v) for k, v in scenes["metrics"].items()})
+        for detector, recall in scenes["detectors"].items():
+            summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
+        mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
+        log_figures(figures, root / "reports" / "figures")
+        for name, table in {"by_style": by_style, "by_person": by_person, "by_photo": by_photo,
+                            "leave_one_style_out": loso, "scene_predictions": scenes["predictions"],
+                            "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore")}.items():
+            mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
+        # The registered model is the whole Predictor, as `mlflow models serve` runs it.
+        logged = log_predictor(root / "models", params.predict)
+        version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
+        # links the registry entry to the models/ folder (whose metadata names its training run)
+        mlflow.MlflowClient().set_model_version_tag(REGISTERED_MODEL, version, "train_run_id",
+                                                     str(meta.get("mlflow_run_id", "")))
+        champion = _move_champion(version, metrics["f1_macro"])
+        mlflow.set_tag("champion", str(champion).lower())
+        mlflow.set_tag("registered_version", version)
+    for name, table in curve_tables(y, probs).items():
+        write_csv(root / "reports" / "plots" / f"{name}.csv", table)
+    write_json_atomic(root / "reports" / "metrics.json",
+                      {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()})
+    plt.close("all")
+    return {"metrics": metrics, "summary": summary, "by_style": by_style, "by_person": by_person, "by_photo": by_photo,
+            "mistakes": mistakes, "loso": loso, "figures": figures, "champion": champion, "metadata": meta,
+            "serving": serving, "scenes": scenes, "registered_version": version}
+
+
+def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: np.ndarray) -> dict:
+    """Each TFLite export against the Keras model on the test split (the same
+    tolerance as in training), and the test macro-F1 through each."""
+    from maskdet.predict.classifier import TFLITE_FILES, LiteClassifier, predict_batched
+    from maskdet.study.export import parity
+
+    out = {}
+    crops = load_crops(files, meta["input_size"])
+    for kind, name in TFLITE_FILES.items():
+        if not (folder / name).is_file():
+            continue
+        probs = predict_batched(LiteClassifier(folder / name), crops)
+        check = parity(reference, probs)
+        out.update({f"serving_{kind}_max_abs_diff": check["max_abs_diff"],
+                    f"serving_{kind}_label_agreement": check["label_agreement"],
+                    f"serving_{kind}_passed": float(check["passed"]),
+                    f"serving_{kind}_test_f1_macro": classification_metrics(y, probs)["f1_macro"]})
+    return out
+
+
+def _scene_evaluation(root: Path, params: Params) -> dict:
+    """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
+    mAP@0.5) and each detector's recall on the same faces."""
+    from maskdet.io.images import load_rgb
+    from maskdet.predict.drawing import annotate
+    from maskdet.predict.predictor import Predictor
+    from maskdet.study.scenes import compared_detectors, detection_recall, detection_table, read_scenes, scene_metrics
+
+    folder = root / "data" / "processed" / "scenes"
+    scenes = read_scenes(folder) if folder.is_dir() else []
+    if not scenes:
+        return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
+    predictor = Predictor.from_params(root / "models", params)
+    predictions = [predictor.predict(s.image) for s in scenes]
+    metrics, table = scene_metrics(scenes, predictions)
+    detectors = {name: detection_recall(detection_table(scenes, detector))
+                 for name, detector in compared_detectors(params.predict).items()}
+    gallery = []
+    for scene, pred in list(zip(scenes, predictions))[:6]:
+        shown = annotate(load_rgb(scene.image), pred.faces)
+        truth = ", ".join(o.label for o in scene.objects)
+        gallery.append((shown, f"{scene.image.name}\ntruth: {truth}"))
+    return {"metrics": metrics, "detectors": detectors, "predictions": table, "gallery": gallery}
+
+
+def _loso_figure(loso: pd.DataFrame):
+    names = {"f1_macro_style_seen": "style in training (same budget)",
+             "f1_macro_style_unseen": "style held out",
+             "f1_macro_style_main": "main model"}
+    long = loso.melt(id_vars="style", value_vars=list(names), var_name="training", value_name="f1_macro")
+    long["training"] = long["training"].map(names)
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    sns.barplot(data=long, x="style", y="f1_macro", hue="training", ax=ax)
+    for c in ax.containers:
+        ax.bar_label(c, fmt="%.2f", fontsize=8)
+    ax.set(ylim=(0, 1.1), title="Leave-one-mask-style-out: macro-F1 on the held-out style's test crops")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,119 @@
+"""The training stage (notebooks/02_train.ipynb): train, export the TFLite
+runtimes that pass parity, and write ``models/`` with its metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+
+from maskdet.params import Params
+from maskdet.paths import project_root
+from maskdet.stages.common import log_figures, write_csv
+from maskdet.study import plots
+from maskdet.study.datasets import load_crops, read_manifest
+from maskdet.study.export import build_exports
+from maskdet.study.tracking import provenance, stage_run
+from maskdet.study.train import save_model, train_classifier
+
+
+def _layer_table(model) -> pd.DataFrame:
+    rows = []
+    for layer in model.layers:
+        for inner in (layer.layers if hasattr(layer, "layers") and layer.name.startswith("mobilenet") else [layer]):
+            rows.append({"layer": inner.name, "type": type(inner).__name__, "params": inner.count_params(),
+                         "trainable": bool(inner.trainable and inner.trainable_weights)})
+    return pd.DataFrame(rows)
+
+
+def _log_diagram(model) -> bool:
+    """The architecture as a picture, where pydot and Graphviz are installed (they are optional)."""
+    import tempfile
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "architecture.png"
+        try:
+            keras.utils.plot_model(model, to_file=str(path), show_shapes=True, expand_nested=False)
+        except (ImportError, OSError):
+            return False
+        if path.is_file():
+            mlflow.log_artifact(str(path), "model")
+        return path.is_file()
+
+
+def _installed(distributions) -> list[str]:
+    """``name==version`` for each of ``distributions`` installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in distributions:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pass
+    return pins
+
+
+def _log_classifier(model, size: int) -> None:
+    """Log the Keras classifier alone (flavour ``keras``, signature and input
+    example) for researchers who want the bare network; the registered model is
+    the whole Predictor, logged by the evaluation.
+
+    ``mlflow.keras.log_model`` with an input example fails in MLflow 3.17 (it
+    writes the example before creating its folder), so the model is saved into
+    a folder made here and logged as artifacts.
+    """
+    import os
+    import tempfile
+
+    from mlflow.models import infer_signature
+
+    example = np.zeros((1, size, size, 3), np.float32)
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "classifier")
+        os.makedirs(path)
+        # Requirements stated, not inferred: inference reloads the model in a
+        # subprocess to see what it imports (about 25 s a training).
+        mlflow.keras.save_model(model, path, signature=signature, input_example=example,
+                                pip_requirements=_installed(("keras", "numpy", "tensorflow-cpu", "tensorflow")))
+        mlflow.log_artifacts(path, "classifier")
+
+
+def run_training(params: Params, root: Path | None = None, out: Path | None = None) -> dict:
+    root = root or project_root()
+    out = out or root / "models"
+    frame = read_manifest(root)
+    prov = provenance(params.model_dump(), root)
+    with stage_run("train", params.model_dump(), root) as run:
+        result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
+        layers = _layer_table(result.model)
+        mlflow.log_text(layers.to_string(index=False), "model/layers.txt")
+        _log_diagram(result.model)
+        mlflow.log_metrics({"params_total": float(result.model.count_params()),
+                            "train_seconds": result.seconds,
+                            "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0])})
+        figures = {"history": plots.history(result.history)}
+        log_figures(figures)
+        _log_classifier(result.model, params.model.input_size)
+        prov["mlflow_run_id"] = run.info.run_id
+        # TFLite exports, checked against the Keras model on the validation
+        # split; the Predictor uses the fastest one that passes parity.
+        val = frame[frame["split"] == "val"]
+        exports, serving = build_exports(result.model, load_crops(val["file"], params.model.input_size))
+        mlflow.log_dict(serving, "model/serving.json")
+        mlflow.log_metrics({f"serving_{k}_{m}": float(v[m]) for k, v in serving["runtimes"].items()
+                            for m in ("max_abs_diff", "label_agreement", "ms_per_face") if m in v})
+        mlflow.set_tag("serving_runtime", serving["runtime"])
+        save_model(result, out, params, prov, exports, {"serving": serving})
+        mlflow.log_artifact(str(out / "metadata.json"), "model")
+    # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
+    # plot file they would change on every run of an otherwise identical training.
+    write_csv(root / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
+    plt.close("all")
+    return {"result": result, "layers": layers, "figures": figures, "provenance": prov, "serving": serving}
