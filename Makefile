@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lock assets lab mlflow serve bench dashboard clean-venv help
+.PHONY: setup repro test lint lock assets lab mlflow serve bench dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
-	@echo "make test    set up, then run every test"
+	@echo "make test    set up, then lint and run every test"
+	@echo "make lint    ruff (lint and format check) and the import rules of docs/architecture.md"
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
@@ -53,8 +54,15 @@ repro: setup
 # One worker per core, whole test files per worker (module fixtures such as the
 # smoke study run once); JOBS=0 runs them in this process.
 JOBS ?= auto
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+
+# ruff format fixes what `ruff format --check` finds; import-linter's contracts
+# (pyproject.toml) are the layers of docs/architecture.md.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/

@@ -91,11 +91,13 @@ def _percentiles(ms: list[float]) -> dict:
 # (results key, worker kind, detector): the Predictor as params.yaml configures
 # it, with Ultra-Light and with BlazeFace, and the classic pipeline as published
 # and with a compiled call instead of model.predict.
-PIPELINES = (("maskdet", "maskdet", None),
-             ("maskdet_ultralight", "maskdet", "ultralight"),
-             ("maskdet_blazeface", "maskdet", "blazeface"),
-             ("classic", "classic", None),
-             ("classic_compiled", "classic_compiled", None))
+PIPELINES = (
+    ("maskdet", "maskdet", None),
+    ("maskdet_ultralight", "maskdet", "ultralight"),
+    ("maskdet_blazeface", "maskdet", "blazeface"),
+    ("classic", "classic", None),
+    ("classic_compiled", "classic_compiled", None),
+)
 DETECTOR_SIZES = {"centerface": ((320, 240), (416, 320), (640, 480)), "ultralight": ((400, 300), (640, 480))}
 DEFAULT_REAL = ROOT.parent / "shared" / "realdev"  # where the team keeps its real photos, when it is there
 
@@ -119,9 +121,12 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         def image_step(path: Path):
             predictor.predict(path)
 
-        describe = {"detector": predictor.detector_name, "runtime": predictor.runtime,
-                    "classifier_input": predictor.input_size,
-                    "detector_input": predictor.detector_input}
+        describe = {
+            "detector": predictor.detector_name,
+            "runtime": predictor.runtime,
+            "classifier_input": predictor.input_size,
+            "detector_input": predictor.detector_input,
+        }
     else:
         from benchmarks.classic import ClassicPipeline
 
@@ -137,8 +142,12 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         def image_step(path: Path):
             pipeline(decode(path.read_bytes()))
 
-        describe = {"detector": "res10 SSD 300 (Caffe)", "classifier_input": 224, "detector_input": "300x300",
-                    "runtime": "keras, compiled call" if kind == "classic_compiled" else "keras model.predict"}
+        describe = {
+            "detector": "res10 SSD 300 (Caffe)",
+            "classifier_input": 224,
+            "detector_input": "300x300",
+            "runtime": "keras, compiled call" if kind == "classic_compiled" else "keras model.predict",
+        }
     load_seconds = time.perf_counter() - started
     data = [p.read_bytes() for p in sorted(frames.glob("*.jpg"))]
     for blob in data[:3]:  # warm-up: first calls trace graphs and allocate buffers
@@ -154,9 +163,14 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
     for path in files:
         image_step(path)
     throughput = len(files) / (time.perf_counter() - t)
-    return {**describe, **_percentiles(ms), "images_per_s": throughput, "load_s": load_seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "tensorflow_loaded": "tensorflow" in sys.modules}
+    return {
+        **describe,
+        **_percentiles(ms),
+        "images_per_s": throughput,
+        "load_s": load_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tensorflow_loaded": "tensorflow" in sys.modules,
+    }
 
 
 def _scene_precision(scenes, detector) -> float:
@@ -175,15 +189,17 @@ def _scene_precision(scenes, detector) -> float:
 
 def real_photos(path: str | None) -> tuple[dict | None, str]:
     """The real photos (RGB by class) to measure on, or None, and a line saying which."""
-    from maskdet.study.crosseval import read_labelled_set
     from maskdet.io.images import ImageError, load_rgb
+    from maskdet.study.crosseval import read_labelled_set
 
     if path == "":
         return None, "real photos: none asked for (--real ''); the real-photo columns are left out"
     folder = Path(path) if path else DEFAULT_REAL
     if not folder.is_dir():
-        return None, (f"real photos: none ({folder} not found; give --real FOLDER with one folder per class); "
-                      "the real-photo columns are left out")
+        return None, (
+            f"real photos: none ({folder} not found; give --real FOLDER with one folder per class); "
+            "the real-photo columns are left out"
+        )
     data = read_labelled_set(folder)
     photos = {}
     for item in data.read.items:
@@ -202,15 +218,18 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
     photos the share of them where it finds a face (of ``min_face`` pixels or
     more, as the Predictor keeps) in the framed and close-up views."""
     from benchmarks.classic import Res10Detector
-    from maskdet.predict.detectors import detect_zoomed_out
     from maskdet.io.images import load_rgb
+    from maskdet.predict.detectors import detect_zoomed_out
     from maskdet.predict.predictor import make_detector
     from maskdet.study.scenes import detection_recall, detection_table, read_scenes
     from maskdet.study.views import view_of
 
     scenes = read_scenes(scenes_dir)
-    detectors = {f"{name} {w}x{h}": make_detector(name, input_size=(w, h))
-                 for name, sizes in DETECTOR_SIZES.items() for w, h in sizes}
+    detectors = {
+        f"{name} {w}x{h}": make_detector(name, input_size=(w, h))
+        for name, sizes in DETECTOR_SIZES.items()
+        for w, h in sizes
+    }
     detectors.update({"blazeface 192x192": make_detector("blazeface"), "res10 (classic) 300x300": Res10Detector()})
     images = [load_rgb(p.read_bytes()) for p in sorted(frames.glob("*.jpg"))]
     out = {}
@@ -222,9 +241,13 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
             t = time.perf_counter()
             detector(rgb)
             ms.append((time.perf_counter() - t) * 1000)
-        out[name] = {**detection_recall(detection_table(scenes, detector)),
-                     "precision": _scene_precision(scenes, detector), "p50_ms": statistics.median(ms)}
+        out[name] = {
+            **detection_recall(detection_table(scenes, detector)),
+            "precision": _scene_precision(scenes, detector),
+            "p50_ms": statistics.median(ms),
+        }
         if photos:
+
             def found(rgb, detect=detector):  # faces the Predictor keeps (min_face)
                 return any(min(d.width, d.height) >= min_face for d in detect(rgb))
 
@@ -233,8 +256,10 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
                 framed = [found(view_of(rgb, "framed")) for rgb in shots]
                 closeup = [found(rgb) for rgb in shots]
                 # As the Predictor with closeup_retry: a second look, zoomed out, where none was found.
-                retry = [hit or found(rgb, lambda x: detect_zoomed_out(detector, x))
-                         for hit, rgb in zip(closeup, shots)]
+                retry = [
+                    hit or found(rgb, lambda x, detector=detector: detect_zoomed_out(detector, x))
+                    for hit, rgb in zip(closeup, shots)
+                ]
                 for key, hits in (("framed", framed), ("closeup", closeup), ("closeup_retry", retry)):
                     out[name][f"real_{key}_{short}"] = float(np.mean(hits)) if hits else float("nan")
     return out
@@ -242,9 +267,9 @@ def measure_detectors(scenes_dir: Path, frames: Path, photos: dict | None = None
 
 def measure_real_pipeline(model: Path, folder: Path) -> dict:
     """The default Predictor on the real photos in all three views (``maskdet evaluate``'s scores)."""
-    from maskdet.study import crosseval
     from maskdet.params import load_params
     from maskdet.predict.predictor import Predictor
+    from maskdet.study import crosseval
 
     predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
     data = crosseval.read_labelled_set(folder)
@@ -254,17 +279,25 @@ def measure_real_pipeline(model: Path, folder: Path) -> dict:
 def table(results: dict) -> str:
     classic, compiled = results["classic"], results["classic_compiled"]
     ours = [(key, results[key]) for key, kind, _ in PIPELINES if kind == "maskdet"]
-    titles = {"maskdet": "maskdet (default)", "maskdet_ultralight": "maskdet, Ultra-Light",
-              "maskdet_blazeface": "maskdet, BlazeFace"}
-    rows = [("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
-            ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
-            ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
-            ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
-            ("start-up: load models (s)", "load_s", "{:.1f}")]
-    lines = ["| | " + " | ".join(titles[k] for k, _ in ours) + " | classic | classic, compiled call |",
-             "|---|" + "---:|" * (len(ours) + 2),
-             "| detector, input | " + " | ".join(f"{r['detector']} {r['detector_input']}" for _, r in ours)
-             + f" | res10 {classic['detector_input']} | res10 {compiled['detector_input']} |"]
+    titles = {
+        "maskdet": "maskdet (default)",
+        "maskdet_ultralight": "maskdet, Ultra-Light",
+        "maskdet_blazeface": "maskdet, BlazeFace",
+    }
+    rows = [
+        ("p50 latency per 640x480 frame (ms)", "p50_ms", "{:.1f}"),
+        ("p95 latency per frame (ms)", "p95_ms", "{:.1f}"),
+        ("batch throughput, full-size images (images/s)", "images_per_s", "{:.1f}"),
+        ("peak memory, RSS (MB)", "peak_rss_mb", "{:.0f}"),
+        ("start-up: load models (s)", "load_s", "{:.1f}"),
+    ]
+    lines = [
+        "| | " + " | ".join(titles[k] for k, _ in ours) + " | classic | classic, compiled call |",
+        "|---|" + "---:|" * (len(ours) + 2),
+        "| detector, input | "
+        + " | ".join(f"{r['detector']} {r['detector_input']}" for _, r in ours)
+        + f" | res10 {classic['detector_input']} | res10 {compiled['detector_input']} |",
+    ]
     for title, key, fmt in rows:
         cells = [fmt.format(r[key]) for _, r in ours] + [fmt.format(classic[key]), fmt.format(compiled[key])]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
@@ -272,46 +305,71 @@ def table(results: dict) -> str:
         ratios = [f"{bold}{base['p50_ms'] / r['p50_ms']:.1f}x{bold}" for _, r in ours]
         rest = [f"{base['p50_ms'] / classic['p50_ms']:.1f}x", f"{base['p50_ms'] / compiled['p50_ms']:.1f}x"]
         lines.append(f"| {title} | " + " | ".join(ratios + rest) + " |")
-    lines.append("| peak RSS, classic / ours | " + " | ".join(f"{classic['peak_rss_mb'] / r['peak_rss_mb']:.1f}x"
-                                                            for _, r in ours) + " | 1.0x | |")
+    lines.append(
+        "| peak RSS, classic / ours | "
+        + " | ".join(f"{classic['peak_rss_mb'] / r['peak_rss_mb']:.1f}x" for _, r in ours)
+        + " | 1.0x | |"
+    )
     real = "real" in results
-    head = ("| detector, input | rendered scenes: recall, masked | recall, bare | precision | "
-            "p50 per frame (ms) |")
+    head = "| detector, input | rendered scenes: recall, masked | recall, bare | precision | p50 per frame (ms) |"
     rule = "|---|---:|---:|---:|---:|"
     if real:
-        head += " real, framed: masked found | bare found | real, close-up: masked found | bare found | " \
-                "close-up with retry: masked | bare |"
+        head += (
+            " real, framed: masked found | bare found | real, close-up: masked found | bare found | "
+            "close-up with retry: masked | bare |"
+        )
         rule += "---:|" * 6
     lines += ["", head, rule]
     for name, r in results["detectors"].items():
-        line = (f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['precision']:.3f} | "
-                f"{r['p50_ms']:.1f} |")
+        line = (
+            f"| {name} | {r['recall_masked']:.3f} | {r['recall_unmasked']:.3f} | {r['precision']:.3f} | "
+            f"{r['p50_ms']:.1f} |"
+        )
         if real:
-            line += "".join(f" {r[k]:.3f} |" for k in ("real_framed_masked", "real_framed_bare", "real_closeup_masked",
-                                                      "real_closeup_bare", "real_closeup_retry_masked",
-                                                      "real_closeup_retry_bare"))
+            line += "".join(
+                f" {r[k]:.3f} |"
+                for k in (
+                    "real_framed_masked",
+                    "real_framed_bare",
+                    "real_closeup_masked",
+                    "real_closeup_bare",
+                    "real_closeup_retry_masked",
+                    "real_closeup_retry_bare",
+                )
+            )
         lines.append(line)
     if real:
         p = results["real"]
-        lines += ["", "| the default Predictor on the real photos | masked faces found | masked called with_mask | "
-                      "bare called without_mask |", "|---|---:|---:|---:|"]
-        for view, title in (("crops", "crops (`--crops`)"), ("framed", "framed (face at ~1/3 of 640x480)"),
-                            ("closeup", "close-up (the photo as it is)")):
+        lines += [
+            "",
+            "| the default Predictor on the real photos | masked faces found | masked called with_mask | "
+            "bare called without_mask |",
+            "|---|---:|---:|---:|",
+        ]
+        for view, title in (
+            ("crops", "crops (`--crops`)"),
+            ("framed", "framed (face at ~1/3 of 640x480)"),
+            ("closeup", "close-up (the photo as it is)"),
+        ):
             v = p[view]
             found = f"{v['with_mask_found']:.3f}" if "with_mask_found" in v else "—"
-            lines.append(f"| {title} | {found} | {v['with_mask_called_right']:.3f} | "
-                         f"{v['without_mask_called_right']:.3f} |")
+            lines.append(
+                f"| {title} | {found} | {v['with_mask_called_right']:.3f} | {v['without_mask_called_right']:.3f} |"
+            )
     first = next(iter(results["detectors"].values()))
     m = results["machine"]
-    lines += ["", f"maskdet: {ours[0][1]['runtime']} classifier at {ours[0][1]['classifier_input']} px "
-                  f"(TensorFlow loaded: {'yes' if ours[0][1]['tensorflow_loaded'] else 'no'}); classic: "
-                  f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']} (or a compiled call). "
-                  f"{ours[0][1]['frames']} frames per pipeline (1-6 faces), each pipeline in its own process. "
-                  f"Rendered scenes: recall at IoU 0.5 on {first['faces']} faces ({first['masked_faces']} masked), "
-                  f"precision over every box found, each detector at its own score threshold (CenterFace 0.3, "
-                  f"Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). {results['real_note']}. "
-                  f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured {m['date']} "
-                  f"with `make bench`."]
+    lines += [
+        "",
+        f"maskdet: {ours[0][1]['runtime']} classifier at {ours[0][1]['classifier_input']} px "
+        f"(TensorFlow loaded: {'yes' if ours[0][1]['tensorflow_loaded'] else 'no'}); classic: "
+        f"{classic['detector']}, MobileNetV2-224 two-class, {classic['runtime']} (or a compiled call). "
+        f"{ours[0][1]['frames']} frames per pipeline (1-6 faces), each pipeline in its own process. "
+        f"Rendered scenes: recall at IoU 0.5 on {first['faces']} faces ({first['masked_faces']} masked), "
+        f"precision over every box found, each detector at its own score threshold (CenterFace 0.3, "
+        f"Ultra-Light 0.7, BlazeFace 0.5, res10 0.5). {results['real_note']}. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured {m['date']} "
+        f"with `make bench`.",
+    ]
     return "\n".join(lines)
 
 
@@ -334,33 +392,46 @@ def _cpu() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames per pipeline (default 3)")
-    parser.add_argument("--scenes", default=str(ROOT / "data" / "raw" / "sample" / "scenes"),
-                        help="VOC scenes (images/, annotations/) to make the frames from and to measure recall on")
+    parser.add_argument(
+        "--scenes",
+        default=str(ROOT / "data" / "raw" / "sample" / "scenes"),
+        help="VOC scenes (images/, annotations/) to make the frames from and to measure recall on",
+    )
     parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
-    parser.add_argument("--real", default=None, metavar="FOLDER",
-                        help="real photos, one folder per class, for the real-photo columns (default: "
-                             "$MASKDET_REAL_PHOTOS, else shared/realdev beside the project if there; '' for none)")
+    parser.add_argument(
+        "--real",
+        default=None,
+        metavar="FOLDER",
+        help="real photos, one folder per class, for the real-photo columns (default: "
+        "$MASKDET_REAL_PHOTOS, else shared/realdev beside the project if there; '' for none)",
+    )
     parser.add_argument("--worker", choices=("maskdet", "classic", "classic_compiled"), help=argparse.SUPPRESS)
     parser.add_argument("--detector", help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model),
-                                args.detector)))
+        print(
+            json.dumps(
+                worker(args.worker, Path(args.frames), Path(args.folder), args.repeats, Path(args.model), args.detector)
+            )
+        )
         return 0
     scenes = Path(args.scenes)
     if not (Path(args.model) / "metadata.json").is_file():
         print(f"{args.model}: no trained model; run `make repro` first", file=sys.stderr)
         return 2
     if not (scenes / "annotations").is_dir():
-        print(f"{scenes}: no VOC scenes here; run `make repro` first (it renders the default data's scenes)",
-              file=sys.stderr)
+        print(
+            f"{scenes}: no VOC scenes here; run `make repro` first (it renders the default data's scenes)",
+            file=sys.stderr,
+        )
         return 2
     results = {}
     real = args.real if args.real is not None else os.environ.get("MASKDET_REAL_PHOTOS")
@@ -371,9 +442,27 @@ def main(argv=None) -> int:
         for key, kind, detector in PIPELINES:
             print(f"benchmark: {key} pipeline ...", file=sys.stderr)
             extra = ["--detector", detector] if detector else []
-            done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--worker", kind, "--frames", str(frames),
-                                   "--folder", str(folder), "--repeats", str(args.repeats), "--model", args.model,
-                                   *extra], cwd=ROOT, capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.bench",
+                    "--worker",
+                    kind,
+                    "--frames",
+                    str(frames),
+                    "--folder",
+                    str(folder),
+                    "--repeats",
+                    str(args.repeats),
+                    "--model",
+                    args.model,
+                    *extra,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return 1
@@ -384,12 +473,20 @@ def main(argv=None) -> int:
         print("benchmark: the default Predictor on the real photos ...", file=sys.stderr)
         results["real"] = measure_real_pipeline(Path(args.model), Path(real or DEFAULT_REAL))
     results["faces_per_frame"] = sorted(set(faces.values()))
-    results["machine"] = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
-                          "date": time.strftime("%Y-%m-%d")}
-    results["ratio_p50"] = {key: results["classic"]["p50_ms"] / results[key]["p50_ms"]
-                            for key, kind, _ in PIPELINES if kind == "maskdet"}
-    results["ratio_p50_compiled"] = {key: results["classic_compiled"]["p50_ms"] / results[key]["p50_ms"]
-                                     for key, kind, _ in PIPELINES if kind == "maskdet"}
+    results["machine"] = {
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    results["ratio_p50"] = {
+        key: results["classic"]["p50_ms"] / results[key]["p50_ms"] for key, kind, _ in PIPELINES if kind == "maskdet"
+    }
+    results["ratio_p50_compiled"] = {
+        key: results["classic_compiled"]["p50_ms"] / results[key]["p50_ms"]
+        for key, kind, _ in PIPELINES
+        if kind == "maskdet"
+    }
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

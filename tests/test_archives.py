@@ -6,13 +6,23 @@ import zipfile
 import pytest
 
 from maskdet.io.archives import MAX_RATIO, ArchiveError, zip_images
-from tests.conftest import jpeg_bytes, zip_bytes as _zip
+from tests.helpers import jpeg_bytes
+from tests.helpers import zip_bytes as _zip
 
 
 def test_images_are_read_and_bad_entries_get_reasons(face_rgb):
     face = jpeg_bytes(face_rgb)
-    data = _zip({"a/face.jpg": face, "/etc/abs.jpg": face, "b/../../up.png": face, "readme.md": b"hi",
-                 "__MACOSX/a/._face.jpg": b"fork", ".DS_Store": b"x", "folder/": b""})
+    data = _zip(
+        {
+            "a/face.jpg": face,
+            "/etc/abs.jpg": face,
+            "b/../../up.png": face,
+            "readme.md": b"hi",
+            "__MACOSX/a/._face.jpg": b"fork",
+            ".DS_Store": b"x",
+            "folder/": b"",
+        }
+    )
     members = {m.name: m for m in zip_images(data)}
     assert set(members) == {"a/face.jpg", "/etc/abs.jpg", "b/../../up.png", "readme.md"}
     assert members["a/face.jpg"].data == face and members["a/face.jpg"].error is None
@@ -24,7 +34,7 @@ def test_images_are_read_and_bad_entries_get_reasons(face_rgb):
 def test_a_compression_bomb_is_not_decompressed():
     bomb = _zip({"huge.png": b"\0" * (8 * 1024 * 1024)}, zipfile.ZIP_DEFLATED)
     assert len(bomb) * MAX_RATIO < 8 * 1024 * 1024
-    member, = zip_images(bomb)
+    (member,) = zip_images(bomb)
     assert member.data is None and member.error.startswith("zip_bomb")
 
 

@@ -3,8 +3,13 @@ import pytest
 from maskdet.io import assets
 from maskdet.io.assets import AssetError, Package
 
-IS_NUMBER = Package("npm", "is-number", "7.0.0", "is-number-7.0.0.tgz",
-                    "7b75c1057198cf97696909a9bee176c9c5e9bcb5b03bf3ecef2f484defadd51e")
+IS_NUMBER = Package(
+    "npm",
+    "is-number",
+    "7.0.0",
+    "is-number-7.0.0.tgz",
+    "7b75c1057198cf97696909a9bee176c9c5e9bcb5b03bf3ecef2f484defadd51e",
+)
 
 
 def test_fetch_verifies_and_caches(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.bench import table
 from maskdet.io import assets
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +29,27 @@ def _photo_folder(frame, root):
 def _bench(tiny, tmp_path, real):
     root, model_dir, _ = tiny
     out = tmp_path / "results.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--repeats", "1", "--model", str(model_dir),
-                           "--scenes", str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out),
-                           "--real", real], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "--repeats",
+            "1",
+            "--model",
+            str(model_dir),
+            "--scenes",
+            str(root / "data" / "raw" / "sample" / "scenes"),
+            "--out",
+            str(out),
+            "--real",
+            real,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), done
 
@@ -49,9 +67,15 @@ def test_benchmark_measures_every_pipeline_and_detector_on_real_photos_too(tiny,
     assert results["maskdet_ultralight"]["detector_input"] == "400x300"  # as params.yaml sets it
     assert results["classic_compiled"]["runtime"] == "keras, compiled call"
     assert results["classic"]["tensorflow_loaded"]
-    assert set(results["detectors"]) == {"centerface 320x240", "centerface 416x320", "centerface 640x480",
-                                         "ultralight 400x300", "ultralight 640x480", "blazeface 192x192",
-                                         "res10 (classic) 300x300"}
+    assert set(results["detectors"]) == {
+        "centerface 320x240",
+        "centerface 416x320",
+        "centerface 640x480",
+        "ultralight 400x300",
+        "ultralight 640x480",
+        "blazeface 192x192",
+        "res10 (classic) 300x300",
+    }
     for r in results["detectors"].values():
         assert r["p50_ms"] > 0 and 0 <= r["recall_masked"] <= 1 and 0 <= r["precision"] <= 1
         assert 0 <= r["real_framed_masked"] <= 1 and r["real_closeup_retry_bare"] >= r["real_closeup_bare"]

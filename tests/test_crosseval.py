@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from maskdet.io import assets
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +33,13 @@ def two_class_set(tiny, tmp_path_factory):
 
 def _evaluate(model_dir, *args, tmp_path):
     env = {**os.environ, "MASKDET_ROOT": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run([sys.executable, "-m", "maskdet", "evaluate", "--model", str(model_dir), "-q", *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "maskdet", "evaluate", "--model", str(model_dir), "-q", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, two_class_set, tmp_path):
@@ -70,8 +75,9 @@ def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, t
 def test_voc_scenes_give_crops_and_detection_scores(tiny, tmp_path):
     root, model_dir, _ = tiny
     out = tmp_path / "voc"
-    done = _evaluate(model_dir, str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out), "--no-mlflow",
-                     tmp_path=tmp_path)
+    done = _evaluate(
+        model_dir, str(root / "data" / "raw" / "sample" / "scenes"), "--out", str(out), "--no-mlflow", tmp_path=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads(done.stdout)
     assert metrics["kind"] == "voc" and metrics["crops"]["n"] == metrics["faces"] > 0
@@ -79,11 +85,14 @@ def test_voc_scenes_give_crops_and_detection_scores(tiny, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: p, "no with_mask or without_mask folder"),
-    (lambda p: (p / "with_mask").mkdir() or (p / "without_mask").mkdir() or p, "no labelled images found"),
-    (lambda p: p / "missing", "not a folder"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p, "no with_mask or without_mask folder"),
+        (lambda p: (p / "with_mask").mkdir() or (p / "without_mask").mkdir() or p, "no labelled images found"),
+        (lambda p: p / "missing", "not a folder"),
+    ],
+)
 def test_bad_sets_fail_with_one_line(tiny, tmp_path, make, expected):
     _, model_dir, _ = tiny
     target = make(tmp_path / "set") if (tmp_path / "set").mkdir() is None else None

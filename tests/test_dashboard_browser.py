@@ -21,12 +21,11 @@ import cv2
 import numpy as np
 import pytest
 
-from maskdet.io import assets
 from maskdet.app import logic
+from maskdet.io import assets
 from maskdet.io.images import letterbox
 from maskdet.predict.predictor import Predictor
-from tests.conftest import ROOT, free_port
-from tests.test_notebooks import BIN
+from tests.helpers import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
@@ -56,8 +55,9 @@ def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 30, fps: 
 def chromium():
     path = find_chromium()
     if path is None:
-        message = ("no system Chromium found (install the 'chromium' package, or set MASKDET_CHROMIUM); "
-                   ".ci/run installs it")
+        message = (
+            "no system Chromium found (install the 'chromium' package, or set MASKDET_CHROMIUM); .ci/run installs it"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)  # required in CI: a skip would hide it
         pytest.skip(message)
@@ -77,9 +77,14 @@ def server(model_dir, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("voila") / "voila.log"
     env = {**os.environ, "MASKDET_MODEL": str(model_dir), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     with log_path.open("w") as log:
-        proc = subprocess.Popen([str(BIN / "voila"), "notebooks/dashboard.ipynb", "--no-browser",
-                                 "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "voila"), "notebooks/dashboard.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.time() + 120
     while True:
         try:
@@ -101,10 +106,20 @@ def page(chromium, server, tmp_path_factory, group_rgb, face_rgb):
     video = write_y4m(tmp_path_factory.mktemp("camera") / "faces.y4m", [group_rgb, face_rgb])
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}",
+            ],
+        )
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
         page = context.new_page()
         errors = []
@@ -166,10 +181,14 @@ def test_an_upload_over_the_limit_is_refused_and_the_page_keeps_working(page):
     big = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8" + b"\0" * (21 * 1024 * 1024)}
     page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(big)
     page.wait_for_selector("text=over the 20 MB limit", timeout=30_000)
-    page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(str(assets.extract(assets.PORTRAIT_PHOTOS[0])))
-    page.wait_for_function("document.querySelector('.maskdet-verdict') && "
-                           "document.querySelector('.maskdet-verdict').innerText.includes('1 face')",
-                           timeout=60_000)
+    page.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(
+        str(assets.extract(assets.PORTRAIT_PHOTOS[0]))
+    )
+    page.wait_for_function(
+        "document.querySelector('.maskdet-verdict') && "
+        "document.querySelector('.maskdet-verdict').innerText.includes('1 face')",
+        timeout=60_000,
+    )
 
 
 def _frames(page) -> int:
@@ -182,9 +201,12 @@ def _measure(page, seconds: float = 5.0) -> dict:
     time.sleep(seconds)
     fps = (_frames(page) - first) / (time.time() - started)
     shown = page.locator(".mw-latency").inner_text()
-    return {"fps": round(fps, 1), "page_fps": float(page.locator(".mw-fps").inner_text().split()[0]),
-            "p50_ms": float(shown.split("p50 ")[1].split()[0]),
-            "kernel_ms": float(shown.split("in the kernel ")[1].split()[0])}
+    return {
+        "fps": round(fps, 1),
+        "page_fps": float(page.locator(".mw-fps").inner_text().split()[0]),
+        "p50_ms": float(shown.split("p50 ")[1].split()[0]),
+        "kernel_ms": float(shown.split("in the kernel ")[1].split()[0]),
+    }
 
 
 def test_webcam_frames_come_back_annotated_and_labels_update(page):

@@ -122,7 +122,7 @@ def test_a_face_filling_the_picture_is_found_once_zoomed_out(face_rgb):
     detector = CenterFaceDetector()
     x1, y1, x2, y2 = detector(face_rgb)[0].box
     dx, dy = (x2 - x1) // 4, (y2 - y1) // 4  # the middle half of the face: eyes, nose, mouth
-    crop = np.ascontiguousarray(face_rgb[y1 + dy:y2 - dy, x1 + dx:x2 - dx])
+    crop = np.ascontiguousarray(face_rgb[y1 + dy : y2 - dy, x1 + dx : x2 - dx])
     assert detector(crop) == []
     found = detect_zoomed_out(detector, crop)
     assert len(found) == 1

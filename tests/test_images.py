@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from maskdet.io.images import ImageError, load_rgb
-from tests.conftest import jpeg_bytes
+from tests.helpers import jpeg_bytes
 
 
 def _png(img: Image.Image) -> bytes:
@@ -23,7 +23,7 @@ def test_grayscale_rgba_and_16bit_become_8bit_rgb(face_rgb):
     rgba = np.dstack([small, np.full(small.shape[:2], 255, np.uint8)])
     assert np.array_equal(load_rgb(_png(Image.fromarray(rgba)), notes), small) and notes == ["alpha"]
     notes = []
-    sixteen = (small[..., 0].astype(np.uint16) * 257)
+    sixteen = small[..., 0].astype(np.uint16) * 257
     out = load_rgb(_png(Image.fromarray(sixteen)), notes)
     assert notes == ["16bit"] and out.dtype == np.uint8
     assert np.abs(out[..., 0].astype(int) - small[..., 0]).max() <= 1
@@ -42,10 +42,13 @@ def test_exif_orientation_is_applied(face_rgb):
     assert out.shape[:2] == (small.shape[1], small.shape[0])
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", "empty"),
-    (b"this is a text file, not a jpeg" * 10, "not_an_image"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b"this is a text file, not a jpeg" * 10, "not_an_image"),
+    ],
+)
 def test_non_images_are_named(data, reason):
     with pytest.raises(ImageError) as err:
         load_rgb(data)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from maskdet.data import landmarks as lm
-from maskdet.predict.detectors import UltraLightDetector
 from maskdet.data.landmarks import FaceMeshModel
 from maskdet.data.masks import STYLES, random_spec, render_mask
+from maskdet.predict.detectors import UltraLightDetector
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +17,15 @@ def face(face_rgb):
 
 def _changed(before, after, mesh, index, radius=3):
     x, y = np.round(mesh.xy(index)).astype(int)
-    patch = np.s_[y - radius:y + radius + 1, x - radius:x + radius + 1]
+    patch = np.s_[y - radius : y + radius + 1, x - radius : x + radius + 1]
     return np.abs(after[patch].astype(int) - before[patch].astype(int)).mean() > 12
 
 
 def test_face_mesh_confirms_a_real_face(face):
     assert face.score > 0.9
-    assert face.xy(lm.NOSE_BRIDGE_TOP)[1] < face.xy(lm.NOSE_TIP)[1] < face.xy(lm.LOWER_LIP_BOTTOM)[1] \
-        < face.xy(lm.CHIN)[1]
+    assert (
+        face.xy(lm.NOSE_BRIDGE_TOP)[1] < face.xy(lm.NOSE_TIP)[1] < face.xy(lm.LOWER_LIP_BOTTOM)[1] < face.xy(lm.CHIN)[1]
+    )
 
 
 @pytest.mark.parametrize("height, drop", [(None, None), (0.1, 0.25), (0.55, 0.75), (0.1, 0.75)])  # drawn; extremes
@@ -55,7 +56,7 @@ def test_chin_leaves_nose_and_mouth(face_rgb, face):
     for free in (lm.NOSE_TIP, lm.UPPER_LIP_TOP):
         assert not _changed(face_rgb, out, face, free), free
     x, y = np.round(face.xy(lm.CHIN)).astype(int)
-    assert _changed(face_rgb, out, face, lm.CHIN) or np.any(out[y - 8:y, x] != face_rgb[y - 8:y, x])
+    assert _changed(face_rgb, out, face, lm.CHIN) or np.any(out[y - 8 : y, x] != face_rgb[y - 8 : y, x])
 
 
 def test_rendering_is_deterministic_for_a_seed(face_rgb, face):
@@ -74,7 +75,8 @@ def test_only_real_faces_are_kept(group_rgb):
     assert mesh(group_rgb, (40, 40, 240, 240)).score < 0.01  # wall
     badge = (1460, 570, 1600, 710)
     detections = UltraLightDetector(score_threshold=0.3)(group_rgb)
-    assert not any(d.box[0] < badge[2] and badge[0] < d.box[2] and d.box[1] < badge[3] and badge[1] < d.box[3]
-                   for d in detections)
+    assert not any(
+        d.box[0] < badge[2] and badge[0] < d.box[2] and d.box[1] < badge[3] and badge[1] < d.box[3] for d in detections
+    )
     faces = find_faces(group_rgb, UltraLightDetector(), mesh, face_score=0.5, min_face=80)
     assert len(faces) == 3 and all(m.score > 0.9 for _, m in faces)

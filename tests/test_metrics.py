@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from maskdet.study.metrics import (brier_score, classification_metrics, expected_calibration_error,
-                             reliability_bins)
+from maskdet.study.metrics import brier_score, classification_metrics, expected_calibration_error, reliability_bins
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, copy_project
+from tests.helpers import BIN, ROOT, copy_project
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SMOKE_SAMPLE = {"crops_per_class_per_person": 3, "scene_renders": 1, "crop_size": 96}
 
@@ -28,8 +27,10 @@ def run(cmd, cwd, **kw):
 # What each `# NBVAL_CHECK_OUTPUT` cell must print, by its last line: the label
 # order of docs/architecture.md section 2 (written here, not imported) and the default backbone.
 LABEL_ORDER = "('with_mask', 'without_mask', 'mask_weared_incorrect')"
-REFERENCE_OUTPUTS = {"print(LABELS)": f"{LABEL_ORDER}\n",
-                     "print(params.model.backbone, LABELS)": f"mobilenetv2 {LABEL_ORDER}\n"}
+REFERENCE_OUTPUTS = {
+    "print(LABELS)": f"{LABEL_ORDER}\n",
+    "print(params.model.backbone, LABELS)": f"mobilenetv2 {LABEL_ORDER}\n",
+}
 
 
 def add_reference_outputs(notebook: Path) -> None:
@@ -69,8 +70,17 @@ def test_pipeline_notebooks_exist_with_a_parameters_cell():
 
 
 def test_committed_notebooks_are_stripped():
-    result = run([str(BIN / "nbstripout"), "--verify", "--extra-keys", "metadata.language_info.version",
-                  *map(str, NOTEBOOKS), *map(str, (ROOT / "notebooks").glob("dashboard*.ipynb"))], cwd=ROOT)
+    result = run(
+        [
+            str(BIN / "nbstripout"),
+            "--verify",
+            "--extra-keys",
+            "metadata.language_info.version",
+            *map(str, NOTEBOOKS),
+            *map(str, (ROOT / "notebooks").glob("dashboard*.ipynb")),
+        ],
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for path in NOTEBOOKS:
         for cell in json.loads(path.read_text())["cells"]:
@@ -82,8 +92,10 @@ def test_working_copies_are_byte_for_byte_what_the_clean_filter_commits():
     """DVC hashes the working copy, git stores the clean filter's output: when
     the two differ, the committed dvc.lock is stale on every clone."""
     for path in [*NOTEBOOKS, *(ROOT / "notebooks").glob("dashboard*.ipynb")]:
-        cleaned = run([str(BIN / "nbstripout"), "--textconv", "--extra-keys", "metadata.language_info.version",
-                       str(path)], cwd=ROOT)
+        cleaned = run(
+            [str(BIN / "nbstripout"), "--textconv", "--extra-keys", "metadata.language_info.version", str(path)],
+            cwd=ROOT,
+        )
         assert cleaned.returncode == 0, cleaned.stderr
         assert cleaned.stdout == path.read_text(), f"{path.name}: run `nbstripout` on it (or `git checkout` it)"
 
@@ -93,9 +105,25 @@ def test_notebooks_run_under_nbval_with_smoke_defaults(tmp_path):
     for step in (["maskdet", "sample", "--quiet"], ["maskdet", "data", "--quiet"]):
         done = run(step, project)
         assert done.returncode == 0, done.stderr
-    result = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-                  "-o", "addopts=", "-q", "notebooks/01_eda.ipynb", "notebooks/02_train.ipynb",
-                  "notebooks/03_evaluate.ipynb"], project, timeout=900)
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-o",
+            "addopts=",
+            "-q",
+            "notebooks/01_eda.ipynb",
+            "notebooks/02_train.ipynb",
+            "notebooks/03_evaluate.ipynb",
+        ],
+        project,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
     # The notebooks resolved paths from the root: the model landed there, not in notebooks/.

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from maskdet.params import ParamsError, load_params, parse_params
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_project_params_load_with_every_section_validated():
@@ -18,19 +18,22 @@ def _raw():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda r: r["data"].update(colour="red"), "unknown key 'data.colour'"),
-    (lambda r: r.update(trian={}), "unknown key 'trian'"),
-    (lambda r: r["data"].update(min_size="big"), "data.min_size = 'big'"),
-    (lambda r: r["data"].update(crop_padding=1.5), "data.crop_padding = 1.5"),
-    (lambda r: r["data"]["split"].update(test=-0.1), "data.split.test = -0.1"),
-    (lambda r: r["data"]["split"].update(train=0.9), "add up to 1"),
-    (lambda r: r["data"].update(source="kaggle"), "data.source = 'kaggle'"),
-    (lambda r: r["data"]["sample"].update(crop_size=True), "data.sample.crop_size = True"),
-    (lambda r: r["predict"].update(ultralight_input=[640]), "predict.ultralight_input = [640]"),
-    (lambda r: r["predict"].update(ultralight_input=[400, 10]), "predict.ultralight_input.1 = 10"),
-    (lambda r: r["predict"].update(ultralight_input="640x480"), "predict.ultralight_input = '640x480'"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda r: r["data"].update(colour="red"), "unknown key 'data.colour'"),
+        (lambda r: r.update(trian={}), "unknown key 'trian'"),
+        (lambda r: r["data"].update(min_size="big"), "data.min_size = 'big'"),
+        (lambda r: r["data"].update(crop_padding=1.5), "data.crop_padding = 1.5"),
+        (lambda r: r["data"]["split"].update(test=-0.1), "data.split.test = -0.1"),
+        (lambda r: r["data"]["split"].update(train=0.9), "add up to 1"),
+        (lambda r: r["data"].update(source="kaggle"), "data.source = 'kaggle'"),
+        (lambda r: r["data"]["sample"].update(crop_size=True), "data.sample.crop_size = True"),
+        (lambda r: r["predict"].update(ultralight_input=[640]), "predict.ultralight_input = [640]"),
+        (lambda r: r["predict"].update(ultralight_input=[400, 10]), "predict.ultralight_input.1 = 10"),
+        (lambda r: r["predict"].update(ultralight_input="640x480"), "predict.ultralight_input = '640x480'"),
+    ],
+)
 def test_bad_values_fail_with_one_line_naming_key_and_value(edit, expected):
     raw = _raw()
     edit(raw)
@@ -53,8 +56,9 @@ def test_cli_reports_bad_params_in_one_line_and_exit_2(tmp_path):
     raw["data"]["split"]["val"] = 2
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(raw))
-    result = subprocess.run([sys.executable, "-m", "maskdet", "params", "--params", str(bad)],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "maskdet", "params", "--params", str(bad)], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "data.split.val = 2" in result.stderr and str(bad) in result.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from maskdet import LABELS
 from maskdet.io.voc import read_voc
-from tests.conftest import copy_project
+from tests.helpers import copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

@@ -14,7 +14,7 @@ from maskdet import LABELS
 from maskdet.io import assets
 from maskdet.predict.drawing import annotate
 from maskdet.predict.predictor import Predictor
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,14 @@ def images(tmp_path_factory):
 
 def _predict(args, model_dir, stdin=None):
     env = {**os.environ, "MASKDET_ROOT": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "maskdet", "predict", "--model", str(model_dir), "-q", *args],
-                          capture_output=True, text=True, input=stdin, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "maskdet", "predict", "--model", str(model_dir), "-q", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_predictor_finds_every_face_with_a_full_answer(model_dir):
@@ -72,7 +78,7 @@ def test_stdin_streams_and_csv_has_a_row_per_face(model_dir, images):
 
 def test_crops_mode_classifies_the_whole_image(model_dir, images):
     done = _predict([str(images / "group.jpg"), "--crops", "--format", "jsonl"], model_dir)
-    face, = json.loads(done.stdout)["faces"]
+    (face,) = json.loads(done.stdout)["faces"]
     assert face["box"] == [0, 0, 1920, 1280]
 
 
@@ -84,8 +90,9 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
     _, model_dir, frame = tiny
     test = frame[frame["split"] == "test"].head(12)
     predictor = Predictor(model_dir, runtime="keras")
-    ours = np.array([[f.probs[k] for k in LABELS] for path in test["file"]
-                     for f in predictor.predict(path, crops_only=True).faces])
+    ours = np.array(
+        [[f.probs[k] for k in LABELS] for path in test["file"] for f in predictor.predict(path, crops_only=True).faces]
+    )
     theirs = predict_probs(predictor.classifier.model, test["file"], predictor.input_size)
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
@@ -104,8 +111,8 @@ def test_tflite_exports_hold_parity_with_keras_on_the_test_split(tiny):
     against the Keras model's, within the stated tolerance (max |dp| <= 0.02,
     labels agreeing on >= 99 % of crops), for the runtime that training chose."""
     from maskdet.predict.classifier import LiteClassifier, load_classifier, predict_batched
-    from maskdet.study.export import PARITY_MAX_ABS, parity
     from maskdet.study.datasets import load_crops
+    from maskdet.study.export import PARITY_MAX_ABS, parity
 
     _, model_dir, frame = tiny
     meta = json.loads((model_dir / "metadata.json").read_text())
@@ -138,8 +145,9 @@ def test_crop_resizes_run_on_one_blas_thread_and_leave_the_setting_as_it_was(mod
     import maskdet.predict.predictor as predict
 
     def blas_threads():  # NumPy's own OpenBLAS: SciPy or TensorFlow may bring others, unused here
-        return [lib["num_threads"] for lib in threadpool_info()
-                if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+        return [
+            lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]
+        ]
 
     seen, real = [], predict.resize_crop
     monkeypatch.setattr(predict, "resize_crop", lambda crop, size: (seen.append(blas_threads()), real(crop, size))[1])
@@ -192,9 +200,28 @@ def test_video_file_is_annotated_with_a_summary(model_dir, group_rgb, tmp_path):
     writer.release()
     out = tmp_path / "out" / "annotated.mp4"
     env = {**os.environ, "MASKDET_ROOT": str(ROOT), "DISPLAY": ""}
-    done = subprocess.run([sys.executable, "-m", "maskdet", "video", str(video), "--out", str(out), "-q",
-                           "--model", str(model_dir), "--save-confident", str(tmp_path / "keep"),
-                           "--min-confidence", "0"], capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskdet",
+            "video",
+            str(video),
+            "--out",
+            str(out),
+            "-q",
+            "--model",
+            str(model_dir),
+            "--save-confident",
+            str(tmp_path / "keep"),
+            "--min-confidence",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 8 and sum(summary["faces"].values()) == 12 and summary["fps"] > 0
@@ -208,8 +235,13 @@ def test_video_file_is_annotated_with_a_summary(model_dir, group_rgb, tmp_path):
 
 def test_video_errors_name_the_problem(model_dir, tmp_path):
     env = {**os.environ, "MASKDET_ROOT": str(ROOT), "DISPLAY": ""}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "maskdet", "video", *a, "--model", str(model_dir)],  # noqa: E731
-                                    capture_output=True, text=True, env=env, cwd=ROOT)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "maskdet", "video", *a, "--model", str(model_dir)],  # noqa: E731
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     missing = run(str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4"))
     assert missing.returncode == 2 and "cannot open video file" in missing.stderr
     no_display = run(str(tmp_path / "nope.mp4"))
@@ -237,6 +269,6 @@ def test_a_selfie_that_fills_the_picture_is_found_by_the_retry(model_dir, face_r
     tight = Predictor(model_dir, closeup_retry=False)
     x1, y1, x2, y2 = tight.detector(face_rgb)[0].box
     dx, dy = (x2 - x1) // 4, (y2 - y1) // 4  # the middle half of the face
-    selfie = np.ascontiguousarray(face_rgb[y1 + dy:y2 - dy, x1 + dx:x2 - dx])
+    selfie = np.ascontiguousarray(face_rgb[y1 + dy : y2 - dy, x1 + dx : x2 - dx])
     assert tight.faces(selfie) == []
     assert len(Predictor(model_dir).faces(selfie)) == 1  # closeup_retry is on by default

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskdet.params import parse_params
 from maskdet.data.prepare import prepare
 from maskdet.io.voc import VocObject, write_voc
-from tests.conftest import face_crop, jpeg_bytes, save
+from maskdet.params import parse_params
+from tests.helpers import face_crop, jpeg_bytes, save
 
 # Faces in face-api's sample1.jpg and face-recognition's obama.jpg (found by the detector).
 GROUP_FACES = [(1456, 199, 1686, 440), (411, 350, 598, 593), (831, 429, 1040, 663)]
@@ -23,8 +23,7 @@ def _params(path, source, **data):
 
 
 def _run(tmp_path, params):
-    report = prepare(params, tmp_path, out=tmp_path / "processed", report_path=tmp_path / "report.json",
-                     progress=False)
+    report = prepare(params, tmp_path, out=tmp_path / "processed", report_path=tmp_path / "report.json", progress=False)
     assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
     rows = list(csv.DictReader(open(tmp_path / "processed" / "manifest.csv")))
     return report, rows
@@ -62,13 +61,21 @@ def folder_set(tmp_path, group_rgb, face_rgb):
 def test_folder_layout_every_bad_input_is_reported(tmp_path, folder_set):
     report, rows = _run(tmp_path, _params(folder_set, "folders", split={"train": 0.5, "val": 0.25, "test": 0.25}))
     assert _reasons(report) >= {
-        ("dup.jpg", "exact_duplicate"), ("tiny.jpg", "too_small"), ("empty.jpg", "empty"),
-        ("truncated.jpg", "truncated"), ("fake.jpg", "not_an_image"), ("notes.txt", "not_an_image_file"),
+        ("dup.jpg", "exact_duplicate"),
+        ("tiny.jpg", "too_small"),
+        ("empty.jpg", "empty"),
+        ("truncated.jpg", "truncated"),
+        ("fake.jpg", "not_an_image"),
+        ("notes.txt", "not_an_image_file"),
         ("stray", "unknown_label"),
     }
     changes = {n["item"].split("/")[-1]: n["changes"] for n in report["normalized"]}
-    assert changes == {"gray.png": ["grayscale"], "rgba.png": ["alpha"], "sixteen.png": ["16bit"],
-                       "rotated.jpg": ["exif_rotated"]}
+    assert changes == {
+        "gray.png": ["grayscale"],
+        "rgba.png": ["alpha"],
+        "sixteen.png": ["16bit"],
+        "rotated.jpg": ["exif_rotated"],
+    }
     # Names are relative to the data set folder: data/processed hashes the same in every checkout.
     assert all(not r["source"].startswith("/") for r in rows)
     assert all(not d["item"].startswith("/") for d in report["dropped"])
@@ -86,8 +93,12 @@ def test_folder_layout_every_bad_input_is_reported(tmp_path, folder_set):
     rotated = np.asarray(Image.open(tmp_path / "processed" / kept["rotated.jpg"]["path"])).astype(int)
     stored = np.asarray(Image.open(folder_set / "without_mask" / "rotated.jpg")).astype(int)  # EXIF not applied
     assert np.abs(rotated - np.rot90(stored, 2)).mean() < np.abs(rotated - stored).mean() / 3
-    assert report["counts"]["train"]["with_mask"] + report["counts"]["val"]["with_mask"] \
-        + report["counts"]["test"]["with_mask"] == 4
+    assert (
+        report["counts"]["train"]["with_mask"]
+        + report["counts"]["val"]["with_mask"]
+        + report["counts"]["test"]["with_mask"]
+        == 4
+    )
 
 
 def test_folder_layout_without_required_folders_says_what_is_needed(tmp_path):
@@ -104,16 +115,22 @@ def voc_set(tmp_path, group_rgb):
     save(root / "images" / "scene1.png", scene)
     boxes = [tuple(v // 2 for v in b) for b in GROUP_FACES]
     wide = (boxes[0][0], boxes[0][1], w + 40, boxes[0][3])  # runs off the right edge: clipped
-    write_voc(root / "annotations" / "scene1.xml", "scene1.png", scene.shape, [
-        VocObject("with_mask", boxes[1]),
-        VocObject("mask_weared_incorrect", wide),
-        VocObject("without_mask", (boxes[2][0], boxes[2][1], boxes[2][0], boxes[2][3])),  # zero width
-        VocObject("mask", boxes[2]),  # not one of our classes
-    ])
+    write_voc(
+        root / "annotations" / "scene1.xml",
+        "scene1.png",
+        scene.shape,
+        [
+            VocObject("with_mask", boxes[1]),
+            VocObject("mask_weared_incorrect", wide),
+            VocObject("without_mask", (boxes[2][0], boxes[2][1], boxes[2][0], boxes[2][3])),  # zero width
+            VocObject("mask", boxes[2]),  # not one of our classes
+        ],
+    )
     (root / "annotations" / "broken.xml").write_text("<annotation><object>")
     (root / "annotations" / "bomb.xml").write_text(
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-        "<annotation><filename>scene1.png</filename><object><name>&lol2;</name></object></annotation>")
+        "<annotation><filename>scene1.png</filename><object><name>&lol2;</name></object></annotation>"
+    )
     write_voc(root / "annotations" / "orphan.xml", "gone.png", scene.shape, [VocObject("with_mask", boxes[1])])
     return root
 

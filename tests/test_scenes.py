@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from maskdet import LABELS
+from maskdet.io.voc import VocObject
 from maskdet.predict.predictor import Face, Prediction
 from maskdet.study.scenes import Scene, average_precision, detection_recall, iou_matrix, match, scene_metrics
-from maskdet.io.voc import VocObject
 
 
 def _face(box, label, score=0.9, p=0.9):
@@ -31,20 +31,31 @@ def test_average_precision_by_hand():
     assert average_precision(np.array([0.9, 0.8]), np.array([True, True]), 2) == pytest.approx(1.0)
     # a false positive ranked first: precision 1/2 at recall 1/2 and 2/3 at recall 1
     assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([False, True, True]), 2) == pytest.approx(
-        0.5 * 2 / 3 + 0.5 * 2 / 3)
+        0.5 * 2 / 3 + 0.5 * 2 / 3
+    )
     assert average_precision(np.array([0.9]), np.array([True]), 2) == pytest.approx(0.5)  # half never found
     assert np.isnan(average_precision(np.array([]), np.array([], bool), 0))
 
 
 def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
-    scene = Scene(tmp_path / "s.jpg", [VocObject("with_mask", (0, 0, 100, 100)),
-                                       VocObject("without_mask", (200, 0, 300, 100)),
-                                       VocObject("mask_weared_incorrect", (400, 0, 500, 100)),
-                                       VocObject("without_mask", (600, 0, 700, 100), difficult=True)])
-    pred = Prediction("s.jpg", faces=[_face((0, 0, 100, 100), "with_mask"),          # right
-                                      _face((200, 0, 300, 100), "with_mask", 0.8),   # found, wrong label
-                                      _face((600, 0, 700, 100), "without_mask"),    # difficult: ignored
-                                      _face((800, 0, 900, 100), "without_mask", 0.3)])  # nothing there
+    scene = Scene(
+        tmp_path / "s.jpg",
+        [
+            VocObject("with_mask", (0, 0, 100, 100)),
+            VocObject("without_mask", (200, 0, 300, 100)),
+            VocObject("mask_weared_incorrect", (400, 0, 500, 100)),
+            VocObject("without_mask", (600, 0, 700, 100), difficult=True),
+        ],
+    )
+    pred = Prediction(
+        "s.jpg",
+        faces=[
+            _face((0, 0, 100, 100), "with_mask"),  # right
+            _face((200, 0, 300, 100), "with_mask", 0.8),  # found, wrong label
+            _face((600, 0, 700, 100), "without_mask"),  # difficult: ignored
+            _face((800, 0, 900, 100), "without_mask", 0.3),
+        ],
+    )  # nothing there
     metrics, rows = scene_metrics([scene], [pred])
     assert metrics["faces"] == 3 and metrics["masked_faces"] == 2
     assert metrics["recall"] == pytest.approx(2 / 3) and metrics["recall_masked"] == pytest.approx(1 / 2)

@@ -12,13 +12,15 @@ import mlflow
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.test_notebooks import BIN, run, smoke_project
 
 pytestmark = pytest.mark.slow
-TINY = {"model": {"input_size": 64},
-        "train": {"epochs": 1, "fine_tune_epochs": 1, "early_stopping_patience": 0},
-        "evaluate": {"loso_epochs": 1, "loso_input_size": 48}}
+TINY = {
+    "model": {"input_size": 64},
+    "train": {"epochs": 1, "fine_tune_epochs": 1, "early_stopping_patience": 0},
+    "evaluate": {"loso_epochs": 1, "loso_input_size": 48},
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +80,15 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     assert "classifier/MLmodel" in classifier  # the bare Keras network, for researchers
     version = client.get_model_version_by_alias("maskdet", "champion")
     assert version.run_id == evaluate.info.run_id  # the registered model is the whole Predictor
-    for key in ("scene_map50", "scene_recall_masked", "serving_float16_max_abs_diff",
-                "detector_ultralight_recall_masked", "detector_ultralight_640x480_recall_masked",
-                "detector_blazeface_recall_masked", "detector_centerface_recall_masked"):
+    for key in (
+        "scene_map50",
+        "scene_recall_masked",
+        "serving_float16_max_abs_diff",
+        "detector_ultralight_recall_masked",
+        "detector_ultralight_640x480_recall_masked",
+        "detector_blazeface_recall_masked",
+        "detector_centerface_recall_masked",
+    ):
         assert key in evaluate.data.metrics, key
 
 
@@ -104,12 +112,32 @@ def test_served_model_answers_real_requests(study, tmp_path):
     from maskdet.io import assets
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the server execs uvicorn from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }  # the server execs uvicorn from PATH
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/maskdet@champion",
-                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=study, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/maskdet@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=study,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -123,9 +151,11 @@ def test_served_model_answers_real_requests(study, tmp_path):
             time.sleep(1)
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
-        records = [{"image": base64.b64encode(group).decode(), "name": "group.jpg"},
-                   {"image": base64.b64encode(group[:4000]).decode(), "name": "truncated.jpg"},
-                   {"image": "this is not base64!", "name": "junk"}]
+        records = [
+            {"image": base64.b64encode(group).decode(), "name": "group.jpg"},
+            {"image": base64.b64encode(group[:4000]).decode(), "name": "truncated.jpg"},
+            {"image": "this is not base64!", "name": "junk"},
+        ]
         answer = requests.post(f"{base}/invocations", json={"dataframe_records": records}, timeout=120)
         assert answer.status_code == 200, answer.text[:2000]
         first, truncated, junk = answer.json()["predictions"]
@@ -169,9 +199,23 @@ def test_cli_takes_the_registered_model_uri(study):
     from maskdet.io import assets
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}", "MASKDET_ROOT": str(study)}
-    done = subprocess.run([str(BIN / "maskdet"), "predict", str(assets.extract(assets.FACE_API_PHOTOS[0])),
-                           "--model", "models:/maskdet@champion", "--format", "jsonl", "-q"],
-                          cwd=study, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(BIN / "maskdet"),
+            "predict",
+            str(assets.extract(assets.FACE_API_PHOTOS[0])),
+            "--model",
+            "models:/maskdet@champion",
+            "--format",
+            "jsonl",
+            "-q",
+        ],
+        cwd=study,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 3
 
@@ -181,10 +225,15 @@ def test_dvc_experiment_lands_in_the_project_store(study):
         assert run(cmd, study).returncode == 0
     # An evaluation parameter only: the experiment re-runs evaluate and report
     # and takes the trained model from the cache (training again proves nothing more).
-    done = run(["dvc", "exp", "run", "--temp", "-n", "smoke-exp", "-S", "evaluate.leave_one_style_out=false"],
-               study, timeout=900)
+    done = run(
+        ["dvc", "exp", "run", "--temp", "-n", "smoke-exp", "-S", "evaluate.leave_one_style_out=false"],
+        study,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Running stage 'evaluate'" in done.stdout and "Running stage 'train'" not in done.stdout, done.stdout
-    runs = _client(study).search_runs([_client(study).get_experiment_by_name("maskdet").experiment_id],
-                                      filter_string="attributes.run_name = 'smoke-exp'")
+    runs = _client(study).search_runs(
+        [_client(study).get_experiment_by_name("maskdet").experiment_id],
+        filter_string="attributes.run_name = 'smoke-exp'",
+    )
     assert runs, "the experiment's pipeline run did not reach the project's MLflow store"

@@ -36,8 +36,13 @@ def test_kernel_in_notebooks_and_process_in_root_write_one_store(project):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    result = subprocess.run([sys.executable, "-c", LOG.format(name="from-root")], cwd=project,
-                            capture_output=True, text=True, env={**os.environ})
+    result = subprocess.run(
+        [sys.executable, "-c", LOG.format(name="from-root")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"sqlite:///{project.resolve() / 'mlflow.db'}"
     assert not (project / "notebooks" / "mlflow.db").exists()

@@ -5,17 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from maskdet.io import assets
+from maskdet.params import parse_params
 from maskdet.study.datasets import class_weights
 from maskdet.study.loso import predict_probs, style_subset, styles_to_hold_out
 from maskdet.study.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
-from maskdet.io import assets
-from maskdet.params import parse_params
 from maskdet.study.train import load_model, save_model, train_classifier
-from tests.conftest import small_data
+from tests.helpers import small_data
 
 pytestmark = pytest.mark.slow
-TINY = {"model": {"input_size": 48}, "train": {"epochs": 1, "fine_tune_epochs": 1, "batch_size": 32,
-                                               "early_stopping_patience": 0}}
+TINY = {
+    "model": {"input_size": 48},
+    "train": {"epochs": 1, "fine_tune_epochs": 1, "batch_size": 32, "early_stopping_patience": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,9 @@ def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
     assert meta["labels"] == ["with_mask", "without_mask", "mask_weared_incorrect"]
     assert meta["input_size"] == 48 and meta["backbone"] == "small_cnn" and meta["git_commit"] == "abc"
     test = _split(frame, "test")
-    np.testing.assert_allclose(predict_probs(model, test["file"], 48), predict_probs(result.model, test["file"], 48),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predict_probs(model, test["file"], 48), predict_probs(result.model, test["file"], 48), atol=1e-6
+    )
     assert not list(tmp_path.glob("models.*"))  # no temporary folder left behind
 
 
@@ -68,9 +71,13 @@ def test_class_weights_are_inverse_frequency():
 
 
 def test_leave_one_style_out_subsets():
-    frame = pd.DataFrame({"label": ["with_mask", "mask_weared_incorrect", "without_mask", "with_mask"] * 3,
-                          "style": ["cloth", "kn95", "none", "kn95"] * 3,
-                          "split": ["train"] * 4 + ["val"] * 4 + ["test"] * 4})
+    frame = pd.DataFrame(
+        {
+            "label": ["with_mask", "mask_weared_incorrect", "without_mask", "with_mask"] * 3,
+            "style": ["cloth", "kn95", "none", "kn95"] * 3,
+            "split": ["train"] * 4 + ["val"] * 4 + ["test"] * 4,
+        }
+    )
     assert styles_to_hold_out(frame) == ["cloth", "kn95"]
     held = style_subset(frame, "kn95", keep=False)
     assert set(held["style"]) == {"cloth", "none"}
@@ -81,8 +88,8 @@ def test_leave_one_style_out_subsets():
 def test_web_photo_look_casts_greys_and_repeats_for_a_seed():
     import tensorflow as tf
 
-    from maskdet.study.datasets import web_photo_look
     from maskdet.params import AugmentParams
+    from maskdet.study.datasets import web_photo_look
 
     grey = tf.fill([32, 32, 3], 120.0)
     seed = tf.constant([3, 7], tf.int32)
@@ -104,8 +111,8 @@ def test_zoom_in_cuts_the_face_tight_and_zoom_out_frames_it_loose():
     the middle, up to 1 / (1 - zoom_in) times, and zoom_out only shrinks it."""
     import tensorflow as tf
 
-    from maskdet.study.model import _augmentation
     from maskdet.params import AugmentParams
+    from maskdet.study.model import _augmentation
 
     still = dict(flip=False, rotation=0, translation=0, brightness=0, contrast=0)
     square = np.zeros((1, 64, 64, 3), np.float32)

@@ -44,6 +44,7 @@ def _message(text: str, error: bool = False) -> str:
 
 def _safe(show):
     """Run a callback; on any error, show it through ``show(text)`` instead of losing it."""
+
     def wrap(func):
         @functools.wraps(func)
         def run(*args, **kwargs):
@@ -51,9 +52,13 @@ def _safe(show):
                 return func(*args, **kwargs)
             except Exception as exc:
                 log.exception("dashboard callback %s failed", func.__name__)
-                show(f"Something went wrong ({type(exc).__name__}: {exc}). The dashboard is still working; "
-                     "try another file.")
+                show(
+                    f"Something went wrong ({type(exc).__name__}: {exc}). The dashboard is still working; "
+                    "try another file."
+                )
+
         return run
+
     return wrap
 
 
@@ -93,8 +98,9 @@ def upload_tab(predictor) -> w.Widget:
 
     picker = _picker(on_files, description="Choose an image", accept="image/*")
     picker.observe(lambda change: show_error(change["new"]), names="rejected")
-    intro = w.HTML("<p>One photo: every face is found, boxed in its class colour and classified. "
-                   "JPEG, PNG, WebP or BMP.</p>")
+    intro = w.HTML(
+        "<p>One photo: every face is found, boxed in its class colour and classified. JPEG, PNG, WebP or BMP.</p>"
+    )
     return w.VBox([intro, picker, message, verdict, picture, table])
 
 
@@ -130,11 +136,20 @@ def batch_tab(predictor) -> w.Widget:
                 result = logic.Analysed(logic.Prediction(image=name, error=error))
             pred = result.prediction
             predictions.append(pred)
-            caption = (f"<span style='color:#922'>{html.escape(pred.error.split(':')[0])}</span>" if pred.error
-                       else f"{len(pred.faces)} face(s)")
+            caption = (
+                f"<span style='color:#922'>{html.escape(pred.error.split(':')[0])}</span>"
+                if pred.error
+                else f"{len(pred.faces)} face(s)"
+            )
             if result.thumb:
-                tiles.append(w.VBox([w.Image(value=result.thumb, format="jpeg"),
-                                     w.HTML(f"<small>{html.escape(name[-40:])}<br>{caption}</small>")]))
+                tiles.append(
+                    w.VBox(
+                        [
+                            w.Image(value=result.thumb, format="jpeg"),
+                            w.HTML(f"<small>{html.escape(name[-40:])}<br>{caption}</small>"),
+                        ]
+                    )
+                )
             progress.value += 1
             progress.description = f"{progress.value} / {len(items)}"
         gallery.children = tiles
@@ -142,25 +157,28 @@ def batch_tab(predictor) -> w.Widget:
         render_table()
         chart.value = logic.summary_chart(predictions)
         chart.layout.display = ""
-        downloads.value = (logic.download_link(logic.results_csv(predictions), "maskdet-results.csv", "text/csv",
-                                               "Download CSV")
-                           + logic.download_link(logic.results_json(predictions), "maskdet-results.json",
-                                                 "application/json", "Download JSON"))
+        downloads.value = logic.download_link(
+            logic.results_csv(predictions), "maskdet-results.csv", "text/csv", "Download CSV"
+        ) + logic.download_link(
+            logic.results_json(predictions), "maskdet-results.json", "application/json", "Download JSON"
+        )
         failed = sum(p.error is not None for p in predictions)
         faces = sum(len(p.faces) for p in predictions)
-        text = f"{len(predictions)} image(s), {faces} face(s)" + (f"; {failed} could not be read (red rows)"
-                                                                    if failed else "")
+        text = f"{len(predictions)} image(s), {faces} face(s)" + (
+            f"; {failed} could not be read (red rows)" if failed else ""
+        )
         message.value = _message(text, error=False)
 
     picker = _picker(on_files, description="Choose images or a zip", accept="image/*,.zip", multiple=True)
     picker.observe(lambda change: show_error(change["new"]), names="rejected")
     sort_by.observe(_safe(show_error)(render_table), names="value")
     descending.observe(_safe(show_error)(render_table), names="value")
-    intro = w.HTML("<p>Many photos at once, or a zip of them: a gallery of annotated thumbnails, a results "
-                   "table you can sort, a chart per class, and the results as CSV or JSON (the schema of "
-                   "<code>maskdet predict</code>).</p>")
-    return w.VBox([intro, picker, progress, message, downloads, chart, w.HBox([sort_by, descending]), table,
-                   gallery])
+    intro = w.HTML(
+        "<p>Many photos at once, or a zip of them: a gallery of annotated thumbnails, a results "
+        "table you can sort, a chart per class, and the results as CSV or JSON (the schema of "
+        "<code>maskdet predict</code>).</p>"
+    )
+    return w.VBox([intro, picker, progress, message, downloads, chart, w.HBox([sort_by, descending]), table, gallery])
 
 
 def webcam_tab(predictor) -> w.Widget:
@@ -175,14 +193,19 @@ def webcam_tab(predictor) -> w.Widget:
             fast["predictor"] = predictor.with_detector("blazeface")
         return fast["predictor"]
 
-    detector = w.ToggleButtons(options=list(dict.fromkeys([predictor.detector_name, "blazeface"])),
-                               value=predictor.detector_name, description="Detector",
-                               tooltips=["the project's detector", "fastest (lower recall on masked faces)"])
+    detector = w.ToggleButtons(
+        options=list(dict.fromkeys([predictor.detector_name, "blazeface"])),
+        value=predictor.detector_name,
+        description="Detector",
+        tooltips=["the project's detector", "fastest (lower recall on masked faces)"],
+    )
     camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg))
-    intro = w.HTML("<p>Your camera, live: each frame goes to the model and comes back annotated, one at a time "
-                   "(frames never queue). The browser asks for permission; the camera works on localhost or "
-                   "over HTTPS only. BlazeFace is the faster detector; Ultra-Light finds more masked faces "
-                   "(see the README's benchmark).</p>")
+    intro = w.HTML(
+        "<p>Your camera, live: each frame goes to the model and comes back annotated, one at a time "
+        "(frames never queue). The browser asks for permission; the camera works on localhost or "
+        "over HTTPS only. BlazeFace is the faster detector; Ultra-Light finds more masked faces "
+        "(see the README's benchmark).</p>"
+    )
     return w.VBox([intro, detector, camera])
 
 
@@ -190,8 +213,10 @@ def model_tab(predictor, root: Path) -> w.Widget:
     parts = [w.HTML(logic.model_card(predictor, root))]
     confusion = root / "reports" / "figures" / "confusion_counts.png"
     if confusion.is_file():
-        parts += [w.HTML("<h4>Confusion matrix (test split)</h4>"),
-                  w.Image(value=confusion.read_bytes(), format="png", layout=w.Layout(max_width="520px"))]
+        parts += [
+            w.HTML("<h4>Confusion matrix (test split)</h4>"),
+            w.Image(value=confusion.read_bytes(), format="png", layout=w.Layout(max_width="520px")),
+        ]
     return w.VBox(parts)
 
 
@@ -211,16 +236,25 @@ def dashboard(model: str | Path | None = None) -> w.Widget:
     try:
         predictor, root = load_predictor(model)
     except (FileNotFoundError, ValueError) as exc:
-        return w.HTML(CSS + _message(f"No model to serve: {exc}. Run `make repro` to train one, or set "
-                                     "MASKDET_MODEL to a model folder or an MLflow URI.", error=True))
-    header = w.HTML(CSS + "<div class='maskdet-header'><h2>maskdet: face-mask detection</h2>"
-                    "<div class='maskdet-note'>Every face is classified as <b>with_mask</b>, <b>without_mask</b> "
-                    f"or <b>mask_weared_incorrect</b>. Uploads: up to {logic.UPLOAD_LIMIT_MB} MB per selection "
-                    "(images or zip archives). Model: "
-                    f"<code>{html.escape(predictor.source)}</code>, {predictor.runtime} runtime, "
-                    f"{predictor.detector_name} detector.</div></div>")
-    tabs = w.Tab(children=[upload_tab(predictor), batch_tab(predictor), webcam_tab(predictor),
-                           model_tab(predictor, root)])
+        return w.HTML(
+            CSS
+            + _message(
+                f"No model to serve: {exc}. Run `make repro` to train one, or set "
+                "MASKDET_MODEL to a model folder or an MLflow URI.",
+                error=True,
+            )
+        )
+    header = w.HTML(
+        CSS + "<div class='maskdet-header'><h2>maskdet: face-mask detection</h2>"
+        "<div class='maskdet-note'>Every face is classified as <b>with_mask</b>, <b>without_mask</b> "
+        f"or <b>mask_weared_incorrect</b>. Uploads: up to {logic.UPLOAD_LIMIT_MB} MB per selection "
+        "(images or zip archives). Model: "
+        f"<code>{html.escape(predictor.source)}</code>, {predictor.runtime} runtime, "
+        f"{predictor.detector_name} detector.</div></div>"
+    )
+    tabs = w.Tab(
+        children=[upload_tab(predictor), batch_tab(predictor), webcam_tab(predictor), model_tab(predictor, root)]
+    )
     for i, title in enumerate(("Upload", "Batch", "Webcam", "Model")):
         tabs.set_title(i, title)
     return w.VBox([header, tabs])

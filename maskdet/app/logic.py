@@ -19,7 +19,7 @@ import pandas as pd
 from maskdet import LABELS
 from maskdet.io.archives import ArchiveError, is_zip, zip_images
 from maskdet.io.images import ImageError, encode_jpeg, load_rgb
-from maskdet.predict.drawing import COLOURS, annotate
+from maskdet.predict.drawing import HEX_COLOURS, annotate
 from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
@@ -30,8 +30,9 @@ def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> bytes:
     import cv2
 
     scale = side / max(rgb.shape[:2])
-    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
     return encode_jpeg(small, 80)
 
 
@@ -41,7 +42,7 @@ class Analysed:
 
     prediction: Prediction
     annotated: bytes | None = None  # JPEG
-    thumb: bytes | None = None      # JPEG
+    thumb: bytes | None = None  # JPEG
 
 
 def analyse(predictor: Predictor, data: bytes, name: str, thumb: bool = False) -> Analysed:
@@ -84,11 +85,15 @@ def faces_table(pred: Prediction) -> str:
         return ""
     rows = []
     for i, f in enumerate(pred.faces, 1):
-        colour = "#%02x%02x%02x" % COLOURS[f.label]
-        rows.append(f"<tr><td>{i}</td><td style='color:{colour};font-weight:600'>{f.label}</td>"
-                    f"<td>{f.probs[f.label]:.1%}</td><td>{list(f.box)}</td><td>{f.score:.2f}</td></tr>")
-    return ("<table class='maskdet-faces'><thead><tr><th>#</th><th>label</th><th>confidence</th><th>box</th>"
-            "<th>detector score</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        colour = HEX_COLOURS[f.label]
+        rows.append(
+            f"<tr><td>{i}</td><td style='color:{colour};font-weight:600'>{f.label}</td>"
+            f"<td>{f.probs[f.label]:.1%}</td><td>{list(f.box)}</td><td>{f.score:.2f}</td></tr>"
+        )
+    return (
+        "<table class='maskdet-faces'><thead><tr><th>#</th><th>label</th><th>confidence</th><th>box</th>"
+        "<th>detector score</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | None, str | None]]:
@@ -136,8 +141,14 @@ def download_link(data: bytes, filename: str, mime: str, text: str) -> str:
     return f"<a download='{html.escape(filename)}' href='{href}' class='maskdet-download'>{html.escape(text)}</a>"
 
 
-SORTABLE = {"image": "image", "label": "label", "confidence": "confidence", "detector score": "score",
-            "time (ms)": "ms", "error": "error"}
+SORTABLE = {
+    "image": "image",
+    "label": "label",
+    "confidence": "confidence",
+    "detector score": "score",
+    "time (ms)": "ms",
+    "error": "error",
+}
 
 
 def results_table(frame: pd.DataFrame, sort_by: str = "image", descending: bool = False) -> str:
@@ -149,16 +160,18 @@ def results_table(frame: pd.DataFrame, sort_by: str = "image", descending: bool 
     rows = []
     for r in shown.itertuples(index=False):
         cls = " class='error-row'" if r.error else ""
-        label = (f"<span style='color:#%02x%02x%02x;font-weight:600'>{r.label}</span>" % COLOURS[r.label]
-                 if r.label else "")
+        label = f"<span style='color:{HEX_COLOURS[r.label]};font-weight:600'>{r.label}</span>" if r.label else ""
         conf = f"{r.confidence:.1%}" if pd.notna(r.confidence) else ""
         score = f"{r.score:.2f}" if pd.notna(r.score) else ""
         box = f"[{r.x1:.0f}, {r.y1:.0f}, {r.x2:.0f}, {r.y2:.0f}]" if r.label else ""
-        rows.append(f"<tr{cls}><td>{html.escape(str(r.image))}</td><td>{label}</td><td>{conf}</td><td>{box}</td>"
-                    f"<td>{score}</td><td>{r.ms}</td><td>{html.escape(str(r.error))}</td></tr>")
-    return ("<table class='maskdet-results'><thead><tr><th>image</th><th>label</th><th>confidence</th><th>box</th>"
-            "<th>detector score</th><th>ms</th><th>error</th></tr></thead><tbody>" + "".join(rows)
-            + "</tbody></table>")
+        rows.append(
+            f"<tr{cls}><td>{html.escape(str(r.image))}</td><td>{label}</td><td>{conf}</td><td>{box}</td>"
+            f"<td>{score}</td><td>{r.ms}</td><td>{html.escape(str(r.error))}</td></tr>"
+        )
+    return (
+        "<table class='maskdet-results'><thead><tr><th>image</th><th>label</th><th>confidence</th><th>box</th>"
+        "<th>detector score</th><th>ms</th><th>error</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def summary_chart(predictions: list[Prediction]) -> bytes:
@@ -171,7 +184,7 @@ def summary_chart(predictions: list[Prediction]) -> bytes:
     counts = Counter(f.label for p in predictions for f in p.faces)
     names = list(LABELS) + ["unreadable"]
     values = [counts[k] for k in LABELS] + [sum(p.error is not None for p in predictions)]
-    colours = ["#%02x%02x%02x" % COLOURS[k] for k in LABELS] + ["#7f8c8d"]
+    colours = [HEX_COLOURS[k] for k in LABELS] + ["#7f8c8d"]
     fig, ax = plt.subplots(figsize=(6, 2.6))
     bars = ax.barh(names[::-1], values[::-1], color=colours[::-1])
     ax.bar_label(bars, padding=3)
@@ -193,9 +206,12 @@ def frame_answer(predictor: Predictor, jpeg: bytes) -> tuple[bytes, dict]:
     faces = predictor.faces(rgb)
     counts = Counter(f.label for f in faces)
     out = encode_jpeg(annotate(rgb, faces), 80)
-    return out, {"counts": {k: counts[k] for k in LABELS}, "faces": len(faces),
-                 "labels": [f.label for f in faces],
-                 "server_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return out, {
+        "counts": {k: counts[k] for k in LABELS},
+        "faces": len(faces),
+        "labels": [f.label for f in faces],
+        "server_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
 
 
 def registry_entry(train_run_id: str | None) -> str:
@@ -207,9 +223,10 @@ def registry_entry(train_run_id: str | None) -> str:
         import mlflow
 
         from maskdet.paths import tracking_uri
+        from maskdet.study.registry import REGISTERED_MODEL
 
         client = mlflow.MlflowClient(tracking_uri=tracking_uri())
-        versions = client.search_model_versions(f"name='maskdet' and tag.train_run_id='{train_run_id}'")
+        versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tag.train_run_id='{train_run_id}'")
     except Exception as exc:  # no store, or an old one: the card still shows everything else
         return f"registry not available ({type(exc).__name__})"
     if not versions:
@@ -223,8 +240,10 @@ def _runtime_line(runtime: str, serving: dict) -> str:
     if runtime == "keras":
         return "Keras model (no TFLite export passed parity)" if serving else "Keras model"
     tol = serving.get("tolerance", {})
-    return (f"{runtime} TFLite export, fastest to pass parity with the Keras model (every probability within "
-            f"{tol.get('max_abs_diff', '?')}, labels equal on at least {tol.get('min_label_agreement', 0):.0%})")
+    return (
+        f"{runtime} TFLite export, fastest to pass parity with the Keras model (every probability within "
+        f"{tol.get('max_abs_diff', '?')}, labels equal on at least {tol.get('min_label_agreement', 0):.0%})"
+    )
 
 
 def model_card(predictor: Predictor, root: Path) -> str:
@@ -232,25 +251,40 @@ def model_card(predictor: Predictor, root: Path) -> str:
     meta = predictor.metadata
     metrics_path = root / "reports" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    wanted = ["test_accuracy", "test_f1_macro", "test_balanced_accuracy", "test_mcc", "test_roc_auc_ovr_macro",
-              "test_ece", "scene_map50", "scene_recall_masked", "loso_f1_macro_mean"]
-    rows = "".join(f"<tr><td>{k}</td><td>{metrics[k]:.4f}</td></tr>" for k in wanted
-                   if isinstance(metrics.get(k), (int, float)))
+    wanted = [
+        "test_accuracy",
+        "test_f1_macro",
+        "test_balanced_accuracy",
+        "test_mcc",
+        "test_roc_auc_ovr_macro",
+        "test_ece",
+        "scene_map50",
+        "scene_recall_masked",
+        "loso_f1_macro_mean",
+    ]
+    rows = "".join(
+        f"<tr><td>{k}</td><td>{metrics[k]:.4f}</td></tr>" for k in wanted if isinstance(metrics.get(k), (int, float))
+    )
     params = meta.get("params", {})
     train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}
     serving = meta.get("serving", {})
-    items = [("model", html.escape(predictor.source)),
-             ("registered as", html.escape(registry_entry(meta.get("mlflow_run_id")))),
-             ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
-             ("labels, in output order", ", ".join(meta["labels"])),
-             ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
-             ("backbone", html.escape(str(meta.get("backbone", "-")))),
-             ("classifier runtime", _runtime_line(predictor.runtime, serving)),
-             ("detector", f"{predictor.detector_name}, input {predictor.detector_input}"),
-             ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
-             ("training params", html.escape(json.dumps(train))),
-             ("commit", html.escape(str(meta.get("git_commit", "-"))))]
+    items = [
+        ("model", html.escape(predictor.source)),
+        ("registered as", html.escape(registry_entry(meta.get("mlflow_run_id")))),
+        ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
+        ("labels, in output order", ", ".join(meta["labels"])),
+        ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
+        ("backbone", html.escape(str(meta.get("backbone", "-")))),
+        ("classifier runtime", _runtime_line(predictor.runtime, serving)),
+        ("detector", f"{predictor.detector_name}, input {predictor.detector_input}"),
+        ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
+        ("training params", html.escape(json.dumps(train))),
+        ("commit", html.escape(str(meta.get("git_commit", "-")))),
+    ]
     info = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
-    scores = (f"<h4>Test metrics (reports/metrics.json)</h4><table class='maskdet-metrics'>{rows}</table>"
-              if rows else "<p>No reports/metrics.json yet: run <code>make repro</code>.</p>")
+    scores = (
+        f"<h4>Test metrics (reports/metrics.json)</h4><table class='maskdet-metrics'>{rows}</table>"
+        if rows
+        else "<p>No reports/metrics.json yet: run <code>make repro</code>.</p>"
+    )
     return f"<table class='maskdet-model'>{info}</table>{scores}"

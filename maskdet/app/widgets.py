@@ -47,7 +47,8 @@ function render({ model, el }) {
     }
     status.textContent = "asking for the camera...";
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+      stream = await navigator.mediaDevices.getUserMedia(
+        { video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
     } catch (err) {
       status.textContent = `camera unavailable (${err.name}): ${err.message}` +
         (window.isSecureContext ? "" : " - the camera needs localhost or HTTPS");

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from maskdet.io.images import IMAGE_EXTENSIONS
 
-MAX_MEMBER_BYTES = 64 * 1024 * 1024      # one image, uncompressed
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024     # the whole archive, uncompressed
-MAX_RATIO = 200                          # uncompressed / compressed; photos barely compress
+MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image, uncompressed
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # the whole archive, uncompressed
+MAX_RATIO = 200  # uncompressed / compressed; photos barely compress
 MAX_MEMBERS = 10_000
 
 
@@ -67,19 +67,29 @@ def zip_images(source: Path | bytes, label: str | None = None) -> Iterator[Membe
             if _unsafe(name):
                 yield Member(name, error="unsafe_path: absolute or '..' entry name, skipped (nothing is extracted)")
             elif PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                yield Member(name, error=f"not_an_image: {PurePosixPath(name).suffix or 'no'} extension; "
-                                         f"expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
+                yield Member(
+                    name,
+                    error=f"not_an_image: {PurePosixPath(name).suffix or 'no'} extension; "
+                    f"expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}",
+                )
             elif info.flag_bits & 0x1:
                 yield Member(name, error="encrypted: password-protected entries are not read")
             elif info.file_size > MAX_MEMBER_BYTES:
-                yield Member(name, error=f"too_large: {info.file_size} bytes uncompressed, over "
-                                         f"{MAX_MEMBER_BYTES} per image")
+                yield Member(
+                    name, error=f"too_large: {info.file_size} bytes uncompressed, over {MAX_MEMBER_BYTES} per image"
+                )
             elif info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                yield Member(name, error=f"zip_bomb: compressed {info.file_size // max(info.compress_size, 1)}:1, "
-                                         f"over {MAX_RATIO}:1; not decompressed")
+                yield Member(
+                    name,
+                    error=f"zip_bomb: compressed {info.file_size // max(info.compress_size, 1)}:1, "
+                    f"over {MAX_RATIO}:1; not decompressed",
+                )
             elif total + info.file_size > MAX_TOTAL_BYTES:
-                yield Member(name, error=f"too_large: the archive holds over {MAX_TOTAL_BYTES} bytes uncompressed; "
-                                         "the rest is not read")
+                yield Member(
+                    name,
+                    error=f"too_large: the archive holds over {MAX_TOTAL_BYTES} bytes uncompressed; "
+                    "the rest is not read",
+                )
                 return
             else:
                 try:

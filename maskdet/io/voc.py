@@ -28,7 +28,7 @@ class VocObject:
     person: str | None = None
     style: str | None = None
 
-    def scaled(self, factor: float) -> "VocObject":
+    def scaled(self, factor: float) -> VocObject:
         return replace(self, box=tuple(int(round(v * factor)) for v in self.box))
 
 
@@ -69,8 +69,15 @@ def read_voc(path: Path, labels: tuple[str, ...]) -> VocAnnotation:
         except (TypeError, ValueError):
             problems.append(("bad_box", f"{where}: <bndbox> is missing or not numeric"))
             continue
-        objects.append(VocObject(name, box, difficult=(obj.findtext("difficult") or "0").strip() == "1",
-                                 person=obj.findtext("person"), style=obj.findtext("style")))
+        objects.append(
+            VocObject(
+                name,
+                box,
+                difficult=(obj.findtext("difficult") or "0").strip() == "1",
+                person=obj.findtext("person"),
+                style=obj.findtext("style"),
+            )
+        )
     return VocAnnotation(filename, size, objects, problems)
 
 

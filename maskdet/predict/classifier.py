@@ -68,7 +68,7 @@ class KerasClassifier:
 
 
 def predict_batched(classifier, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    parts = [classifier(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)]
+    parts = [classifier(crops[i : i + batch_size]) for i in range(0, len(crops), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
 
 

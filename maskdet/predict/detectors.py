@@ -72,8 +72,13 @@ class UltraLightDetector:
     strides = (8, 16, 32, 64)
     center_variance, size_variance = 0.1, 0.2
 
-    def __init__(self, score_threshold: float = 0.7, iou_threshold: float = 0.3,
-                 model_path: Path | None = None, input_size: tuple[int, int] = native_size):
+    def __init__(
+        self,
+        score_threshold: float = 0.7,
+        iou_threshold: float = 0.3,
+        model_path: Path | None = None,
+        input_size: tuple[int, int] = native_size,
+    ):
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -97,16 +102,18 @@ class UltraLightDetector:
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
-        blob = cv2.dnn.blobFromImage(cv2.resize(rgb, self.input_size), 1 / 128, self.input_size,
-                                     (127, 127, 127), swapRB=False)
+        blob = cv2.dnn.blobFromImage(
+            cv2.resize(rgb, self.input_size), 1 / 128, self.input_size, (127, 127, 127), swapRB=False
+        )
         with self._lock:
             self.net.setInput(blob)
-            heads = {out.shape[-1]: out[0]
-                     for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
+            heads = {out.shape[-1]: out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
         logits, locations = heads[2], heads[4]  # (background, face) logits; box regressions
         if len(logits) != len(self.priors):
-            raise ValueError(f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
-                             f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)")
+            raise ValueError(
+                f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
+                f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)"
+            )
         logits = logits - logits.max(axis=1, keepdims=True)
         scores = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)  # softmax, face column
         keep = scores >= self.score_threshold
@@ -151,8 +158,10 @@ def ultralight_heads(path: Path) -> bytes:
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.output[:]
-    graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, "anchors", channels])
-                        for name, channels in zip(heads, (2, 4)))  # OpenCV wants output shapes
+    graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, "anchors", channels])
+        for name, channels in zip(heads, (2, 4))
+    )  # OpenCV wants output shapes
     dims = graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "height", "width"  # was 480 x 640
     return model.SerializeToString()
@@ -172,14 +181,12 @@ class BlazeFaceDetector:
     input_size = (input_side, input_side)
     grid = 48
 
-    def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3,
-                 model_path: Path | None = None):
+    def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3, model_path: Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)),
-                                       num_threads=2)
+        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = {int(o["shape"][-1]): o["index"] for o in self.interpreter.get_output_details()}
@@ -226,8 +233,13 @@ class CenterFaceDetector:
 
     # 0.3: the lowest threshold with no false face on the rendered scenes (0.25
     # found hair as a face); the input size is measured in ``make bench``.
-    def __init__(self, score_threshold: float = 0.3, iou_threshold: float = 0.3,
-                 model_path: Path | None = None, input_size: tuple[int, int] = (320, 240)):
+    def __init__(
+        self,
+        score_threshold: float = 0.3,
+        iou_threshold: float = 0.3,
+        model_path: Path | None = None,
+        input_size: tuple[int, int] = (320, 240),
+    ):
         import onnxruntime
 
         self.score_threshold = score_threshold
@@ -238,8 +250,9 @@ class CenterFaceDetector:
         # Idle threads must sleep: spinning, they took the core the classifier's
         # second thread needed (a default frame: 23 ms with spinning, 18 without).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(centerface_graph(model_path or assets.extract(self.weights)),
-                                                    options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            centerface_graph(model_path or assets.extract(self.weights)), options, providers=["CPUExecutionProvider"]
+        )
         self._input = self.session.get_inputs()[0].name
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
@@ -290,7 +303,7 @@ def detect_zoomed_out(detector, rgb: np.ndarray, factor: float = 2.0, fill: int 
     frame_h, frame_w = round(h * factor), round(w * factor)
     top, left = (frame_h - h) // 2, (frame_w - w) // 2
     frame = np.full((frame_h, frame_w, 3), fill, np.uint8)
-    frame[top:top + h, left:left + w] = rgb
+    frame[top : top + h, left : left + w] = rgb
     found = []
     for d in detector(frame):
         x1, y1, x2, y2 = d.box

@@ -10,7 +10,7 @@ import numpy as np
 from maskdet.predict.predictor import Face
 
 COLOURS = {"with_mask": (46, 139, 87), "without_mask": (192, 57, 43), "mask_weared_incorrect": (230, 126, 34)}
-
+HEX_COLOURS = {label: "#{:02x}{:02x}{:02x}".format(*rgb) for label, rgb in COLOURS.items()}  # for HTML and charts
 
 
 def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -27,8 +27,7 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         top = max(y1 - th - base - 4, 0)
         left = max(0, min(x1, out.shape[1] - tw - 4))  # the label stays inside the image
         cv2.rectangle(out, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
-        cv2.putText(out, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return out
-
-

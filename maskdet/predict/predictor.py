@@ -13,10 +13,10 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from maskdet import LABELS
-from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
 from maskdet.io.images import ImageError, load_rgb
 from maskdet.params import PredictParams
 from maskdet.predict.crops import padded_box, resize_crop
+from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
 
 _BLAS = ThreadpoolController()  # sees NumPy's OpenBLAS, loaded by now
 
@@ -29,8 +29,12 @@ class Face:
     probs: dict[str, float]
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(self.score, 4), "label": self.label,
-                "probs": {k: round(v, 4) for k, v in self.probs.items()}}
+        return {
+            "box": list(self.box),
+            "score": round(self.score, 4),
+            "label": self.label,
+            "probs": {k: round(v, 4) for k, v in self.probs.items()},
+        }
 
 
 @dataclass
@@ -45,28 +49,53 @@ class Prediction:
     faces: list[Face] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"image": self.image, "width": self.width, "height": self.height, "ms": round(self.ms, 1),
-                "error": self.error, "faces": [f.to_dict() for f in self.faces]}
+        return {
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "ms": round(self.ms, 1),
+            "error": self.error,
+            "faces": [f.to_dict() for f in self.faces],
+        }
 
     def csv_rows(self) -> list[list]:
         """Rows under ``CSV_HEADER``: one per face, or one with empty face columns when there is none."""
         base = [self.image, self.width, self.height, round(self.ms, 1), self.error or ""]
         if not self.faces:
             return [base + [""] * (len(CSV_HEADER) - len(base))]
-        return [base + [i, *face.box, round(face.score, 4), face.label, *(round(face.probs[k], 4) for k in LABELS)]
-                for i, face in enumerate(self.faces)]
+        return [
+            base + [i, *face.box, round(face.score, 4), face.label, *(round(face.probs[k], 4) for k in LABELS)]
+            for i, face in enumerate(self.faces)
+        ]
 
 
-CSV_HEADER = ["image", "width", "height", "ms", "error", "face", "x1", "y1", "x2", "y2", "score", "label",
-              *(f"p_{k}" for k in LABELS)]
+CSV_HEADER = [
+    "image",
+    "width",
+    "height",
+    "ms",
+    "error",
+    "face",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "label",
+    *(f"p_{k}" for k in LABELS),
+]
 
 
 DETECTORS = {"centerface": CenterFaceDetector, "ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
 SIZED_DETECTORS = ("centerface", "ultralight")  # those that take an input size (params: predict.<name>_input)
 
 
-def make_detector(name: str, score_threshold: float | None = None, model_path: Path | None = None,
-                  input_size: tuple[int, int] | None = None):
+def make_detector(
+    name: str,
+    score_threshold: float | None = None,
+    model_path: Path | None = None,
+    input_size: tuple[int, int] | None = None,
+):
     """A detector by name (see ``maskdet.predict.detectors``; the choice is measured in
     ``make bench``). ``score_threshold`` None keeps the detector's own: 0.3 for
     CenterFace, 0.7 for Ultra-Light, 0.5 for BlazeFace (MediaPipe's).
@@ -95,8 +124,10 @@ def model_folder(model: str | Path) -> Path:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
     found = sorted(local.glob("artifacts/*/metadata.json"))
     if not found:
-        raise ValueError(f"{model}: not a maskdet Predictor model (no artifacts/*/metadata.json); "
-                         "register one by running the evaluation stage")
+        raise ValueError(
+            f"{model}: not a maskdet Predictor model (no artifacts/*/metadata.json); "
+            "register one by running the evaluation stage"
+        )
     return found[0].parent
 
 
@@ -105,10 +136,17 @@ class Predictor:
     dashboard and the served model share. Loads everything once; a call builds
     no graph. The face crop is padded as the training crops were."""
 
-    def __init__(self, model: str | Path, detector: str = PredictParams().detector,
-                 score_threshold: float | None = None, min_face: int = 20, runtime: str | None = None,
-                 input_sizes: dict[str, tuple[int, int]] | None = None, detector_path: Path | None = None,
-                 closeup_retry: bool = PredictParams().closeup_retry):
+    def __init__(
+        self,
+        model: str | Path,
+        detector: str = PredictParams().detector,
+        score_threshold: float | None = None,
+        min_face: int = 20,
+        runtime: str | None = None,
+        input_sizes: dict[str, tuple[int, int]] | None = None,
+        detector_path: Path | None = None,
+        closeup_retry: bool = PredictParams().closeup_retry,
+    ):
         import json
 
         from maskdet.predict.classifier import load_classifier
@@ -133,21 +171,28 @@ class Predictor:
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 
     @classmethod
-    def from_params(cls, model: str | Path, params, detector: str | None = None,
-                    runtime: str | None = None) -> "Predictor":
+    def from_params(
+        cls, model: str | Path, params, detector: str | None = None, runtime: str | None = None
+    ) -> Predictor:
         """With the ``predict`` section of params.yaml; ``detector`` and ``runtime`` override it."""
         p = params.predict
         runtime = runtime or p.runtime
-        return cls(model, detector=detector or p.detector, score_threshold=p.score_threshold, min_face=p.min_face,
-                   runtime=None if runtime == "auto" else runtime, input_sizes=p.input_sizes(),
-                   closeup_retry=p.closeup_retry)
+        return cls(
+            model,
+            detector=detector or p.detector,
+            score_threshold=p.score_threshold,
+            min_face=p.min_face,
+            runtime=None if runtime == "auto" else runtime,
+            input_sizes=p.input_sizes(),
+            closeup_retry=p.closeup_retry,
+        )
 
     @property
     def detector_input(self) -> str:
         """The size the detector sees the image at, as WIDTHxHEIGHT."""
         return "x".join(str(v) for v in self.detector.input_size)
 
-    def with_detector(self, name: str) -> "Predictor":
+    def with_detector(self, name: str) -> Predictor:
         """The same Predictor (the same loaded classifier) with another detector."""
         import copy
 
@@ -188,17 +233,25 @@ class Predictor:
             x1, y1, x2, y2 = padded_box(box, 0.0 if crops_only else self.crop_padding, w, h)
             crops.append(rgb[y1:y2, x1:x2])
         probs = self.classify(crops)
-        return [Face(tuple(int(v) for v in box), float(score), LABELS[int(np.argmax(p))],
-                     {label: float(p[k]) for k, label in enumerate(LABELS)})
-                for box, score, p in zip(boxes, scores, probs)]
+        return [
+            Face(
+                tuple(int(v) for v in box),
+                float(score),
+                LABELS[int(np.argmax(p))],
+                {label: float(p[k]) for k, label in enumerate(LABELS)},
+            )
+            for box, score, p in zip(boxes, scores, probs)
+        ]
 
-    def predict(self, source: str | Path | bytes | np.ndarray, name: str | None = None,
-                crops_only: bool = False) -> Prediction:
+    def predict(
+        self, source: str | Path | bytes | np.ndarray, name: str | None = None, crops_only: bool = False
+    ) -> Prediction:
         """Never raises for a bad image: the reason goes into ``error``. ``source`` may
         be a path, the file's bytes, or an RGB array already decoded by ``load_rgb``."""
         started = time.perf_counter()
-        result = Prediction(image=name if name is not None else ("<array>" if isinstance(source, np.ndarray)
-                                                                  else str(source)))
+        result = Prediction(
+            image=name if name is not None else ("<array>" if isinstance(source, np.ndarray) else str(source))
+        )
         try:
             rgb = source if isinstance(source, np.ndarray) else load_rgb(source)
         except ImageError as exc:
@@ -208,5 +261,3 @@ class Predictor:
             result.faces = self.faces(rgb, crops_only)
         result.ms = (time.perf_counter() - started) * 1000
         return result
-
-

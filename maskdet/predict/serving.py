@@ -29,10 +29,14 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
 
         config = context.model_config or {}
         self.predictor = Predictor(
-            context.artifacts["model"], detector=config["detector"],
-            score_threshold=config.get("score_threshold"), min_face=int(config.get("min_face", 20)),
-            input_sizes=config.get("input_sizes"), detector_path=Path(context.artifacts["detector"]),
-            closeup_retry=bool(config.get("closeup_retry", True)))
+            context.artifacts["model"],
+            detector=config["detector"],
+            score_threshold=config.get("score_threshold"),
+            min_face=int(config.get("min_face", 20)),
+            input_sizes=config.get("input_sizes"),
+            detector_path=Path(context.artifacts["detector"]),
+            closeup_retry=bool(config.get("closeup_retry", True)),
+        )
 
     def predict(self, context, model_input, params=None):
         from maskdet.predict.predictor import Prediction
@@ -47,32 +51,11 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
             try:
                 data = base64.b64decode(str(encoded), validate=True)
             except (binascii.Error, ValueError):
-                answers.append(Prediction(image=name, error="not_base64: the 'image' field must be the "
-                                                             "base64 of an image file").to_dict())
+                answers.append(
+                    Prediction(
+                        image=name, error="not_base64: the 'image' field must be the base64 of an image file"
+                    ).to_dict()
+                )
                 continue
             answers.append(self.predictor.predict(data, name=name).to_dict())
         return answers
-
-
-def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFACT):
-    """Log the Predictor as a pyfunc model in the active run (its code, the
-    models/ folder and the detector's weights travel with it)."""
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    import maskdet
-    from maskdet.io import assets
-    from maskdet.predict.predictor import DETECTORS
-
-    detector_file = assets.extract(DETECTORS[predict_params.detector].weights)
-    example = pd.DataFrame({"image": ["<base64 of a JPEG, PNG, WebP or BMP file>"], "name": ["photo.jpg"]})
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=PredictorModel(),
-        artifacts={"model": str(model_folder), "detector": str(detector_file)},
-        code_paths=[str(Path(maskdet.__file__).parent)],
-        model_config={"detector": predict_params.detector, "score_threshold": predict_params.score_threshold,
-                      "min_face": predict_params.min_face, "closeup_retry": predict_params.closeup_retry,
-                      "input_sizes": {k: list(v) for k, v in predict_params.input_sizes().items()}},
-        # The server runs in the project's own environment (`--env-manager local`,
-        # as `make serve` does): requirements.lock pins it, so none are inferred here.
-        signature=infer_signature(example), pip_requirements=[])

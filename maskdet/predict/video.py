@@ -61,16 +61,27 @@ class VideoSummary:
 
     def to_dict(self) -> dict:
         ms = self.frame_ms or [float("nan")]
-        return {"frames": self.frames, "faces": {k: self.faces.get(k, 0) for k in LABELS},
-                "ms_p50": round(statistics.median(ms), 1),
-                "ms_p95": round(float(np.percentile(ms, 95)), 1),
-                "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
-                "saved_frames": self.saved, "output": self.output}
+        return {
+            "frames": self.frames,
+            "faces": {k: self.faces.get(k, 0) for k in LABELS},
+            "ms_p50": round(statistics.median(ms), 1),
+            "ms_p95": round(float(np.percentile(ms, 95)), 1),
+            "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
+            "saved_frames": self.saved,
+            "output": self.output,
+        }
 
 
-def run_video(predictor: Predictor, source: str, out: Path | None = None, show: bool = False,
-              save_confident: Path | None = None, min_confidence: float = 0.9, max_frames: int | None = None,
-              progress: bool = True) -> VideoSummary:
+def run_video(
+    predictor: Predictor,
+    source: str,
+    out: Path | None = None,
+    show: bool = False,
+    save_confident: Path | None = None,
+    min_confidence: float = 0.9,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> VideoSummary:
     """Annotate every frame; write them to ``out`` (mp4) and/or show them. With
     ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG."""
     from tqdm import tqdm
@@ -103,8 +114,9 @@ def run_video(predictor: Predictor, source: str, out: Path | None = None, show: 
                 if writer is None:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     tmp = out.with_name(out.stem + ".partial" + out.suffix)
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate,
-                                             (shown.shape[1], shown.shape[0]))
+                    writer = cv2.VideoWriter(
+                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (shown.shape[1], shown.shape[0])
+                    )
                     if not writer.isOpened():
                         raise VideoError(f"{out}: cannot write this video; use a .mp4 name in a writable folder")
                 writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))

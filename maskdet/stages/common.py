@@ -23,8 +23,10 @@ def notebook_params(**sections) -> Params:
 def provenance_markdown(params: Params, root: Path | None = None) -> str:
     """The line every report starts with: which commit, params and data produced it."""
     prov = provenance(params.model_dump(), root or project_root())
-    return (f"**Produced by** commit `{prov['git_commit']}`, params sha256 `{prov['params_sha256'][:16]}`, "
-            f"data sha256 `{prov['data_sha256'][:16]}` (`data/processed/manifest.csv`).")
+    return (
+        f"**Produced by** commit `{prov['git_commit']}`, params sha256 `{prov['params_sha256'][:16]}`, "
+        f"data sha256 `{prov['data_sha256'][:16]}` (`data/processed/manifest.csv`)."
+    )
 
 
 def log_figures(figures: dict, folder: Path | None = None) -> None:

@@ -22,21 +22,37 @@ def run_eda(params: Params, root: Path | None = None) -> dict:
     root = root or project_root()
     frame = read_manifest(root)
     report = json.loads((root / "reports" / "data_validation.json").read_text())
-    figures = {"class_balance": plots.class_balance(frame),
-               "class_balance_interactive": plots.class_balance_interactive(frame),
-               "sizes": plots.size_distribution(frame),
-               "samples": plots.sample_grid(frame, seed=params.data.seed)}
-    identities = frame.groupby(["split"]).agg(people=("person", "nunique"), photos=("photo", "nunique"),
-                                              groups=("group", "nunique"), crops=("path", "size"))
+    figures = {
+        "class_balance": plots.class_balance(frame),
+        "class_balance_interactive": plots.class_balance_interactive(frame),
+        "sizes": plots.size_distribution(frame),
+        "samples": plots.sample_grid(frame, seed=params.data.seed),
+    }
+    identities = frame.groupby(["split"]).agg(
+        people=("person", "nunique"), photos=("photo", "nunique"), groups=("group", "nunique"), crops=("path", "size")
+    )
     styles = pd.crosstab(frame["style"], frame["label"])
     dropped = pd.DataFrame(report["dropped"], columns=["item", "reason", "detail"])
     with stage_run("eda", params.model_dump(), root):
         log_figures(figures)
         mlflow.log_dict(report, "data_validation.json")
-        mlflow.log_metrics({"crops": len(frame), "dropped": len(dropped), "people": frame["person"].nunique(),
-                            "near_duplicate_groups": len(report["near_duplicate_groups"]),
-                            **{f"crops_{s}": int((frame["split"] == s).sum()) for s in ("train", "val", "test")}})
+        mlflow.log_metrics(
+            {
+                "crops": len(frame),
+                "dropped": len(dropped),
+                "people": frame["person"].nunique(),
+                "near_duplicate_groups": len(report["near_duplicate_groups"]),
+                **{f"crops_{s}": int((frame["split"] == s).sum()) for s in ("train", "val", "test")},
+            }
+        )
     plt.close("all")
     sheet = resolve(params.data.path, root) / "contact_sheet.png"
-    return {"frame": frame, "report": report, "figures": figures, "identities": identities, "styles": styles,
-            "dropped": dropped, "contact_sheet": sheet if sheet.is_file() else None}
+    return {
+        "frame": frame,
+        "report": report,
+        "figures": figures,
+        "identities": identities,
+        "styles": styles,
+        "dropped": dropped,
+        "contact_sheet": sheet if sheet.is_file() else None,
+    }

@@ -14,32 +14,14 @@ import pandas as pd
 from maskdet.io.atomic import write_json_atomic
 from maskdet.params import Params
 from maskdet.paths import project_root
-from maskdet.predict.serving import log_predictor
 from maskdet.stages.common import log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
 from maskdet.study.metrics import classification_metrics, reliability_bins
+from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
-
-REGISTERED_MODEL = "maskdet"
-CHAMPION = "champion"
-
-
-def _move_champion(version: str, f1: float) -> bool:
-    """Give ``version`` the champion alias when its test macro-F1 beats the current champion's."""
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(REGISTERED_MODEL, version, "test_f1_macro", f"{f1:.6f}")
-    try:
-        current = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
-        best = float(current.tags.get("test_f1_macro", "-inf"))
-    except mlflow.exceptions.MlflowException:
-        best = float("-inf")
-    if f1 > best:
-        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
-        return True
-    return False
 
 
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
@@ -60,7 +42,8 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     figures = {
         "confusion_counts": plots.confusion(y, probs.argmax(1), normalize=False),
         "confusion_normalised": plots.confusion(y, probs.argmax(1), normalize=True),
-        "roc": plots.curves(y, probs, "roc"), "pr": plots.curves(y, probs, "pr"),
+        "roc": plots.curves(y, probs, "roc"),
+        "pr": plots.curves(y, probs, "pr"),
         "reliability": plots.reliability(bins),
         "confidence": plots.confidence_histograms(y, probs),
         "history": plots.history(history),
@@ -68,8 +51,10 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     }
     if len(mistakes):
         figures["worst_mistakes"] = plots.image_grid(
-            list(mistakes["file"]), [f"true {r.label}\npred {r.predicted} {r.confidence:.0%}"
-                                     for r in mistakes.itertuples()], columns=6)
+            list(mistakes["file"]),
+            [f"true {r.label}\npred {r.predicted} {r.confidence:.0%}" for r in mistakes.itertuples()],
+            columns=6,
+        )
     serving = _serving_parity(root / "models", meta, test["file"], probs, y)
     scenes = _scene_evaluation(root, params)
     if scenes["gallery"]:
@@ -93,27 +78,46 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
         mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
         log_figures(figures, root / "reports" / "figures")
-        for name, table in {"by_style": by_style, "by_person": by_person, "by_photo": by_photo,
-                            "leave_one_style_out": loso, "scene_predictions": scenes["predictions"],
-                            "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore")}.items():
+        for name, table in {
+            "by_style": by_style,
+            "by_person": by_person,
+            "by_photo": by_photo,
+            "leave_one_style_out": loso,
+            "scene_predictions": scenes["predictions"],
+            "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore"),
+        }.items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
         # The registered model is the whole Predictor, as `mlflow models serve` runs it.
         logged = log_predictor(root / "models", params.predict)
         version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
         # links the registry entry to the models/ folder (whose metadata names its training run)
-        mlflow.MlflowClient().set_model_version_tag(REGISTERED_MODEL, version, "train_run_id",
-                                                     str(meta.get("mlflow_run_id", "")))
-        champion = _move_champion(version, metrics["f1_macro"])
+        mlflow.MlflowClient().set_model_version_tag(
+            REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", ""))
+        )
+        champion = move_champion(version, metrics["f1_macro"])
         mlflow.set_tag("champion", str(champion).lower())
         mlflow.set_tag("registered_version", version)
     for name, table in curve_tables(y, probs).items():
         write_csv(root / "reports" / "plots" / f"{name}.csv", table)
-    write_json_atomic(root / "reports" / "metrics.json",
-                      {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()})
+    write_json_atomic(
+        root / "reports" / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
+    )
     plt.close("all")
-    return {"metrics": metrics, "summary": summary, "by_style": by_style, "by_person": by_person, "by_photo": by_photo,
-            "mistakes": mistakes, "loso": loso, "figures": figures, "champion": champion, "metadata": meta,
-            "serving": serving, "scenes": scenes, "registered_version": version}
+    return {
+        "metrics": metrics,
+        "summary": summary,
+        "by_style": by_style,
+        "by_person": by_person,
+        "by_photo": by_photo,
+        "mistakes": mistakes,
+        "loso": loso,
+        "figures": figures,
+        "champion": champion,
+        "metadata": meta,
+        "serving": serving,
+        "scenes": scenes,
+        "registered_version": version,
+    }
 
 
 def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: np.ndarray) -> dict:
@@ -129,10 +133,14 @@ def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: n
             continue
         probs = predict_batched(LiteClassifier(folder / name), crops)
         check = parity(reference, probs)
-        out.update({f"serving_{kind}_max_abs_diff": check["max_abs_diff"],
-                    f"serving_{kind}_label_agreement": check["label_agreement"],
-                    f"serving_{kind}_passed": float(check["passed"]),
-                    f"serving_{kind}_test_f1_macro": classification_metrics(y, probs)["f1_macro"]})
+        out.update(
+            {
+                f"serving_{kind}_max_abs_diff": check["max_abs_diff"],
+                f"serving_{kind}_label_agreement": check["label_agreement"],
+                f"serving_{kind}_passed": float(check["passed"]),
+                f"serving_{kind}_test_f1_macro": classification_metrics(y, probs)["f1_macro"],
+            }
+        )
     return out
 
 
@@ -151,8 +159,10 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
     predictor = Predictor.from_params(root / "models", params)
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
-    detectors = {name: detection_recall(detection_table(scenes, detector))
-                 for name, detector in compared_detectors(params.predict).items()}
+    detectors = {
+        name: detection_recall(detection_table(scenes, detector))
+        for name, detector in compared_detectors(params.predict).items()
+    }
     gallery = []
     for scene, pred in list(zip(scenes, predictions))[:6]:
         shown = annotate(load_rgb(scene.image), pred.faces)
@@ -162,9 +172,11 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
 
 
 def _loso_figure(loso: pd.DataFrame):
-    names = {"f1_macro_style_seen": "style in training (same budget)",
-             "f1_macro_style_unseen": "style held out",
-             "f1_macro_style_main": "main model"}
+    names = {
+        "f1_macro_style_seen": "style in training (same budget)",
+        "f1_macro_style_unseen": "style held out",
+        "f1_macro_style_main": "main model",
+    }
     long = loso.melt(id_vars="style", value_vars=list(names), var_name="training", value_name="f1_macro")
     long["training"] = long["training"].map(names)
     import seaborn as sns

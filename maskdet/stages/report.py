@@ -14,12 +14,13 @@ from maskdet.study.tracking import stage_run
 
 def run_report(params: Params, root: Path | None = None) -> list[Path]:
     """Executed notebooks -> self-contained HTML without code (reports/html), attached to MLflow."""
-    from nbconvert import HTMLExporter
     import nbformat
+    from nbconvert import HTMLExporter
 
     root = root or project_root()
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            embed_images=True)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    )
     out = root / "reports" / "html"
     tmp = out.with_name("html.partial")
     shutil.rmtree(tmp, ignore_errors=True)

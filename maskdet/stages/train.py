@@ -23,9 +23,15 @@ from maskdet.study.train import save_model, train_classifier
 def _layer_table(model) -> pd.DataFrame:
     rows = []
     for layer in model.layers:
-        for inner in (layer.layers if hasattr(layer, "layers") and layer.name.startswith("mobilenet") else [layer]):
-            rows.append({"layer": inner.name, "type": type(inner).__name__, "params": inner.count_params(),
-                         "trainable": bool(inner.trainable and inner.trainable_weights)})
+        for inner in layer.layers if hasattr(layer, "layers") and layer.name.startswith("mobilenet") else [layer]:
+            rows.append(
+                {
+                    "layer": inner.name,
+                    "type": type(inner).__name__,
+                    "params": inner.count_params(),
+                    "trainable": bool(inner.trainable and inner.trainable_weights),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -80,8 +86,13 @@ def _log_classifier(model, size: int) -> None:
         os.makedirs(path)
         # Requirements stated, not inferred: inference reloads the model in a
         # subprocess to see what it imports (about 25 s a training).
-        mlflow.keras.save_model(model, path, signature=signature, input_example=example,
-                                pip_requirements=_installed(("keras", "numpy", "tensorflow-cpu", "tensorflow")))
+        mlflow.keras.save_model(
+            model,
+            path,
+            signature=signature,
+            input_example=example,
+            pip_requirements=_installed(("keras", "numpy", "tensorflow-cpu", "tensorflow")),
+        )
         mlflow.log_artifacts(path, "classifier")
 
 
@@ -95,9 +106,13 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         layers = _layer_table(result.model)
         mlflow.log_text(layers.to_string(index=False), "model/layers.txt")
         _log_diagram(result.model)
-        mlflow.log_metrics({"params_total": float(result.model.count_params()),
-                            "train_seconds": result.seconds,
-                            "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0])})
+        mlflow.log_metrics(
+            {
+                "params_total": float(result.model.count_params()),
+                "train_seconds": result.seconds,
+                "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0]),
+            }
+        )
         figures = {"history": plots.history(result.history)}
         log_figures(figures)
         _log_classifier(result.model, params.model.input_size)
@@ -107,8 +122,14 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         val = frame[frame["split"] == "val"]
         exports, serving = build_exports(result.model, load_crops(val["file"], params.model.input_size))
         mlflow.log_dict(serving, "model/serving.json")
-        mlflow.log_metrics({f"serving_{k}_{m}": float(v[m]) for k, v in serving["runtimes"].items()
-                            for m in ("max_abs_diff", "label_agreement", "ms_per_face") if m in v})
+        mlflow.log_metrics(
+            {
+                f"serving_{k}_{m}": float(v[m])
+                for k, v in serving["runtimes"].items()
+                for m in ("max_abs_diff", "label_agreement", "ms_per_face")
+                if m in v
+            }
+        )
         mlflow.set_tag("serving_runtime", serving["runtime"])
         save_model(result, out, params, prov, exports, {"serving": serving})
         mlflow.log_artifact(str(out / "metadata.json"), "model")

@@ -24,15 +24,17 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from maskdet import LABELS
-from maskdet.io.images import ImageError, load_rgb
 from maskdet.data.readers import ReadResult, read_folders, read_voc_scenes
+from maskdet.io.images import ImageError, load_rgb
 from maskdet.study.views import view_of
 
 NO_FACE = "no_face"
 FOLDER_VIEWS = ("crops", "framed", "closeup")
 VOC_VIEWS = ("crops", "scenes")
-TWO_CLASS_RULE = ("two classes: mask_weared_incorrect counts as 'not with_mask'; a with_mask image is right "
-                  "only when called with_mask, a without_mask image only when called without_mask")
+TWO_CLASS_RULE = (
+    "two classes: mask_weared_incorrect counts as 'not with_mask'; a with_mask image is right "
+    "only when called with_mask, a without_mask image only when called without_mask"
+)
 
 
 @dataclass
@@ -51,13 +53,14 @@ def read_labelled_set(root: Path) -> LabelledSet:
     """A folder-per-class set, or VOC scenes when ``root/annotations`` exists."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder; give a folder with one sub-folder per class "
-                                f"({', '.join(LABELS)}) or Pascal VOC images/ and annotations/")
+        raise FileNotFoundError(
+            f"{root}: not a folder; give a folder with one sub-folder per class "
+            f"({', '.join(LABELS)}) or Pascal VOC images/ and annotations/"
+        )
     kind = "voc" if (root / "annotations").is_dir() else "folders"
     read = read_voc_scenes(root) if kind == "voc" else read_folders(root)
     if not read.items:
-        raise ValueError(f"{root}: no labelled images found (unreadable or empty class folders); "
-                         "nothing to evaluate")
+        raise ValueError(f"{root}: no labelled images found (unreadable or empty class folders); nothing to evaluate")
     present = {item.label for item in read.items}
     return LabelledSet(root, kind, read, [label for label in LABELS if label in present])
 
@@ -68,10 +71,17 @@ def _largest(faces):
 
 def _row(item, view: str, face, n_faces: int, error: str | None = None) -> dict:
     probs = face.probs if face else {}
-    return {"image": item.name, "label": item.label, "view": view, "faces": n_faces, "found": face is not None,
-            "predicted": face.label if face else NO_FACE, "error": error,
-            "confidence": probs.get(face.label, np.nan) if face else np.nan,
-            **{f"p_{k}": probs.get(k, np.nan) for k in LABELS}}
+    return {
+        "image": item.name,
+        "label": item.label,
+        "view": view,
+        "faces": n_faces,
+        "found": face is not None,
+        "predicted": face.label if face else NO_FACE,
+        "error": error,
+        "confidence": probs.get(face.label, np.nan) if face else np.nan,
+        **{f"p_{k}": probs.get(k, np.nan) for k in LABELS},
+    }
 
 
 def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress: bool = False) -> pd.DataFrame:
@@ -84,8 +94,9 @@ def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress:
     allowed = VOC_VIEWS if data.kind == "voc" else FOLDER_VIEWS
     wrong = [v for v in views if v not in allowed]
     if wrong:
-        raise ValueError(f"view {', '.join(wrong)} does not apply to a {data.kind} set; "
-                         f"choose from {', '.join(allowed)}")
+        raise ValueError(
+            f"view {', '.join(wrong)} does not apply to a {data.kind} set; choose from {', '.join(allowed)}"
+        )
     rows, cache = [], {}
     for item in tqdm(data.read.items, desc="evaluating", unit="face", disable=not progress):
         try:
@@ -114,19 +125,28 @@ def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress:
 def summarise(rows: pd.DataFrame, data: LabelledSet) -> dict:
     """Scores per view: accuracy and macro-F1 over the classes present, found,
     and each class's share called right (the two-class rule where it applies)."""
-    out = {"data": str(data.root), "kind": data.kind, "classes": data.labels,
-           "images": int(len({r.name for r in data.read.items})), "faces": len(data.read.items),
-           "problems": len(data.read.problems)}
+    out = {
+        "data": str(data.root),
+        "kind": data.kind,
+        "classes": data.labels,
+        "images": int(len({r.name for r in data.read.items})),
+        "faces": len(data.read.items),
+        "problems": len(data.read.problems),
+    }
     if data.two_class:
         out["rule"] = TWO_CLASS_RULE
     for view, part in rows.groupby("view", sort=False):
         right = part["predicted"] == part["label"]
-        scores = {"n": int(len(part)), "accuracy": float(right.mean()),
-                  # macro-F1 over the classes that are there: a class absent from
-                  # the truth would add a 0 that says nothing about the model.
-                  "f1_macro": float(f1_score(part["label"], part["predicted"], labels=data.labels,
-                                             average="macro", zero_division=0)),
-                  "errors": int(part["error"].notna().sum())}
+        scores = {
+            "n": int(len(part)),
+            "accuracy": float(right.mean()),
+            # macro-F1 over the classes that are there: a class absent from
+            # the truth would add a 0 that says nothing about the model.
+            "f1_macro": float(
+                f1_score(part["label"], part["predicted"], labels=data.labels, average="macro", zero_division=0)
+            ),
+            "errors": int(part["error"].notna().sum()),
+        }
         if view != "crops":
             scores["found"] = float(part["found"].mean())
         for label in data.labels:
@@ -142,8 +162,11 @@ def confusion_table(rows: pd.DataFrame, view: str, labels: list[str]) -> pd.Data
     """Counts: true class (rows) by answer (columns), "no_face" included."""
     part = rows[rows["view"] == view]
     answers = [*LABELS, NO_FACE] if view != "crops" else list(LABELS)
-    return pd.crosstab(pd.Categorical(part["label"], categories=labels),
-                       pd.Categorical(part["predicted"], categories=answers), dropna=False)
+    return pd.crosstab(
+        pd.Categorical(part["label"], categories=labels),
+        pd.Categorical(part["predicted"], categories=answers),
+        dropna=False,
+    )
 
 
 def worst_mistakes(rows: pd.DataFrame, view: str, count: int) -> pd.DataFrame:
@@ -186,20 +209,26 @@ def write_outputs(out: Path, rows: pd.DataFrame, summary: dict, data: LabelledSe
     items = {item.name: item for item in data.read.items}
     for view in rows["view"].unique():
         scores = summary[view]
-        title = (f"{data.root.name}, {view} view: {scores['n']} faces, accuracy {scores['accuracy']:.3f}, "
-                 f"macro-F1 {scores['f1_macro']:.3f}")
+        title = (
+            f"{data.root.name}, {view} view: {scores['n']} faces, accuracy {scores['accuracy']:.3f}, "
+            f"macro-F1 {scores['f1_macro']:.3f}"
+        )
         fig = confusion_counts(confusion_table(rows, view, data.labels), title)
-        put(f"confusion_{view}.png", lambda p: fig.savefig(p, dpi=110))
+        put(f"confusion_{view}.png", lambda p, fig=fig: fig.savefig(p, dpi=110))
         plt.close(fig)
         worst = worst_mistakes(rows, view, mistakes)
         if len(worst):
-            images = [view_of(load_rgb(items[name].path), "framed" if view == "framed" else "closeup")
-                      for name in worst["image"]]
-            titles = [f"{Path(r.image).name}\ntrue {r.label}\n"
-                      + (f"{r.predicted} {r.confidence:.0%}" if r.found else "no face found")
-                      for r in worst.itertuples()]
+            images = [
+                view_of(load_rgb(items[name].path), "framed" if view == "framed" else "closeup")
+                for name in worst["image"]
+            ]
+            titles = [
+                f"{Path(r.image).name}\ntrue {r.label}\n"
+                + (f"{r.predicted} {r.confidence:.0%}" if r.found else "no face found")
+                for r in worst.itertuples()
+            ]
             grid = image_grid(images, titles, columns=6, size=2.0)
-            put(f"mistakes_{view}.png", lambda p: grid.savefig(p, dpi=90))
+            put(f"mistakes_{view}.png", lambda p, grid=grid: grid.savefig(p, dpi=90))
             plt.close(grid)
     return written
 
@@ -212,14 +241,26 @@ def log_run(summary: dict, files: list[Path], model: str, predictor) -> str:
     from maskdet.study.tracking import configure
 
     configure("maskdet-crosseval")
-    tags = {"model": str(model), "data": summary["data"], "detector": predictor.detector_name,
-            "detector_input": predictor.detector_input, "runtime": predictor.runtime,
-            "model_run_id": str(predictor.metadata.get("mlflow_run_id", ""))}
+    tags = {
+        "model": str(model),
+        "data": summary["data"],
+        "detector": predictor.detector_name,
+        "detector_input": predictor.detector_input,
+        "runtime": predictor.runtime,
+        "model_run_id": str(predictor.metadata.get("mlflow_run_id", "")),
+    }
     if str(model).startswith("models:/"):
         tags["model_version"] = _model_version(str(model))
     with mlflow.start_run(run_name=f"{Path(summary['data']).name} <- {Path(str(model)).name}", tags=tags) as run:
-        mlflow.log_metrics({f"{view}_{k}": float(v) for view, scores in summary.items() if isinstance(scores, dict)
-                            for k, v in scores.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        mlflow.log_metrics(
+            {
+                f"{view}_{k}": float(v)
+                for view, scores in summary.items()
+                if isinstance(scores, dict)
+                for k, v in scores.items()
+                if isinstance(v, (int, float)) and np.isfinite(v)
+            }
+        )
         for path in files:
             mlflow.log_artifact(str(path))
         return run.info.run_id
@@ -229,7 +270,7 @@ def _model_version(uri: str) -> str:
     """The version number behind models:/NAME@ALIAS or models:/NAME/VERSION."""
     from mlflow import MlflowClient
 
-    name, _, rest = uri[len("models:/"):].partition("@")
+    name, _, rest = uri[len("models:/") :].partition("@")
     if rest:
         return str(MlflowClient().get_model_version_by_alias(name, rest).version)
     return uri.rstrip("/").rsplit("/", 1)[-1]

@@ -67,8 +67,7 @@ def web_photo_look(image, cfg, seed):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0,
-                  look=None):
+def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0, look=None):
     """Decoded, resized, cached, batched and prefetched images (raw RGB in [0, 255]).
     ``look`` (an ``AugmentParams``) adds the web-photo look after the cache, a new draw each epoch."""
     import tensorflow as tf
@@ -84,9 +83,12 @@ def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = Fal
     if look is not None and any((look.colour_cast, look.grayscale, look.blur, look.jpeg)):
         # A seed per position from a seeded stream: with the shuffle each crop draws anew every epoch,
         # and a run repeats exactly.
-        draws = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s % (2 ** 31), tf.int32))
-        ds = tf.data.Dataset.zip((ds, draws)).map(lambda item, s: (web_photo_look(item[0], look, s), item[1]),
-                                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        draws = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s % (2**31), tf.int32))
+        ds = tf.data.Dataset.zip((ds, draws)).map(
+            lambda item, s: (web_photo_look(item[0], look, s), item[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -23,7 +23,6 @@ PARITY_MAX_ABS = 0.02
 PARITY_MIN_AGREEMENT = 0.99
 
 
-
 def inference_function(model):
     """The model's inference graph (augmentation off), traced once for every
     export: converting from the Keras model re-traces and re-saves it for each
@@ -31,10 +30,11 @@ def inference_function(model):
     import tensorflow as tf
 
     size = int(model.input_shape[1])
-    call = tf.function(lambda images: model(images, training=False),
-                       input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
+    call = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")],
+    )
     return call.get_concrete_function()
-
 
 
 def export_tflite(model, kind: str, function=None) -> bytes:
@@ -53,16 +53,18 @@ def export_tflite(model, kind: str, function=None) -> bytes:
     return converter.convert()
 
 
-
 def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:
     """How far ``candidate`` probabilities are from ``reference`` ones, and whether that is within tolerance."""
     diff = np.abs(np.asarray(reference) - np.asarray(candidate))
     agreement = float(np.mean(reference.argmax(1) == candidate.argmax(1))) if len(reference) else 1.0
     max_abs = float(diff.max()) if diff.size else 0.0
-    return {"max_abs_diff": max_abs, "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-            "label_agreement": agreement, "crops": int(len(reference)),
-            "passed": bool(max_abs <= PARITY_MAX_ABS and agreement >= PARITY_MIN_AGREEMENT)}
-
+    return {
+        "max_abs_diff": max_abs,
+        "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+        "label_agreement": agreement,
+        "crops": int(len(reference)),
+        "passed": bool(max_abs <= PARITY_MAX_ABS and agreement >= PARITY_MIN_AGREEMENT),
+    }
 
 
 def single_face_ms(classifier, crop: np.ndarray, repeats: int = 30) -> float:
@@ -76,7 +78,6 @@ def single_face_ms(classifier, crop: np.ndarray, repeats: int = 30) -> float:
     return statistics.median(times)
 
 
-
 def build_exports(model, crops: np.ndarray) -> tuple[dict[str, bytes], dict]:
     """Export every TFLite kind, check each against the Keras model on ``crops``
     (float32, model-sized), time it, and pick the fastest that passes parity
@@ -88,11 +89,16 @@ def build_exports(model, crops: np.ndarray) -> tuple[dict[str, bytes], dict]:
     for kind, name in TFLITE_FILES.items():
         files[name] = export_tflite(model, kind, function)
         lite = LiteClassifier(files[name])
-        report[kind] = {**parity(reference, predict_batched(lite, crops)), "bytes": len(files[name]),
-                        "ms_per_face": single_face_ms(lite, crops[0])}
+        report[kind] = {
+            **parity(reference, predict_batched(lite, crops)),
+            "bytes": len(files[name]),
+            "ms_per_face": single_face_ms(lite, crops[0]),
+        }
     passing = [k for k in TFLITE_FILES if report[k]["passed"]]
     runtime = min(passing, key=lambda k: report[k]["ms_per_face"]) if passing else "keras"
-    return files, {"runtime": runtime, "tolerance": {"max_abs_diff": PARITY_MAX_ABS,
-                                                     "min_label_agreement": PARITY_MIN_AGREEMENT},
-                   "checked_on": "validation split", "runtimes": report}
-
+    return files, {
+        "runtime": runtime,
+        "tolerance": {"max_abs_diff": PARITY_MAX_ABS, "min_label_agreement": PARITY_MIN_AGREEMENT},
+        "checked_on": "validation split",
+        "runtimes": report,
+    }

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
+from maskdet.params import Params
 from maskdet.study.datasets import image_dataset
 from maskdet.study.metrics import classification_metrics
-from maskdet.params import Params
 
 MASKED = ("with_mask", "mask_weared_incorrect")
 
@@ -35,7 +35,9 @@ def breakdown(frame: pd.DataFrame, probs: np.ndarray, by: str) -> pd.DataFrame:
 def worst_mistakes(frame: pd.DataFrame, probs: np.ndarray, k: int) -> pd.DataFrame:
     """The ``k`` wrong predictions made with the highest confidence."""
     pred = probs.argmax(axis=1)
-    wrong = frame.assign(predicted=[LABELS[i] for i in pred], confidence=probs.max(axis=1))[pred != frame["y"].to_numpy()]
+    wrong = frame.assign(predicted=[LABELS[i] for i in pred], confidence=probs.max(axis=1))[
+        pred != frame["y"].to_numpy()
+    ]
     return wrong.sort_values("confidence", ascending=False).head(k)
 
 
@@ -61,9 +63,12 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     from maskdet.study.train import train_classifier
 
     size = params.evaluate.loso_input_size
-    cfg = params.model_copy(update={
-        "model": params.model.model_copy(update={"input_size": size}),
-        "train": params.train.model_copy(update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0})})
+    cfg = params.model_copy(
+        update={
+            "model": params.model.model_copy(update={"input_size": size}),
+            "train": params.train.model_copy(update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0}),
+        }
+    )
     styles = styles_to_hold_out(frame)
     if not styles:
         return pd.DataFrame()
@@ -71,16 +76,23 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     control = train_classifier(train_all, val_all, cfg).model
     rows = []
     for style in styles:
-        held_out = train_classifier(style_subset(train_all, style, keep=False),
-                                    style_subset(val_all, style, keep=False), cfg).model
+        held_out = train_classifier(
+            style_subset(train_all, style, keep=False), style_subset(val_all, style, keep=False), cfg
+        ).model
         test = style_subset(frame[frame["split"] == "test"], style, keep=True)
         y = test["y"].to_numpy()
-        scores = {name: classification_metrics(y, predict_probs(model, test["file"], s))
-                  for name, model, s in (("unseen", held_out, size), ("seen", control, size),
-                                         ("main", main_model, main_size))}
-        rows.append({"style": style, "test_crops": len(test),
-                     **{f"f1_macro_style_{k}": v["f1_macro"] for k, v in scores.items()},
-                     **{f"accuracy_style_{k}": v["accuracy"] for k, v in scores.items()}})
+        scores = {
+            name: classification_metrics(y, predict_probs(model, test["file"], s))
+            for name, model, s in (("unseen", held_out, size), ("seen", control, size), ("main", main_model, main_size))
+        }
+        rows.append(
+            {
+                "style": style,
+                "test_crops": len(test),
+                **{f"f1_macro_style_{k}": v["f1_macro"] for k, v in scores.items()},
+                **{f"accuracy_style_{k}": v["accuracy"] for k, v in scores.items()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -97,6 +109,7 @@ def curve_tables(y_true: np.ndarray, probs: np.ndarray) -> dict[str, pd.DataFram
         precision, recall, _ = skm.precision_recall_curve(positive, probs[:, k])
         tables[f"roc/{label}"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
         tables[f"pr/{label}"] = pd.DataFrame({"recall": recall, "precision": precision})
-    tables["confusion"] = pd.DataFrame({"actual": [LABELS[i] for i in y_true],
-                                        "predicted": [LABELS[i] for i in probs.argmax(axis=1)]})
+    tables["confusion"] = pd.DataFrame(
+        {"actual": [LABELS[i] for i in y_true], "predicted": [LABELS[i] for i in probs.argmax(axis=1)]}
+    )
     return tables

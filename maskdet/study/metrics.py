@@ -29,17 +29,28 @@ def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> l
     out = []
     for b in range(bins):
         mask = index == b
-        out.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": int(mask.sum()),
-                    "confidence": float(conf[mask].mean()) if mask.any() else float("nan"),
-                    "accuracy": float(correct[mask].mean()) if mask.any() else float("nan")})
+        out.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "count": int(mask.sum()),
+                "confidence": float(conf[mask].mean()) if mask.any() else float("nan"),
+                "accuracy": float(correct[mask].mean()) if mask.any() else float("nan"),
+            }
+        )
     return out
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
     """Sum over bins of |accuracy - confidence| weighted by the bin's share of items."""
     n = len(y_true)
-    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"])
-                     for b in reliability_bins(y_true, probs, bins) if b["count"]))
+    return float(
+        sum(
+            b["count"] / n * abs(b["accuracy"] - b["confidence"])
+            for b in reliability_bins(y_true, probs, bins)
+            if b["count"]
+        )
+    )
 
 
 def _per_class_auc(y_true, probs, k, curve):
@@ -80,8 +91,16 @@ def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict
     roc = [_per_class_auc(y_true, probs, k, "roc") for k in ks]
     pr = [_per_class_auc(y_true, probs, k, "pr") for k in ks]
     for k, name in enumerate(labels):
-        out.update({f"precision_{name}": p[k], f"recall_{name}": r[k], f"f1_{name}": f[k],
-                    f"support_{name}": s[k], f"roc_auc_{name}": roc[k], f"pr_auc_{name}": pr[k]})
+        out.update(
+            {
+                f"precision_{name}": p[k],
+                f"recall_{name}": r[k],
+                f"f1_{name}": f[k],
+                f"support_{name}": s[k],
+                f"roc_auc_{name}": roc[k],
+                f"pr_auc_{name}": pr[k],
+            }
+        )
     out["roc_auc_ovr_macro"] = float(np.mean(roc)) if not np.isnan(roc).any() else float("nan")
     out["pr_auc_macro"] = float(np.mean(pr)) if not np.isnan(pr).any() else float("nan")
     return {k: float(v) for k, v in out.items()}

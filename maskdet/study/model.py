@@ -37,8 +37,10 @@ def load_imagenet_base_weights(base, h5_path: Path | None = None) -> int:
             arrays = [np.asarray(group[name]) for name in group.attrs["weight_names"]]
             expected = [tuple(w.shape) for w in layer.weights]
             if [a.shape for a in arrays] != expected:
-                raise ValueError(f"{path}: layer {layer.name!r} holds shapes {[a.shape for a in arrays]}, "
-                                 f"the model expects {expected}")
+                raise ValueError(
+                    f"{path}: layer {layer.name!r} holds shapes {[a.shape for a in arrays]}, "
+                    f"the model expects {expected}"
+                )
             layer.set_weights(arrays)
             copied += 1
     return copied
@@ -55,8 +57,9 @@ def _augmentation(cfg, seed: int):
     if cfg.zoom_in > 0 or cfg.zoom_out > 0:  # Keras: negative zooms in
         layers.append(keras.layers.RandomZoom((-cfg.zoom_in, cfg.zoom_out), fill_mode="reflect", seed=seed + 2))
     if cfg.translation > 0:
-        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect",
-                                                     seed=seed + 5))
+        layers.append(
+            keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect", seed=seed + 5)
+        )
     if cfg.brightness > 0:
         layers.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 3))
     if cfg.contrast > 0:
@@ -73,8 +76,7 @@ def build_model(model_cfg, augment_cfg, num_classes: int, seed: int = 0):
     inputs = keras.Input((size, size, 3), name="image")
     x = _augmentation(augment_cfg, seed)(inputs)
     if model_cfg.backbone == "mobilenetv2":
-        base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=None,
-                                              alpha=1.0)
+        base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=None, alpha=1.0)
         load_imagenet_base_weights(base)
         base.trainable = False
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)  # MobileNetV2's [-1, 1]

@@ -17,8 +17,15 @@ SPLIT_ORDER = ["train", "val", "test"]
 
 def class_balance(frame: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.countplot(data=frame, x="split", hue="label", order=[s for s in SPLIT_ORDER if s in set(frame["split"])],
-                  hue_order=list(LABELS), palette=PALETTE, ax=ax)
+    sns.countplot(
+        data=frame,
+        x="split",
+        hue="label",
+        order=[s for s in SPLIT_ORDER if s in set(frame["split"])],
+        hue_order=list(LABELS),
+        palette=PALETTE,
+        ax=ax,
+    )
     for container in ax.containers:
         ax.bar_label(container, fontsize=8)
     ax.set_title("Crops per class and split")
@@ -30,9 +37,17 @@ def class_balance_interactive(frame: pd.DataFrame):
     import plotly.express as px
 
     counts = frame.groupby(["split", "label"]).size().reset_index(name="crops")
-    return px.bar(counts, x="split", y="crops", color="label", barmode="group", color_discrete_map=PALETTE,
-                  category_orders={"split": SPLIT_ORDER, "label": list(LABELS)}, text="crops",
-                  title="Crops per class and split")
+    return px.bar(
+        counts,
+        x="split",
+        y="crops",
+        color="label",
+        barmode="group",
+        color_discrete_map=PALETTE,
+        category_orders={"split": SPLIT_ORDER, "label": list(LABELS)},
+        text="crops",
+        title="Crops per class and split",
+    )
 
 
 def size_distribution(frame: pd.DataFrame):
@@ -60,8 +75,10 @@ def image_grid(files: list, titles: list[str], columns: int = 6, size: float = 1
 
 
 def sample_grid(frame: pd.DataFrame, per_class: int = 6, seed: int = 0):
-    picks = [frame[frame["label"] == label].sample(min(per_class, (frame["label"] == label).sum()),
-                                                  random_state=seed) for label in LABELS]
+    picks = [
+        frame[frame["label"] == label].sample(min(per_class, (frame["label"] == label).sum()), random_state=seed)
+        for label in LABELS
+    ]
     chosen = pd.concat(picks)
     titles = [f"{r.label}\n{r.style}" for r in chosen.itertuples()]
     return image_grid(list(chosen["file"]), titles, columns=per_class)
@@ -70,8 +87,16 @@ def sample_grid(frame: pd.DataFrame, per_class: int = 6, seed: int = 0):
 def confusion(y_true, y_pred, normalize: bool):
     cm = skm.confusion_matrix(y_true, y_pred, labels=range(len(LABELS)), normalize="true" if normalize else None)
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    sns.heatmap(cm, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False,
-                xticklabels=LABELS, yticklabels=LABELS, ax=ax)
+    sns.heatmap(
+        cm,
+        annot=True,
+        fmt=".2f" if normalize else "d",
+        cmap="Blues",
+        cbar=False,
+        xticklabels=LABELS,
+        yticklabels=LABELS,
+        ax=ax,
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.tick_params(axis="x", labelrotation=20)
@@ -108,23 +133,49 @@ def reliability(bins: list[dict]):
     frame = pd.DataFrame(bins).dropna()
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     centres = (frame["lower"] + frame["upper"]) / 2
-    ax.bar(centres, frame["accuracy"], width=frame["upper"] - frame["lower"], edgecolor="black", alpha=0.7,
-           label="accuracy")
+    ax.bar(
+        centres,
+        frame["accuracy"],
+        width=frame["upper"] - frame["lower"],
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
+    )
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     ax.plot(frame["confidence"], frame["accuracy"], "o-", color="black", ms=3, label="confidence vs accuracy")
-    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", title="Reliability diagram", xlim=(0, 1),
-           ylim=(0, 1.02))
+    ax.set(
+        xlabel="confidence (top probability)",
+        ylabel="accuracy",
+        title="Reliability diagram",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
 
 def confidence_histograms(y_true, probs):
-    frame = pd.DataFrame({"true": [LABELS[k] for k in y_true], "confidence": probs.max(axis=1),
-                          "correct": probs.argmax(axis=1) == np.asarray(y_true)})
-    grid = sns.displot(data=frame, x="confidence", hue="correct", col="true", col_order=list(LABELS),
-                       bins=20, binrange=(0, 1), height=3, aspect=1.1, multiple="stack",
-                       palette={True: "#2e8b57", False: "#c0392b"})
+    frame = pd.DataFrame(
+        {
+            "true": [LABELS[k] for k in y_true],
+            "confidence": probs.max(axis=1),
+            "correct": probs.argmax(axis=1) == np.asarray(y_true),
+        }
+    )
+    grid = sns.displot(
+        data=frame,
+        x="confidence",
+        hue="correct",
+        col="true",
+        col_order=list(LABELS),
+        bins=20,
+        binrange=(0, 1),
+        height=3,
+        aspect=1.1,
+        multiple="stack",
+        palette={True: "#2e8b57", False: "#c0392b"},
+    )
     grid.figure.suptitle("Confidence by true class", y=1.04)
     return grid.figure
 
@@ -137,8 +188,7 @@ def history(frame: pd.DataFrame):
         if (frame["phase"] == "fine_tune").any():
             ax.axvline(frame.loc[frame["phase"] == "fine_tune", "epoch"].min() - 0.5, ls=":", color="grey")
         best = frame[frame["best"]]
-        ax.scatter(best["epoch"], best[f"val_{metric}"], s=120, facecolors="none", edgecolors="red",
-                   label="best epoch")
+        ax.scatter(best["epoch"], best[f"val_{metric}"], s=120, facecolors="none", edgecolors="red", label="best epoch")
         ax.set(xlabel="epoch", title=metric)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -157,11 +207,22 @@ def metric_bars(table: pd.DataFrame, by: str, metric: str = "f1_macro", title: s
 def confusion_counts(table: pd.DataFrame, title: str):
     """A confusion table (true class by answer, counts) as a heatmap with each row's share."""
     shares = table.div(table.sum(axis=1).replace(0, 1), axis=0)
-    notes = np.array([[f"{n}\n{s:.0%}" for n, s in zip(row_n, row_s)]
-                      for row_n, row_s in zip(table.to_numpy(), shares.to_numpy())])
+    notes = np.array(
+        [[f"{n}\n{s:.0%}" for n, s in zip(row_n, row_s)] for row_n, row_s in zip(table.to_numpy(), shares.to_numpy())]
+    )
     fig, ax = plt.subplots(figsize=(1.5 + 1.3 * table.shape[1], 1.2 + 0.9 * table.shape[0]))
-    sns.heatmap(shares, annot=notes, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
-                xticklabels=[str(c) for c in table.columns], yticklabels=[str(i) for i in table.index])
+    sns.heatmap(
+        shares,
+        annot=notes,
+        fmt="",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        cbar=False,
+        ax=ax,
+        xticklabels=[str(c) for c in table.columns],
+        yticklabels=[str(i) for i in table.index],
+    )
     ax.set_xlabel("answer")
     ax.set_ylabel("true class")
     ax.tick_params(axis="x", labelrotation=20)

@@ -94,8 +94,10 @@ def detection_table(scenes: list[Scene], detector) -> pd.DataFrame:
     for scene in scenes:
         found = detector(load_rgb(scene.image))
         _, taken = match(scene.objects, [d.box for d in found], [d.score for d in found])
-        rows += [{"scene": scene.image.name, "label": t.label, "difficult": t.difficult, "found": hit}
-                 for t, hit in zip(scene.objects, taken)]
+        rows += [
+            {"scene": scene.image.name, "label": t.label, "difficult": t.difficult, "found": hit}
+            for t, hit in zip(scene.objects, taken)
+        ]
     return pd.DataFrame(rows, columns=["scene", "label", "difficult", "found"])
 
 
@@ -104,9 +106,13 @@ def detection_recall(table: pd.DataFrame) -> dict[str, float]:
     t = table[~table["difficult"]]
     masked = t["label"].isin(MASKED)
     mean = lambda s: float(s.mean()) if len(s) else float("nan")  # noqa: E731
-    return {"recall": mean(t["found"]), "recall_masked": mean(t.loc[masked, "found"]),
-            "recall_unmasked": mean(t.loc[~masked, "found"]), "faces": int(len(t)),
-            "masked_faces": int(masked.sum())}
+    return {
+        "recall": mean(t["found"]),
+        "recall_masked": mean(t.loc[masked, "found"]),
+        "recall_unmasked": mean(t.loc[~masked, "found"]),
+        "faces": int(len(t)),
+        "masked_faces": int(masked.sum()),
+    }
 
 
 def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, float], pd.DataFrame]:
@@ -117,15 +123,20 @@ def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, flo
     for scene, pred in zip(scenes, predictions):
         boxes, scores = [f.box for f in pred.faces], [f.score for f in pred.faces]
         matched, taken = match(scene.objects, boxes, scores)
-        faces += [{"label": t.label, "difficult": t.difficult, "found": hit}
-                  for t, hit in zip(scene.objects, taken)]
+        faces += [{"label": t.label, "difficult": t.difficult, "found": hit} for t, hit in zip(scene.objects, taken)]
         for face, j in zip(pred.faces, matched):
             truth = scene.objects[j] if j is not None else None
             if truth is not None and truth.difficult:
                 continue  # found a face nobody has to find: neither right nor wrong
-            rows.append({"scene": scene.image.name, "label": face.label, "score": face.score,
-                         "confidence": face.score * face.probs[face.label],
-                         "true_label": truth.label if truth else None})
+            rows.append(
+                {
+                    "scene": scene.image.name,
+                    "label": face.label,
+                    "score": face.score,
+                    "confidence": face.score * face.probs[face.label],
+                    "true_label": truth.label if truth else None,
+                }
+            )
     preds = pd.DataFrame(rows, columns=["scene", "label", "score", "confidence", "true_label"])
     faces = pd.DataFrame(faces, columns=["label", "difficult", "found"])
     out = detection_recall(faces)
@@ -151,4 +162,3 @@ def compared_detectors(predict_params) -> dict:
     if sizes["ultralight"] != UltraLightDetector.native_size:
         found["ultralight_640x480"] = make_detector("ultralight")
     return found
-

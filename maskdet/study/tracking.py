@@ -19,8 +19,11 @@ def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
 
     mlflow.set_tracking_uri(tracking_uri(root))
     found = mlflow.get_experiment_by_name(experiment)
-    experiment_id = (found.experiment_id if found is not None
-                     else mlflow.create_experiment(experiment, artifact_location=artifact_location(root)))
+    experiment_id = (
+        found.experiment_id
+        if found is not None
+        else mlflow.create_experiment(experiment, artifact_location=artifact_location(root))
+    )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -49,8 +52,13 @@ def git_commit(root: Path | None = None) -> str:
     root = root or project_root()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
@@ -81,8 +89,12 @@ def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
     import json
 
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-    return {"git_commit": git_commit(root), "params_sha256": digest, "data_sha256": data_hash(root),
-            "dvc_data_md5": dvc_data_md5(root)}
+    return {
+        "git_commit": git_commit(root),
+        "params_sha256": digest,
+        "data_sha256": data_hash(root),
+        "dvc_data_md5": dvc_data_md5(root),
+    }
 
 
 def start_stage_run(stage: str, params: dict, root: Path | None = None):
@@ -97,16 +109,19 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None):
 
     configure(root=root)
     prov = provenance(params, root)
-    key = os.environ.get("DVC_EXP_NAME") or f"{prov['git_commit'][:12]}-{prov['params_sha256'][:8]}-{prov['data_sha256'][:8]}"
-    found = mlflow.search_runs(filter_string=f"tags.`maskdet.pipeline` = '{key}'", max_results=1,
-                               output_format="list")
+    key = (
+        os.environ.get("DVC_EXP_NAME")
+        or f"{prov['git_commit'][:12]}-{prov['params_sha256'][:8]}-{prov['data_sha256'][:8]}"
+    )
+    found = mlflow.search_runs(filter_string=f"tags.`maskdet.pipeline` = '{key}'", max_results=1, output_format="list")
     if found:
         mlflow.start_run(run_id=found[0].info.run_id)
     else:
         mlflow.start_run(run_name=run_name(f"pipeline-{key}"), tags={"maskdet.pipeline": key, **prov})
         mlflow.log_params(flatten(params))
-    child = mlflow.start_run(run_name=stage, nested=True,
-                             tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, **prov})
+    child = mlflow.start_run(
+        run_name=stage, nested=True, tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, **prov}
+    )
     mlflow.log_params(flatten(params))
     return child
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
+from maskdet.params import Params
 from maskdet.study.datasets import class_weights, image_dataset
 from maskdet.study.model import build_model, set_trainable_top
-from maskdet.params import Params
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -50,9 +50,13 @@ def _epoch_logger():
 
         def on_epoch_end(self, epoch, logs=None):
             lr = self.model.optimizer.learning_rate
-            row = {"epoch": len(self.rows) + 1, "phase": self.phase, **{k: float(v) for k, v in (logs or {}).items()},
-                   "learning_rate": float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr)),
-                   "epoch_seconds": time.perf_counter() - self._start}
+            row = {
+                "epoch": len(self.rows) + 1,
+                "phase": self.phase,
+                **{k: float(v) for k, v in (logs or {}).items()},
+                "learning_rate": float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr)),
+                "epoch_seconds": time.perf_counter() - self._start,
+            }
             self.rows.append(row)
             import mlflow
 
@@ -68,8 +72,7 @@ def _compile(model, learning_rate: float, schedule: str, steps: int):
     lr = learning_rate
     if schedule == "cosine" and steps > 0:
         lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 @dataclass
@@ -80,15 +83,17 @@ class TrainResult:
     seconds: float
 
 
-def train_classifier(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: Params,
-                     verbose: int = 0) -> TrainResult:
+def train_classifier(
+    train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: Params, verbose: int = 0
+) -> TrainResult:
     """Train on ``train_frame``, select the best epoch on ``val_frame`` (by val loss)."""
     import keras
 
     cfg, size = params.train, params.model.input_size
     set_determinism(cfg.seed)
-    train_ds = image_dataset(train_frame["file"], train_frame["y"], size, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             look=cfg.augment)
+    train_ds = image_dataset(
+        train_frame["file"], train_frame["y"], size, cfg.batch_size, shuffle=True, seed=cfg.seed, look=cfg.augment
+    )
     val_ds = image_dataset(val_frame["file"], val_frame["y"], size, cfg.batch_size)
     weights = class_weights(train_frame["y"].to_numpy()) if cfg.class_weights else None
     model = build_model(params.model, cfg.augment, len(LABELS), seed=cfg.seed)
@@ -97,21 +102,35 @@ def train_classifier(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params:
     with tempfile.TemporaryDirectory() as tmp:
         best = Path(tmp) / "best.weights.h5"
         # One checkpoint across both phases: it keeps the best val loss seen anywhere.
-        checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
-                                                     save_weights_only=True)
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            best, monitor="val_loss", save_best_only=True, save_weights_only=True
+        )
         callbacks = [logger, checkpoint]
         if cfg.early_stopping_patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
         steps = int(np.ceil(len(train_frame) / cfg.batch_size))
         _compile(model, cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, class_weight=weights,
-                  callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.epochs,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         if cfg.fine_tune_epochs > 0 and set_trainable_top(model, cfg.fine_tune_layers):
             logger.phase = "fine_tune"
             done = len(logger.rows)
             _compile(model, cfg.fine_tune_learning_rate, cfg.lr_schedule, steps * cfg.fine_tune_epochs)
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + cfg.fine_tune_epochs,
-                      class_weight=weights, callbacks=callbacks, verbose=verbose)
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=done,
+                epochs=done + cfg.fine_tune_epochs,
+                class_weight=weights,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
         if best.exists():
             model.load_weights(best)
     history = pd.DataFrame(logger.rows)
@@ -119,8 +138,14 @@ def train_classifier(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params:
     return TrainResult(model, history, weights or {}, time.perf_counter() - started)
 
 
-def save_model(result: TrainResult, out: Path, params: Params, provenance: dict,
-               extra_files: dict[str, bytes] | None = None, extra_metadata: dict | None = None) -> Path:
+def save_model(
+    result: TrainResult,
+    out: Path,
+    params: Params,
+    provenance: dict,
+    extra_files: dict[str, bytes] | None = None,
+    extra_metadata: dict | None = None,
+) -> Path:
     """Write ``out`` whole (model.keras, metadata.json, history.csv, and
     ``extra_files`` such as TFLite exports), never half."""
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ def framed(rgb: np.ndarray, side: int = FRAMED_SIDE, frame: tuple[int, int] = FR
     small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.full((frame[1], frame[0], 3), FRAME_GREY, np.uint8)
     left, top = (frame[0] - nw) // 2, (frame[1] - nh) // 2
-    out[top:top + nh, left:left + nw] = small
+    out[top : top + nh, left : left + nw] = small
     return out
 
 

@@ -1,0 +1,81 @@
+"""Helpers shared by test modules (fixtures stay in conftest.py). Imported as
+``tests.helpers``: pyproject.toml puts the project root on pytest's path, so
+plain ``pytest`` and ``python -m pytest`` both find it."""
+
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's scripts: papermill, dvc, voila, maskdet
+
+
+def save(path: Path, rgb: np.ndarray, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, **kwargs)
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def zip_bytes(entries: dict, compression=zipfile.ZIP_STORED) -> bytes:
+    """A zip archive in memory holding ``entries`` (name -> bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server started by a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def face_crop(rgb: np.ndarray, box, size: int = 128) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return cv2.resize(rgb[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def copy_project(dest: Path) -> Path:
+    """The tracked files of this checkout (with uncommitted edits) in a new git repo."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int = 0):
+    """The default data set built small (64-pixel crops, scenes if asked) and prepared: its manifest."""
+    from maskdet.data.prepare import prepare
+    from maskdet.data.sample import build_sample
+    from maskdet.params import SampleParams, parse_params
+    from maskdet.study.datasets import read_manifest
+
+    build_sample(
+        root / "data" / "raw" / "sample",
+        SampleParams(crops_per_class_per_person=crops_per_class_per_person, scene_renders=scene_renders, crop_size=64),
+        progress=False,
+    )
+    prepare(parse_params({"data": {}}), root, progress=False)
+    return read_manifest(root)
