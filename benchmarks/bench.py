@@ -112,7 +112,7 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
         from maskdet.predict.predictor import Predictor
 
         params = load_params(ROOT / "params.yaml", check_paths=False)
-        predictor = Predictor.from_params(model, params, detector)
+        predictor = Predictor(model, params.predict, detector=detector)
 
         def frame_step(data: bytes):
             rgb = load_rgb(data)
@@ -271,7 +271,7 @@ def measure_real_pipeline(model: Path, folder: Path) -> dict:
     from maskdet.predict.predictor import Predictor
     from maskdet.study import crosseval
 
-    predictor = Predictor.from_params(model, load_params(ROOT / "params.yaml", check_paths=False))
+    predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
     data = crosseval.read_labelled_set(folder)
     return crosseval.summarise(crosseval.predict_rows(predictor, data, crosseval.FOLDER_VIEWS), data)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from maskdet import __version__
+from maskdet.errors import InputError, MaskdetError
 
 
 def _cmd_params(args) -> int:
@@ -134,12 +135,8 @@ def _load_predictor(args):
     from maskdet.paths import project_root
     from maskdet.predict.predictor import Predictor
 
-    return Predictor.from_params(
-        args.model or project_root() / "models",
-        load_params(args.params, check_paths=False),
-        detector=args.detector,
-        runtime=args.runtime,
-    )
+    settings = load_params(args.params, check_paths=False).predict
+    return Predictor(args.model or project_root() / "models", settings, detector=args.detector, runtime=args.runtime)
 
 
 def _cmd_predict(args) -> int:
@@ -215,10 +212,10 @@ def _cmd_video(args) -> int:
     from maskdet.predict.video import has_display, run_video
 
     if not 0 <= args.min_confidence <= 1:
-        raise ValueError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
+        raise InputError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
     show = has_display() and not args.no_window
     if args.out is None and not show:
-        raise ValueError("no display here (or --no-window): pass --out FILE.mp4 to write the annotated video")
+        raise InputError("no display here (or --no-window): pass --out FILE.mp4 to write the annotated video")
     predictor = _load_predictor(args)
     summary = run_video(
         predictor,
@@ -235,7 +232,7 @@ def _cmd_video(args) -> int:
 
 
 def _predictor_options(p) -> None:
-    from maskdet.params import DETECTOR_NAMES
+    from maskdet.params import DETECTOR_NAMES, RUNTIME_NAMES
 
     p.add_argument(
         "--model",
@@ -252,7 +249,7 @@ def _predictor_options(p) -> None:
     )
     p.add_argument(
         "--runtime",
-        choices=("auto", "keras", "float32", "float16", "int8"),
+        choices=RUNTIME_NAMES,
         default=None,
         help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
         "(default: params.yaml predict.runtime)",
@@ -382,12 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from maskdet.io.assets import AssetError
-    from maskdet.params import ParamsError
-
     try:
         return args.func(args)
-    except (ParamsError, AssetError, FileNotFoundError, ValueError) as exc:
+    except MaskdetError as exc:  # anything else is a bug: its traceback shows
         print(f"maskdet {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from maskdet.errors import MissingFileError
+
 ROOT_MARKER = "dvc.yaml"
 
 
@@ -28,7 +30,7 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
         for folder in [begin.resolve(), *begin.resolve().parents]:
             if (folder / ROOT_MARKER).is_file():
                 return folder
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"no {ROOT_MARKER} found at or above {starts[0]}: run from inside the maskdet "
         "project or set MASKDET_ROOT to its folder"
     )

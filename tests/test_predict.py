@@ -272,3 +272,23 @@ def test_a_selfie_that_fills_the_picture_is_found_by_the_retry(model_dir, face_r
     selfie = np.ascontiguousarray(face_rgb[y1 + dy : y2 - dy, x1 + dx : x2 - dx])
     assert tight.faces(selfie) == []
     assert len(Predictor(model_dir).faces(selfie)) == 1  # closeup_retry is on by default
+
+
+def test_predictor_takes_the_predict_section_whole_and_checks_its_overrides(model_dir):
+    """One place for the defaults: the Predictor reads every field of a
+    PredictParams; keyword overrides are validated as params.yaml is, and
+    another detector keeps the rest of the settings."""
+    from maskdet.params import ParamsError, PredictParams
+
+    settings = PredictParams(score_threshold=0.55, min_face=33, ultralight_input=[320, 240], closeup_retry=False)
+    predictor = Predictor(model_dir, settings, detector="ultralight", runtime="keras")
+    assert (predictor.detector_name, predictor.runtime, predictor.min_face) == ("ultralight", "keras", 33)
+    assert predictor.detector.score_threshold == 0.55 and predictor.detector_input == "320x240"
+    assert predictor.closeup_retry is False
+    twin = predictor.with_detector("centerface")
+    assert twin.detector.score_threshold == 0.55 and twin.detector_input == "320x240"  # centerface_input's default
+    assert twin.settings.min_face == 33 and twin.classifier is predictor.classifier
+    with pytest.raises(ParamsError, match="detector = 'yolo' is not allowed"):
+        Predictor(model_dir, detector="yolo")
+    with pytest.raises(ParamsError, match="min_face"):
+        Predictor(model_dir, settings, min_face=0)

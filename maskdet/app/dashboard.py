@@ -17,6 +17,7 @@ import ipywidgets as w
 
 from maskdet.app import logic
 from maskdet.app.widgets import FilePicker, WebcamWidget
+from maskdet.errors import MaskdetError
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +229,14 @@ def load_predictor(model: str | Path | None = None):
 
     root = project_root()
     chosen = model or os.environ.get("MASKDET_MODEL") or root / "models"
-    return Predictor.from_params(chosen, load_params(root / "params.yaml", check_paths=False)), root
+    return Predictor(chosen, load_params(root / "params.yaml", check_paths=False).predict), root
 
 
 def dashboard(model: str | Path | None = None) -> w.Widget:
     """The whole app. A missing model gives a page that says how to make one."""
     try:
         predictor, root = load_predictor(model)
-    except (FileNotFoundError, ValueError) as exc:
+    except MaskdetError as exc:
         return w.HTML(
             CSS
             + _message(

@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskdet.errors import MissingFileError
 from maskdet import LABELS
 from maskdet.io.images import IMAGE_EXTENSIONS
 from maskdet.io.voc import AnnotationError, VocObject, read_voc
@@ -61,7 +62,7 @@ def read_folders(root: Path) -> ReadResult:
     """
     missing = [label for label in LABELS[:2] if not (root / label).is_dir()]
     if missing:
-        raise FileNotFoundError(f"{root}: no {' or '.join(missing)} folder; a folder-per-class data set needs "
+        raise MissingFileError(f"{root}: no {' or '.join(missing)} folder; a folder-per-class data set needs "
                                 f"with_mask/ and without_mask/ (mask_weared_incorrect/ is optional)")
     result = ReadResult()
     for entry in sorted(root.iterdir()):
@@ -96,7 +97,7 @@ def read_voc_scenes(root: Path) -> ReadResult:
     missing images are reported and skipped.
     """
     if not (root / "annotations").is_dir():
-        raise FileNotFoundError(f"{root}: no annotations/ folder; a VOC data set needs images/ and annotations/*.xml")
+        raise MissingFileError(f"{root}: no annotations/ folder; a VOC data set needs images/ and annotations/*.xml")
     result = ReadResult()
     for xml in sorted((root / "annotations").glob("*.xml")):
         where = xml.relative_to(root).as_posix()
@@ -125,7 +126,7 @@ def read_sample(root: Path) -> ReadResult:
     person, photo and mask style, plus VOC scenes of the group photos."""
     listing = root / "crops.csv"
     if not listing.is_file():
-        raise FileNotFoundError(f"{listing}: missing; rebuild the default data with `maskdet sample`")
+        raise MissingFileError(f"{listing}: missing; rebuild the default data with `maskdet sample`")
     result = ReadResult()
     with open(listing, newline="") as fh:
         for row in csv.DictReader(fh):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from maskdet.errors import MaskdetError
 from maskdet.io.images import IMAGE_EXTENSIONS
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image, uncompressed
@@ -20,7 +21,7 @@ MAX_RATIO = 200  # uncompressed / compressed; photos barely compress
 MAX_MEMBERS = 10_000
 
 
-class ArchiveError(ValueError):
+class ArchiveError(MaskdetError, ValueError):
     """The archive as a whole cannot be read."""
 
 

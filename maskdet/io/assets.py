@@ -19,10 +19,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskdet.errors import MaskdetError
 from maskdet.paths import cache_dir
 
 
-class AssetError(RuntimeError):
+class AssetError(MaskdetError, RuntimeError):
     """An asset could not be fetched, verified or read."""
 
 

@@ -16,11 +16,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from maskdet.errors import MaskdetError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 50_000_000  # larger is a decompression bomb for our purposes, not a photo
 
 
-class ImageError(ValueError):
+class ImageError(MaskdetError, ValueError):
     """An input that is not a usable image; ``reason`` is a short code for reports."""
 
     def __init__(self, reason: str, message: str):

@@ -15,8 +15,10 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from maskdet.errors import MaskdetError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(MaskdetError, ValueError):
     """A VOC file that cannot be used at all (the reason is in the message)."""
 
 

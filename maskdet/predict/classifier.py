@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maskdet import LABELS
+from maskdet.errors import InputError, MissingFileError
 
 TFLITE_FILES = {"float32": "model_float32.tflite", "float16": "model_float16.tflite", "int8": "model_int8.tflite"}
 
@@ -80,8 +81,8 @@ def load_classifier(folder: Path, metadata: dict, runtime: str | None = None):
 
         return KerasClassifier(keras.models.load_model(folder / "model.keras"))
     if runtime not in TFLITE_FILES:
-        raise ValueError(f"runtime {runtime!r}: expected keras or one of {sorted(TFLITE_FILES)}")
+        raise InputError(f"runtime {runtime!r}: expected keras or one of {sorted(TFLITE_FILES)}")
     path = folder / TFLITE_FILES[runtime]
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; re-run training (`dvc repro train`) to export it")
+        raise MissingFileError(f"{path}: missing; re-run training (`dvc repro train`) to export it")
     return LiteClassifier(path)

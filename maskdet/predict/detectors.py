@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.io.images import letterbox
 
@@ -110,7 +111,7 @@ class UltraLightDetector:
             heads = {out.shape[-1]: out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
         logits, locations = heads[2], heads[4]  # (background, face) logits; box regressions
         if len(logits) != len(self.priors):
-            raise ValueError(
+            raise InputError(
                 f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
                 f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)"
             )
@@ -150,7 +151,7 @@ def ultralight_heads(path: Path) -> bytes:
         for node in sorted(upstream([output]), key=lambda n: order[id(n)], reverse=True):
             if node.op_type == "Concat" and len(node.input) == len(UltraLightDetector.strides):
                 return node.output[0]
-        raise ValueError(f"{path}: no four-level head behind output {output!r}; not an Ultra-Light RFB model")
+        raise InputError(f"{path}: no four-level head behind output {output!r}; not an Ultra-Light RFB model")
 
     heads = [head("scores"), head("boxes")]
     kept = {id(node) for node in upstream(heads)}

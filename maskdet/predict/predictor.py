@@ -13,8 +13,9 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from maskdet import LABELS
+from maskdet.errors import InputError, MissingFileError
 from maskdet.io.images import ImageError, load_rgb
-from maskdet.params import PredictParams
+from maskdet.params import PredictParams, with_overrides
 from maskdet.predict.crops import padded_box, resize_crop
 from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
 
@@ -102,7 +103,7 @@ def make_detector(
     ``input_size`` (width, height) applies to CenterFace and Ultra-Light; None
     keeps the detector's default."""
     if name not in DETECTORS:
-        raise ValueError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
+        raise InputError(f"detector {name!r}: expected one of {', '.join(DETECTORS)}")
     options = {"score_threshold": score_threshold} if score_threshold is not None else {}
     if name in SIZED_DETECTORS and input_size is not None:
         options["input_size"] = tuple(input_size)
@@ -124,7 +125,7 @@ def model_folder(model: str | Path) -> Path:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
     found = sorted(local.glob("artifacts/*/metadata.json"))
     if not found:
-        raise ValueError(
+        raise InputError(
             f"{model}: not a maskdet Predictor model (no artifacts/*/metadata.json); "
             "register one by running the evaluation stage"
         )
@@ -139,14 +140,17 @@ class Predictor:
     def __init__(
         self,
         model: str | Path,
-        detector: str = PredictParams().detector,
-        score_threshold: float | None = None,
-        min_face: int = 20,
-        runtime: str | None = None,
-        input_sizes: dict[str, tuple[int, int]] | None = None,
+        settings: PredictParams | None = None,
+        *,
         detector_path: Path | None = None,
-        closeup_retry: bool = PredictParams().closeup_retry,
+        **overrides,
     ):
+        """``model``: a ``models/`` folder or an MLflow URI (``models:/maskdet@champion``).
+        ``settings``: the ``predict`` section of params.yaml (its defaults when
+        None); ``overrides``: any of its fields (``detector="blazeface"``,
+        ``runtime="keras"``), checked as params.yaml's are. ``detector_path``:
+        the detector's weights file, where it is not the pinned asset (the
+        served model ships its own)."""
         import json
 
         from maskdet.predict.classifier import load_classifier
@@ -154,38 +158,21 @@ class Predictor:
         self.folder = model_folder(model)
         meta_path = self.folder / "metadata.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{self.folder}: no metadata.json; train a model first (`make repro`)")
+            raise MissingFileError(f"{self.folder}: no metadata.json; train a model first (`make repro`)")
         self.metadata = json.loads(meta_path.read_text())
         if list(self.metadata["labels"]) != list(LABELS):
-            raise ValueError(f"{model}: label order {self.metadata['labels']} differs from {list(LABELS)}")
+            raise InputError(f"{model}: label order {self.metadata['labels']} differs from {list(LABELS)}")
+        self.settings = s = with_overrides(settings or PredictParams(), "Predictor", **overrides)
         self.source = str(model)
-        self.runtime = runtime or self.metadata.get("serving", {}).get("runtime", "keras")
+        trained = self.metadata.get("serving", {}).get("runtime", "keras")
+        self.runtime = trained if s.runtime == "auto" else s.runtime
         self.classifier = load_classifier(self.folder, self.metadata, self.runtime)
         self.input_size = int(self.metadata["input_size"])
-        # Each sized detector's input, so that with_detector() swaps in the configured one.
-        self.input_sizes = {**PredictParams().input_sizes(), **{k: tuple(v) for k, v in (input_sizes or {}).items()}}
-        self.detector = make_detector(detector, score_threshold, detector_path, self.input_sizes.get(detector))
-        self.detector_name = detector
-        self.min_face = min_face
-        self.closeup_retry = closeup_retry
+        self.detector = make_detector(s.detector, s.score_threshold, detector_path, s.input_sizes().get(s.detector))
+        self.detector_name = s.detector
+        self.min_face = s.min_face
+        self.closeup_retry = s.closeup_retry
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
-
-    @classmethod
-    def from_params(
-        cls, model: str | Path, params, detector: str | None = None, runtime: str | None = None
-    ) -> Predictor:
-        """With the ``predict`` section of params.yaml; ``detector`` and ``runtime`` override it."""
-        p = params.predict
-        runtime = runtime or p.runtime
-        return cls(
-            model,
-            detector=detector or p.detector,
-            score_threshold=p.score_threshold,
-            min_face=p.min_face,
-            runtime=None if runtime == "auto" else runtime,
-            input_sizes=p.input_sizes(),
-            closeup_retry=p.closeup_retry,
-        )
 
     @property
     def detector_input(self) -> str:
@@ -193,11 +180,13 @@ class Predictor:
         return "x".join(str(v) for v in self.detector.input_size)
 
     def with_detector(self, name: str) -> Predictor:
-        """The same Predictor (the same loaded classifier) with another detector."""
+        """The same Predictor (the same loaded classifier and settings) with another detector."""
         import copy
 
         twin = copy.copy(self)
-        twin.detector, twin.detector_name = make_detector(name, input_size=self.input_sizes.get(name)), name
+        twin.settings = s = with_overrides(self.settings, "Predictor", detector=name)
+        twin.detector = make_detector(name, s.score_threshold, None, s.input_sizes().get(name))
+        twin.detector_name = name
         return twin
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:

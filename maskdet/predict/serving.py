@@ -18,6 +18,8 @@ from pathlib import Path
 
 import mlflow.pyfunc
 
+from maskdet.errors import InputError
+
 PYFUNC_ARTIFACT = "predictor"
 
 
@@ -25,17 +27,13 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     """Loads the Predictor once per server process; answers in the CLI's schema."""
 
     def load_context(self, context):
+        from maskdet.params import PredictParams
         from maskdet.predict.predictor import Predictor
 
-        config = context.model_config or {}
+        # model_config is the predict section of params.yaml when the model was logged
+        settings = PredictParams.model_validate(context.model_config or {})
         self.predictor = Predictor(
-            context.artifacts["model"],
-            detector=config["detector"],
-            score_threshold=config.get("score_threshold"),
-            min_face=int(config.get("min_face", 20)),
-            input_sizes=config.get("input_sizes"),
-            detector_path=Path(context.artifacts["detector"]),
-            closeup_retry=bool(config.get("closeup_retry", True)),
+            context.artifacts["model"], settings, detector_path=Path(context.artifacts["detector"])
         )
 
     def predict(self, context, model_input, params=None):
@@ -43,7 +41,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
 
         frame = model_input if hasattr(model_input, "columns") else None
         if frame is None or "image" not in frame.columns:
-            raise ValueError("expected records with an 'image' field holding the base64 of an image file")
+            raise InputError("expected records with an 'image' field holding the base64 of an image file")
         names = list(frame["name"]) if "name" in frame.columns else [None] * len(frame)
         answers = []
         for i, (encoded, name) in enumerate(zip(frame["image"], names)):

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 
 from maskdet import LABELS
+from maskdet.errors import MaskdetError
 from maskdet.predict.drawing import COLOURS, annotate
 from maskdet.predict.predictor import Predictor
 
 
-class VideoError(ValueError):
+class VideoError(MaskdetError, ValueError):
     """The source cannot be opened or the output cannot be written."""
 
 

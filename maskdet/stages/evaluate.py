@@ -156,7 +156,7 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
     scenes = read_scenes(folder) if folder.is_dir() else []
     if not scenes:
         return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
-    predictor = Predictor.from_params(root / "models", params)
+    predictor = Predictor(root / "models", params.predict)
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
     detectors = {

@@ -25,6 +25,7 @@ from sklearn.metrics import f1_score
 
 from maskdet import LABELS
 from maskdet.data.readers import ReadResult, read_folders, read_voc_scenes
+from maskdet.errors import InputError, MissingFileError
 from maskdet.io.images import ImageError, load_rgb
 from maskdet.study.views import view_of
 
@@ -53,14 +54,14 @@ def read_labelled_set(root: Path) -> LabelledSet:
     """A folder-per-class set, or VOC scenes when ``root/annotations`` exists."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{root}: not a folder; give a folder with one sub-folder per class "
             f"({', '.join(LABELS)}) or Pascal VOC images/ and annotations/"
         )
     kind = "voc" if (root / "annotations").is_dir() else "folders"
     read = read_voc_scenes(root) if kind == "voc" else read_folders(root)
     if not read.items:
-        raise ValueError(f"{root}: no labelled images found (unreadable or empty class folders); nothing to evaluate")
+        raise InputError(f"{root}: no labelled images found (unreadable or empty class folders); nothing to evaluate")
     present = {item.label for item in read.items}
     return LabelledSet(root, kind, read, [label for label in LABELS if label in present])
 
@@ -94,7 +95,7 @@ def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress:
     allowed = VOC_VIEWS if data.kind == "voc" else FOLDER_VIEWS
     wrong = [v for v in views if v not in allowed]
     if wrong:
-        raise ValueError(
+        raise InputError(
             f"view {', '.join(wrong)} does not apply to a {data.kind} set; choose from {', '.join(allowed)}"
         )
     rows, cache = [], {}

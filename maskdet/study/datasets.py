@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
+from maskdet.errors import MissingFileError
 
 
 def read_manifest(root: Path) -> pd.DataFrame:
     """data/processed/manifest.csv with absolute paths in ``file`` and the label index in ``y``."""
     path = root / "data" / "processed" / "manifest.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; run the data stage first (`dvc repro data` or `make repro`)")
+        raise MissingFileError(f"{path}: missing; run the data stage first (`dvc repro data` or `make repro`)")
     frame = pd.read_csv(path, keep_default_na=False)
     frame["file"] = [str(root / "data" / "processed" / p) for p in frame["path"]]
     frame["y"] = [LABELS.index(label) for label in frame["label"]]

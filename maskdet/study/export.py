@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from maskdet.errors import InputError
 from maskdet.predict.classifier import TFLITE_FILES, KerasClassifier, LiteClassifier, predict_batched
 
 PARITY_MAX_ABS = 0.02
@@ -44,7 +45,7 @@ def export_tflite(model, kind: str, function=None) -> bytes:
     import tensorflow as tf
 
     if kind not in TFLITE_FILES:
-        raise ValueError(f"TFLite export kind {kind!r}: expected one of {sorted(TFLITE_FILES)}")
+        raise InputError(f"TFLite export kind {kind!r}: expected one of {sorted(TFLITE_FILES)}")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function or inference_function(model)], model)
     if kind != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskdet.errors import InputError
 from maskdet.io import assets
 
 # The ImageNet MobileNetV2 base, offline: the classic 2-class mask classifier in
@@ -32,12 +33,12 @@ def load_imagenet_base_weights(base, h5_path: Path | None = None) -> int:
             if not layer.weights:
                 continue
             if layer.name not in stored:
-                raise ValueError(f"{path}: no weights for layer {layer.name!r}; is this a MobileNetV2 1.0 file?")
+                raise InputError(f"{path}: no weights for layer {layer.name!r}; is this a MobileNetV2 1.0 file?")
             group = stored[layer.name]
             arrays = [np.asarray(group[name]) for name in group.attrs["weight_names"]]
             expected = [tuple(w.shape) for w in layer.weights]
             if [a.shape for a in arrays] != expected:
-                raise ValueError(
+                raise InputError(
                     f"{path}: layer {layer.name!r} holds shapes {[a.shape for a in arrays]}, "
                     f"the model expects {expected}"
                 )
@@ -91,7 +92,7 @@ def build_model(model_cfg, augment_cfg, num_classes: int, seed: int = 0):
             x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     else:
-        raise ValueError(f"model.backbone must be 'mobilenetv2' or 'small_cnn', got {model_cfg.backbone!r}")
+        raise InputError(f"model.backbone must be 'mobilenetv2' or 'small_cnn', got {model_cfg.backbone!r}")
     x = keras.layers.Dropout(model_cfg.dropout, seed=seed, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name=f"maskdet_{model_cfg.backbone}")

@@ -31,13 +31,7 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
         python_model=PredictorModel(),
         artifacts={"model": str(model_folder), "detector": str(detector_file)},
         code_paths=[str(Path(maskdet.__file__).parent)],
-        model_config={
-            "detector": predict_params.detector,
-            "score_threshold": predict_params.score_threshold,
-            "min_face": predict_params.min_face,
-            "closeup_retry": predict_params.closeup_retry,
-            "input_sizes": {k: list(v) for k, v in predict_params.input_sizes().items()},
-        },
+        model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
         # The server runs in the project's own environment (`--env-manager local`,
         # as `make serve` does): requirements.lock pins it, so none are inferred here.
         signature=infer_signature(example),

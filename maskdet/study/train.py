@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
+from maskdet.errors import MissingFileError
 from maskdet.params import Params
 from maskdet.study.datasets import class_weights, image_dataset
 from maskdet.study.model import build_model, set_trainable_top
@@ -186,5 +187,5 @@ def load_model(folder: Path):
 
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{folder}: no {METADATA_FILE}; train a model first (`make repro`)")
+        raise MissingFileError(f"{folder}: no {METADATA_FILE}; train a model first (`make repro`)")
     return keras.models.load_model(folder / MODEL_FILE), json.loads(meta_path.read_text())

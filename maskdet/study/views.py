@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from maskdet.errors import InputError
+
 VIEWS = ("crops", "framed", "closeup")
 FRAME_SIZE = (640, 480)
 FRAMED_SIDE = 224
@@ -36,5 +38,5 @@ def framed(rgb: np.ndarray, side: int = FRAMED_SIDE, frame: tuple[int, int] = FR
 def view_of(rgb: np.ndarray, view: str) -> np.ndarray:
     """The image as ``view`` shows it (``crops`` and ``closeup`` leave it as it is)."""
     if view not in VIEWS:
-        raise ValueError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
+        raise InputError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
     return framed(rgb) if view == "framed" else rgb
