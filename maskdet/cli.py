@@ -123,11 +123,7 @@ def _write_annotated(folder: Path, name: str, rgb, faces) -> None:
     from maskdet.io.images import write_jpeg
     from maskdet.predict.drawing import annotate
 
-    out = folder / (Path(name.replace("!", "/")).stem + ".annotated.jpg")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.jpg")
-    write_jpeg(tmp, annotate(rgb, faces))
-    tmp.replace(out)
+    write_jpeg(folder / (Path(name.replace("!", "/")).stem + ".annotated.jpg"), annotate(rgb, faces))
 
 
 def _load_predictor(args):

@@ -27,7 +27,7 @@ from maskdet.params import Params
 from maskdet.paths import resolve
 from maskdet.data.readers import READERS, Item, ReadResult
 from maskdet.data.split import SPLITS, connected_groups, split_by_group
-from maskdet.io.atomic import write_json_atomic
+from maskdet.io.atomic import atomic_path, write_json_atomic
 from maskdet.io.voc import write_voc
 from maskdet.predict.crops import clip_box, padded_box
 
@@ -160,33 +160,30 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     group_names = {g: next(k for k in (*reversed(_links(crops[g].item)), f"item:{crops[g].item.name}") if k)
                    for g in set(groups)}
 
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for label in LABELS:
-        (tmp / "crops" / label).mkdir(parents=True)
-    rows, split_of_key = [], {}
-    for i, (crop, split, group) in enumerate(zip(crops, splits, groups)):
-        rel = Path("crops") / crop.item.label / f"{i:05d}.jpg"
-        data = write_jpeg(tmp / rel, crop.rgb)
-        for key in _links(crop.item):
-            if key:
-                split_of_key[key] = split
-        rows.append({"path": rel.as_posix(), "label": crop.item.label, "split": split,
-                     "group": group_names[group], "sha256": hashlib.sha256(data).hexdigest(),
-                     "source": crop.item.name, "person": crop.item.person or "", "photo": crop.item.photo or "",
-                     "style": crop.item.style, "width": crop.rgb.shape[1], "height": crop.rgb.shape[0]})
-    with open(tmp / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    report["test_scenes"] = _write_scenes(tmp / "scenes", read, split_of_key)
-    counts = Counter((r["split"], r["label"]) for r in rows)
-    report["counts"] = {s: {label: counts[(s, label)] for label in LABELS} for s in SPLITS}
-    report["groups"] = {s: len({r["group"] for r in rows if r["split"] == s}) for s in SPLITS}
-    report["kept"] = len(rows)
-    report["dropped_by_reason"] = dict(Counter(d["reason"] for d in report["dropped"]))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_path(out) as tmp:
+        for label in LABELS:
+            (tmp / "crops" / label).mkdir(parents=True)
+        rows, split_of_key = [], {}
+        for i, (crop, split, group) in enumerate(zip(crops, splits, groups)):
+            rel = Path("crops") / crop.item.label / f"{i:05d}.jpg"
+            data = write_jpeg(tmp / rel, crop.rgb)
+            for key in _links(crop.item):
+                if key:
+                    split_of_key[key] = split
+            rows.append({"path": rel.as_posix(), "label": crop.item.label, "split": split,
+                         "group": group_names[group], "sha256": hashlib.sha256(data).hexdigest(),
+                         "source": crop.item.name, "person": crop.item.person or "", "photo": crop.item.photo or "",
+                         "style": crop.item.style, "width": crop.rgb.shape[1], "height": crop.rgb.shape[0]})
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        report["test_scenes"] = _write_scenes(tmp / "scenes", read, split_of_key)
+        counts = Counter((r["split"], r["label"]) for r in rows)
+        report["counts"] = {s: {label: counts[(s, label)] for label in LABELS} for s in SPLITS}
+        report["groups"] = {s: len({r["group"] for r in rows if r["split"] == s}) for s in SPLITS}
+        report["kept"] = len(rows)
+        report["dropped_by_reason"] = dict(Counter(d["reason"] for d in report["dropped"]))
     write_json_atomic(report_path, report)
     return report
 

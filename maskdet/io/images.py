@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskdet.errors import MaskdetError
+from maskdet.io.atomic import write_bytes_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 50_000_000  # larger is a decompression bomb for our purposes, not a photo
@@ -108,7 +109,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95, name: str = "<array>") -> by
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> bytes:
     """Encode an RGB array as JPEG into ``path``; returns the bytes written."""
     data = encode_jpeg(rgb, quality, str(path))
-    path.write_bytes(data)
+    write_bytes_atomic(path, data)
     return data
 
 

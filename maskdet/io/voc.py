@@ -7,7 +7,6 @@ and ``<style>`` per object, which standard VOC tools ignore.
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from maskdet.errors import MaskdetError
+from maskdet.io.atomic import atomic_path
 
 
 class AnnotationError(MaskdetError, ValueError):
@@ -106,7 +106,5 @@ def write_voc(path: Path, filename: str, shape: tuple[int, ...], objects: list[V
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), o.box):
             ET.SubElement(bnd, tag).text = str(int(value))
     ET.indent(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    ET.ElementTree(root).write(tmp, encoding="unicode")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="unicode")

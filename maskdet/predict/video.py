@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from maskdet import LABELS
 from maskdet.errors import MaskdetError
+from maskdet.io.atomic import atomic_path
 from maskdet.predict.drawing import COLOURS, annotate
 from maskdet.predict.predictor import Predictor
 
@@ -92,54 +94,50 @@ def run_video(
     capture = open_source(source)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0
     rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, tmp, summary, fps, completed = None, None, VideoSummary(), 0.0, False
+    writer, summary, fps = None, VideoSummary(), 0.0
     if save_confident:
         save_confident.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=min(total, max_frames or total) or None, unit="frame", disable=not progress, desc="video")
-    try:
-        while max_frames is None or summary.frames < max_frames:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            started = time.perf_counter()
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            faces = predictor.faces(rgb)
-            counts = Counter(f.label for f in faces)
-            shown = draw_hud(annotate(rgb, faces), fps, counts)
-            ms = (time.perf_counter() - started) * 1000
-            fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
-            summary.frames += 1
-            summary.faces.update(counts)
-            summary.frame_ms.append(ms)
-            if out is not None:
-                if writer is None:
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = out.with_name(out.stem + ".partial" + out.suffix)
-                    writer = cv2.VideoWriter(
-                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (shown.shape[1], shown.shape[0])
-                    )
-                    if not writer.isOpened():
-                        raise VideoError(f"{out}: cannot write this video; use a .mp4 name in a writable folder")
-                writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
-            if save_confident and faces and all(f.probs[f.label] >= min_confidence for f in faces):
-                write_jpeg(save_confident / f"frame_{summary.frames:06d}.jpg", shown)
-                summary.saved += 1
-            if show:
-                cv2.imshow("maskdet", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+    # the video is written beside `out` and renamed into place when the loop ends
+    with atomic_path(out) if out is not None else nullcontext() as tmp:
+        try:
+            while max_frames is None or summary.frames < max_frames:
+                ok, bgr = capture.read()
+                if not ok:
                     break
-            bar.update()
-        completed = True
-    finally:
-        bar.close()
-        capture.release()
-        if writer is not None:
-            writer.release()
-            if not completed:  # nothing half-written stays behind
-                tmp.unlink(missing_ok=True)
-        if show:
-            cv2.destroyAllWindows()
-    if writer is not None and tmp is not None:
-        tmp.replace(out)
+                started = time.perf_counter()
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                faces = predictor.faces(rgb)
+                counts = Counter(f.label for f in faces)
+                shown = draw_hud(annotate(rgb, faces), fps, counts)
+                ms = (time.perf_counter() - started) * 1000
+                fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
+                summary.frames += 1
+                summary.faces.update(counts)
+                summary.frame_ms.append(ms)
+                if tmp is not None:
+                    if writer is None:
+                        writer = cv2.VideoWriter(
+                            str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (shown.shape[1], shown.shape[0])
+                        )
+                        if not writer.isOpened():
+                            raise VideoError(f"{out}: cannot write this video; use a .mp4 name in a writable folder")
+                    writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+                if save_confident and faces and all(f.probs[f.label] >= min_confidence for f in faces):
+                    write_jpeg(save_confident / f"frame_{summary.frames:06d}.jpg", shown)
+                    summary.saved += 1
+                if show:
+                    cv2.imshow("maskdet", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+                bar.update()
+        finally:
+            bar.close()
+            capture.release()
+            if writer is not None:
+                writer.release()
+            if show:
+                cv2.destroyAllWindows()
+    if writer is not None:
         summary.output = str(out)
     return summary

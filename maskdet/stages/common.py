@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from maskdet.io.atomic import atomic_path
 from maskdet.params import Params, parse_params
 from maskdet.paths import project_root
 from maskdet.study.tracking import provenance
@@ -46,7 +47,5 @@ def log_figures(figures: dict, folder: Path | None = None) -> None:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)

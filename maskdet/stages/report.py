@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import mlflow
 
+from maskdet.io.atomic import atomic_path
 from maskdet.params import Params
 from maskdet.paths import project_root
 from maskdet.study.tracking import stage_run
@@ -22,16 +22,13 @@ def run_report(params: Params, root: Path | None = None) -> list[Path]:
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
     )
     out = root / "reports" / "html"
-    tmp = out.with_name("html.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    written = []
-    for nb_path in sorted((root / "reports" / "notebooks").glob("*.ipynb")):
-        body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
-        (tmp / f"{nb_path.stem}.html").write_text(body)
-        written.append(out / f"{nb_path.stem}.html")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        written = []
+        for nb_path in sorted((root / "reports" / "notebooks").glob("*.ipynb")):
+            body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+            (tmp / f"{nb_path.stem}.html").write_text(body)
+            written.append(out / f"{nb_path.stem}.html")
     with stage_run("report", params.model_dump(), root):
         mlflow.log_artifacts(str(out), "reports")
         parent = mlflow.get_parent_run(mlflow.active_run().info.run_id)

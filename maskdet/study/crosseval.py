@@ -26,6 +26,7 @@ from sklearn.metrics import f1_score
 from maskdet import LABELS
 from maskdet.data.readers import ReadResult, read_folders, read_voc_scenes
 from maskdet.errors import InputError, MissingFileError
+from maskdet.io.atomic import atomic_path
 from maskdet.io.images import ImageError, load_rgb
 from maskdet.study.views import view_of
 
@@ -200,9 +201,8 @@ def write_outputs(out: Path, rows: pd.DataFrame, summary: dict, data: LabelledSe
 
     def put(name: str, write) -> None:
         path = out / name
-        tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-        write(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            write(tmp)
         written.append(path)
 
     put("metrics.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))

@@ -6,8 +6,6 @@ schedule, the best epoch checkpointed and restored. Deterministic for a seed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import pandas as pd
 
 from maskdet import LABELS
 from maskdet.errors import MissingFileError
+from maskdet.io.atomic import atomic_path
 from maskdet.params import Params
 from maskdet.study.datasets import class_weights, image_dataset
 from maskdet.study.model import build_model, set_trainable_top
@@ -149,10 +148,8 @@ def save_model(
 ) -> Path:
     """Write ``out`` whole (model.keras, metadata.json, history.csv, and
     ``extra_files`` such as TFLite exports), never half."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; models/ is shared like any output
-    try:
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
         result.model.save(tmp / MODEL_FILE)
         result.history.to_csv(tmp / "history.csv", index=False)
         best = result.history[result.history["best"]].iloc[0]
@@ -173,11 +170,6 @@ def save_model(
         for name, content in (extra_files or {}).items():
             (tmp / name).write_bytes(content)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
