@@ -74,41 +74,11 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _expand_inputs(paths: list[str]):
-    """(name, source, error) per input: files as given, folders as their images
-    (sorted, recursive), zip archives as their images (named ``archive.zip!inner/name.jpg``),
-    '-' as paths read from standard input."""
-    from maskdet.io.archives import ArchiveError, is_zip, zip_images
-    from maskdet.io.images import IMAGE_EXTENSIONS
-
-    def one(path: str):
-        if is_zip(Path(path)) and Path(path).is_file():
-            try:
-                for member in zip_images(Path(path)):
-                    yield f"{path}!{member.name}", member.data, member.error
-            except ArchiveError as exc:
-                yield path, None, f"bad_archive: {exc}"
-        else:
-            yield path, path, None
-
-    for given in paths:
-        if given == "-":
-            for line in sys.stdin:
-                if line.strip():
-                    yield from one(line.strip())
-        elif Path(given).is_dir():
-            for p in sorted(Path(given).rglob("*")):
-                if p.suffix.lower() in IMAGE_EXTENSIONS or p.suffix.lower() == ".zip":
-                    yield from one(str(p))
-        else:
-            yield from one(given)
-
-
-def _print_prediction(pred, fmt: str, writer) -> None:
+def _print_prediction(pred, fmt: str, write_csv) -> None:
     if fmt == "jsonl":
         print(json.dumps(pred.to_dict()), flush=True)
     elif fmt == "csv":
-        writer.writerows(pred.csv_rows())
+        write_csv(pred)
         sys.stdout.flush()
     else:
         size = f"{pred.width}x{pred.height}  " if pred.width else ""
@@ -136,19 +106,15 @@ def _load_predictor(args):
 
 
 def _cmd_predict(args) -> int:
-    import csv
-
     from tqdm import tqdm
 
     from maskdet.io.images import ImageError, load_rgb
-    from maskdet.predict.predictor import CSV_HEADER, Prediction
+    from maskdet.io.inputs import expand_paths
+    from maskdet.predict.predictor import Prediction, csv_writer
 
     predictor = _load_predictor(args)
-    writer = None
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(CSV_HEADER)
-    inputs = _expand_inputs(args.paths)
+    write_csv = csv_writer(sys.stdout) if args.format == "csv" else None
+    inputs = expand_paths(args.paths, stdin=sys.stdin)
     if "-" not in args.paths:
         inputs = list(inputs)
     show = not args.quiet and isinstance(inputs, list) and len(inputs) > 1
@@ -163,7 +129,7 @@ def _cmd_predict(args) -> int:
                 pass  # the Predictor turns the same failure into the line's "error"
             pred = predictor.predict(source, name=name, crops_only=args.crops)
         failed += pred.error is not None
-        _print_prediction(pred, args.format, writer)
+        _print_prediction(pred, args.format, write_csv)
         if args.out and pred.error is None:
             _write_annotated(Path(args.out), name, source, pred.faces)
     if failed:

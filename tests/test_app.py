@@ -14,6 +14,7 @@ from maskdet import LABELS
 from maskdet.app import logic
 from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
 from maskdet.io import assets
+from maskdet.io.inputs import expand_uploads
 from maskdet.predict.predictor import Predictor
 from tests.helpers import jpeg_bytes
 from tests.helpers import zip_bytes as _zip
@@ -167,7 +168,7 @@ def test_batch_table_sorts_by_the_chosen_column(predictor, group_jpeg, face_rgb)
 
 
 def test_a_corrupt_zip_and_an_empty_file_become_error_rows():  # batch tab path
-    items = logic.expand_uploads([("bad.zip", b"PK\x03\x04 broken"), ("none.jpg", b"")])
+    items = list(expand_uploads([("bad.zip", b"PK\x03\x04 broken"), ("none.jpg", b"")]))
     assert [(n, e.split(":")[0]) for n, _, e in items] == [("bad.zip", "bad_archive"), ("none.jpg", "empty")]
 
 

@@ -58,3 +58,27 @@ def test_encrypted_and_damaged_entries(face_rgb):
 def test_not_a_zip_is_an_archive_error():
     with pytest.raises(ArchiveError, match="not a readable zip"):
         list(zip_images(b"PK\x03\x04 this is not really a zip", label="upload.zip"))
+
+
+def test_the_cli_and_the_dashboard_expand_inputs_alike(face_rgb, tmp_path):
+    """One expansion: a zip given as a path (CLI) and uploaded as bytes
+    (dashboard) gives the same items; folders recurse; '-' reads paths."""
+    from maskdet.io.inputs import expand_paths, expand_uploads
+
+    face = jpeg_bytes(face_rgb)
+    data = _zip({"in/a.jpg": face, "notes.txt": b"x"})
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "set.zip").write_bytes(data)
+    (tmp_path / "sub" / "b.jpg").write_bytes(face)
+    (tmp_path / "sub" / "skip.txt").write_text("not an image")
+    zipped = str(tmp_path / "sub" / "set.zip")
+    from_path = [(n.removeprefix(zipped), s, e) for n, s, e in expand_paths([zipped])]
+    from_upload = [(n.removeprefix("set.zip"), s, e) for n, s, e in expand_uploads([("set.zip", data)])]
+    assert from_path == from_upload and [e is None for _, _, e in from_path] == [True, False]
+    assert from_path[0] == ("!in/a.jpg", face, None) and from_path[1][2].startswith("not_an_image")
+    folder = [n for n, _, _ in expand_paths([str(tmp_path)])]
+    assert folder == [str(tmp_path / "sub" / "b.jpg"), f"{zipped}!in/a.jpg", f"{zipped}!notes.txt"]
+    assert [n for n, _, _ in expand_paths(["-"], stdin=[f"{zipped}\n", "\n"])] == [
+        f"{zipped}!in/a.jpg",
+        f"{zipped}!notes.txt",
+    ]

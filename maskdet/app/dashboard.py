@@ -18,6 +18,7 @@ import ipywidgets as w
 from maskdet.app import logic
 from maskdet.app.widgets import FilePicker, WebcamWidget
 from maskdet.errors import MaskdetError
+from maskdet.io.inputs import expand_uploads
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def batch_tab(predictor) -> w.Widget:
     def on_files(files):
         if not files:
             return
-        items = logic.expand_uploads(files)
+        items = list(expand_uploads(files))
         progress.max, progress.value = max(1, len(items)), 0
         progress.description = f"0 / {len(items)}"
         message.value, gallery.children, predictions = "", (), []

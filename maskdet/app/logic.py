@@ -5,7 +5,6 @@ tests run without a browser and the widgets stay thin."""
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -17,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
-from maskdet.io.archives import ArchiveError, is_zip, zip_images
 from maskdet.io.images import ImageError, encode_jpeg, load_rgb
 from maskdet.predict.drawing import HEX_COLOURS, annotate
-from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor
+from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor, csv_writer
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
 THUMBNAIL = 160
@@ -96,23 +94,6 @@ def faces_table(pred: Prediction) -> str:
     )
 
 
-def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | None, str | None]]:
-    """(name, bytes, error) per image from uploaded (name, bytes) pairs: zips
-    give their images, bad zip entries and empty files give errors."""
-    out = []
-    for name, data in files:
-        if not data:
-            out.append((name, None, "empty: the file has no bytes"))
-        elif is_zip(data) or name.lower().endswith(".zip"):
-            try:
-                out += [(f"{name}!{m.name}", m.data, m.error) for m in zip_images(data, label=name)]
-            except ArchiveError as exc:
-                out.append((name, None, f"bad_archive: {exc}"))
-        else:
-            out.append((name, data, None))
-    return out
-
-
 def results_frame(predictions: list[Prediction]) -> pd.DataFrame:
     """One row per face (one per image without faces), the CLI's CSV columns."""
     frame = pd.DataFrame([row for p in predictions for row in p.csv_rows()], columns=CSV_HEADER)
@@ -125,10 +106,9 @@ def results_frame(predictions: list[Prediction]) -> pd.DataFrame:
 
 def results_csv(predictions: list[Prediction]) -> bytes:
     buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_HEADER)
+    write = csv_writer(buf)
     for p in predictions:
-        writer.writerows(p.csv_rows())
+        write(p)
     return buf.getvalue().encode()
 
 

@@ -5,9 +5,12 @@ nothing re-implements detection or classification on the side.
 
 from __future__ import annotations
 
+import csv
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -85,6 +88,14 @@ CSV_HEADER = [
     "label",
     *(f"p_{k}" for k in LABELS),
 ]
+
+
+def csv_writer(stream: TextIO) -> Callable[[Prediction], None]:
+    """Writes ``CSV_HEADER`` to ``stream`` now and a prediction's rows at each
+    call: the CLI streams them, the dashboard's download collects them."""
+    writer = csv.writer(stream)
+    writer.writerow(CSV_HEADER)
+    return lambda prediction: writer.writerows(prediction.csv_rows())
 
 
 DETECTORS = {"centerface": CenterFaceDetector, "ultralight": UltraLightDetector, "blazeface": BlazeFaceDetector}
