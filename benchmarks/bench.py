@@ -108,15 +108,14 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
     if kind == "maskdet":
         from maskdet.io.images import load_rgb
         from maskdet.params import load_params
-        from maskdet.predict.drawing import annotate
+        from maskdet.predict.frames import process_frame
         from maskdet.predict.predictor import Predictor
 
         params = load_params(ROOT / "params.yaml", check_paths=False)
         predictor = Predictor(model, params.predict, detector=detector)
 
         def frame_step(data: bytes):
-            rgb = load_rgb(data)
-            annotate(rgb, predictor.faces(rgb))
+            process_frame(predictor, load_rgb(data))
 
         def image_step(path: Path):
             predictor.predict(path)

@@ -18,6 +18,7 @@ import pandas as pd
 from maskdet import LABELS
 from maskdet.io.images import ImageError, encode_jpeg, load_rgb
 from maskdet.predict.drawing import HEX_COLOURS, annotate
+from maskdet.predict.frames import process_frame
 from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor, csv_writer
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
@@ -182,14 +183,12 @@ def frame_answer(predictor: Predictor, jpeg: bytes) -> tuple[bytes, dict]:
     import time
 
     started = time.perf_counter()
-    rgb = load_rgb(jpeg)
-    faces = predictor.faces(rgb)
-    counts = Counter(f.label for f in faces)
-    out = encode_jpeg(annotate(rgb, faces), 80)
+    frame = process_frame(predictor, load_rgb(jpeg))
+    out = encode_jpeg(frame.annotated, 80)
     return out, {
-        "counts": {k: counts[k] for k in LABELS},
-        "faces": len(faces),
-        "labels": [f.label for f in faces],
+        "counts": {k: frame.counts[k] for k in LABELS},
+        "faces": len(frame.faces),
+        "labels": [f.label for f in frame.faces],
         "server_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

@@ -4,7 +4,6 @@ with live FPS and per-class counts drawn on each frame."""
 from __future__ import annotations
 
 import statistics
-import time
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ import numpy as np
 from maskdet import LABELS
 from maskdet.errors import MaskdetError
 from maskdet.io.atomic import atomic_path
-from maskdet.predict.drawing import COLOURS, annotate
+from maskdet.predict.drawing import COLOURS
+from maskdet.predict.frames import process_frame
 from maskdet.predict.predictor import Predictor
 
 
@@ -105,12 +105,9 @@ def run_video(
                 ok, bgr = capture.read()
                 if not ok:
                     break
-                started = time.perf_counter()
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                faces = predictor.faces(rgb)
-                counts = Counter(f.label for f in faces)
-                shown = draw_hud(annotate(rgb, faces), fps, counts)
-                ms = (time.perf_counter() - started) * 1000
+                frame = process_frame(predictor, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                faces, counts, ms = frame.faces, frame.counts, frame.ms
+                shown = draw_hud(frame.annotated, fps, counts)
                 fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
                 summary.frames += 1
                 summary.faces.update(counts)
