@@ -2,62 +2,14 @@
 the committed notebooks are stripped, canonical and parameterised."""
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers import BIN, ROOT, copy_project
+from tests.helpers import BIN, ROOT, run, smoke_project
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SMOKE_SAMPLE = {"crops_per_class_per_person": 3, "scene_renders": 1, "crop_size": 96}
-
-
-def run(cmd, cwd, **kw):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MASKDET_ROOT", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
-
-
-# What each `# NBVAL_CHECK_OUTPUT` cell must print, by its last line: the label
-# order of docs/architecture.md section 2 (written here, not imported) and the default backbone.
-LABEL_ORDER = "('with_mask', 'without_mask', 'mask_weared_incorrect')"
-REFERENCE_OUTPUTS = {
-    "print(LABELS)": f"{LABEL_ORDER}\n",
-    "print(params.model.backbone, LABELS)": f"mobilenetv2 {LABEL_ORDER}\n",
-}
-
-
-def add_reference_outputs(notebook: Path) -> None:
-    """Committed notebooks carry no outputs; the copy that nbval checks gets the
-    expected output of every `# NBVAL_CHECK_OUTPUT` cell (marked as run: nbval
-    rejects an unrun reference cell)."""
-    nb = json.loads(notebook.read_text())
-    for cell in nb["cells"]:
-        source = "".join(cell["source"])
-        if cell["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" in source:
-            expected = REFERENCE_OUTPUTS[source.strip().splitlines()[-1]]
-            cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": [expected]}]
-            cell["execution_count"] = 1
-    notebook.write_text(json.dumps(nb, indent=1))
-
-
-def smoke_project(dest: Path, **sections) -> Path:
-    """A copy of the project with small data (and any params sections overridden)."""
-    project = copy_project(dest)
-    for notebook in (project / "notebooks").glob("*.ipynb"):
-        add_reference_outputs(notebook)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["data"]["sample"].update(SMOKE_SAMPLE)
-    for name, values in sections.items():
-        params[name].update(values)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return project
 
 
 def test_pipeline_notebooks_exist_with_a_parameters_cell():

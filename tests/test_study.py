@@ -12,8 +12,8 @@ import mlflow
 import pytest
 import requests
 
-from tests.helpers import free_port
-from tests.test_notebooks import BIN, run, smoke_project
+from maskdet.study.metrics import HEADLINE_METRICS
+from tests.helpers import BIN, free_port, run, smoke_project
 
 pytestmark = pytest.mark.slow
 TINY = {
@@ -40,6 +40,7 @@ def test_metrics_plots_and_dvc_views(study):
     assert len([k for k in metrics if k.startswith("test_")]) >= 30
     assert 0 <= metrics["test_f1_macro"] <= 1
     assert {"loso_f1_macro_surgical", "loso_f1_macro_cloth", "loso_f1_macro_kn95"} <= set(metrics)
+    assert set(HEADLINE_METRICS) <= set(metrics)  # every number the dashboard's model card shows
     shown = run(["dvc", "metrics", "show", "--json"], study)
     assert shown.returncode == 0 and "test_f1_macro" in shown.stdout
     plots = run(["dvc", "plots", "show", "--json"], study)

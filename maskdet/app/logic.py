@@ -230,19 +230,12 @@ def model_card(predictor: Predictor, root: Path) -> str:
     meta = predictor.metadata
     metrics_path = root / "reports" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    wanted = [
-        "test_accuracy",
-        "test_f1_macro",
-        "test_balanced_accuracy",
-        "test_mcc",
-        "test_roc_auc_ovr_macro",
-        "test_ece",
-        "scene_map50",
-        "scene_recall_masked",
-        "loso_f1_macro_mean",
-    ]
+    from maskdet.study.metrics import HEADLINE_METRICS
+
     rows = "".join(
-        f"<tr><td>{k}</td><td>{metrics[k]:.4f}</td></tr>" for k in wanted if isinstance(metrics.get(k), (int, float))
+        f"<tr><td>{k}</td><td>{metrics[k]:.4f}</td></tr>"
+        for k in HEADLINE_METRICS
+        if isinstance(metrics.get(k), (int, float))
     )
     params = meta.get("params", {})
     train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}

@@ -18,7 +18,7 @@ from maskdet.stages.common import log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
-from maskdet.study.metrics import classification_metrics, reliability_bins
+from maskdet.study.metrics import SCENE, TEST, classification_metrics, reliability_bins
 from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
@@ -65,7 +65,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             loso = leave_one_style_out(frame, params, model, size)
             if len(loso):
                 figures["leave_one_style_out"] = _loso_figure(loso)
-        summary = {f"test_{k}": v for k, v in metrics.items()}
+        summary = {TEST + k: v for k, v in metrics.items()}
         if len(loso):
             summary["loso_f1_macro_mean"] = float(loso["f1_macro_style_unseen"].mean())
             summary["loso_in_style_f1_macro_mean"] = float(loso["f1_macro_style_seen"].mean())
@@ -73,7 +73,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             for r in loso.itertuples():
                 summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
         summary.update(serving)
-        summary.update({f"scene_{k}": float(v) for k, v in scenes["metrics"].items()})
+        summary.update({SCENE + k: float(v) for k, v in scenes["metrics"].items()})
         for detector, recall in scenes["detectors"].items():
             summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
         mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})

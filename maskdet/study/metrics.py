@@ -62,6 +62,20 @@ def _per_class_auc(y_true, probs, k, curve):
     return float(skm.average_precision_score(positive, probs[:, k]))
 
 
+# Names in reports/metrics.json and MLflow: the evaluation writes each
+# classification metric with the split it was measured on in front (TEST) and
+# each scene metric (maskdet.study.scenes.scene_metrics) with SCENE in front.
+TEST = "test_"
+SCENE = "scene_"
+# What the dashboard's model card shows; a test checks that an evaluation writes each.
+HEADLINE_METRICS = (
+    *(TEST + k for k in ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc_ovr_macro", "ece")),
+    SCENE + "map50",
+    SCENE + "recall_masked",
+    "loso_f1_macro_mean",  # with evaluate.leave_one_style_out
+)
+
+
 def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict[str, float]:
     """Every scalar metric of the evaluation, flat, named for MLflow and DVC."""
     y_true = np.asarray(y_true)
