@@ -25,29 +25,72 @@ from maskdet.study.train import load_model
 
 
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
+    """The evaluation stage: compute on the test split, the scenes and the
+    held-out styles; then log to MLflow, register the Predictor and write
+    reports/. Returns everything the notebook shows."""
     root = root or project_root()
     model, meta = load_model(root / "models")
     frame = read_manifest(root)
     test = frame[frame["split"] == "test"].reset_index(drop=True)
-    size = meta["input_size"]
+    found = _test_split(model, test, meta["input_size"], params)
+    found["serving"] = _serving_parity(root / "models", meta, test["file"], found["probs"], found["y"])
+    found["scenes"] = _scene_evaluation(root, params)
+    found["loso"] = pd.DataFrame()
+    with stage_run("evaluate", params.model_dump(), root):
+        if params.evaluate.leave_one_style_out:  # inside the run: its trainings log there
+            found["loso"] = leave_one_style_out(frame, params, model, meta["input_size"])
+        figures = _figures(found, pd.read_csv(root / "models" / "history.csv"))
+        summary = _summary(found)
+        mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
+        log_figures(figures, root / "reports" / "figures")
+        for name, table in _tables(found).items():
+            mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
+        version, champion = _register(root / "models", params, meta, found["metrics"]["f1_macro"])
+    for name, table in curve_tables(found["y"], found["probs"]).items():
+        write_csv(root / "reports" / "plots" / f"{name}.csv", table)
+    write_json_atomic(
+        root / "reports" / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
+    )
+    plt.close("all")
+    found.pop("probs"), found.pop("y")
+    return {
+        **found,
+        "summary": summary,
+        "figures": figures,
+        "champion": champion,
+        "metadata": meta,
+        "registered_version": version,
+    }
+
+
+def _test_split(model, test: pd.DataFrame, size: int, params: Params) -> dict:
+    """Probabilities on the test crops and what is computed from them."""
     probs = predict_probs(model, test["file"], size)
     y = test["y"].to_numpy()
-    metrics = classification_metrics(y, probs, bins=params.evaluate.calibration_bins)
-    bins = reliability_bins(y, probs, params.evaluate.calibration_bins)
-    by_style = breakdown(test, probs, "style")
-    by_person = breakdown(test, probs, "person")
-    by_photo = breakdown(test, probs, "photo")  # the data source of every crop
-    mistakes = worst_mistakes(test, probs, params.evaluate.worst_mistakes)
-    history = pd.read_csv(root / "models" / "history.csv")
+    bins = params.evaluate.calibration_bins
+    return {
+        "probs": probs,
+        "y": y,
+        "metrics": classification_metrics(y, probs, bins=bins),
+        "bins": reliability_bins(y, probs, bins),
+        "by_style": breakdown(test, probs, "style"),
+        "by_person": breakdown(test, probs, "person"),
+        "by_photo": breakdown(test, probs, "photo"),  # the data source of every crop
+        "mistakes": worst_mistakes(test, probs, params.evaluate.worst_mistakes),
+    }
+
+
+def _figures(found: dict, history: pd.DataFrame) -> dict:
+    y, probs, mistakes = found["y"], found["probs"], found["mistakes"]
     figures = {
         "confusion_counts": plots.confusion(y, probs.argmax(1), normalize=False),
         "confusion_normalised": plots.confusion(y, probs.argmax(1), normalize=True),
         "roc": plots.curves(y, probs, "roc"),
         "pr": plots.curves(y, probs, "pr"),
-        "reliability": plots.reliability(bins),
+        "reliability": plots.reliability(found["bins"]),
         "confidence": plots.confidence_histograms(y, probs),
         "history": plots.history(history),
-        "f1_by_style": plots.metric_bars(by_style, "style", title="Macro-F1 by mask style (test)"),
+        "f1_by_style": plots.metric_bars(found["by_style"], "style", title="Macro-F1 by mask style (test)"),
     }
     if len(mistakes):
         figures["worst_mistakes"] = plots.image_grid(
@@ -55,69 +98,54 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             [f"true {r.label}\npred {r.predicted} {r.confidence:.0%}" for r in mistakes.itertuples()],
             columns=6,
         )
-    serving = _serving_parity(root / "models", meta, test["file"], probs, y)
-    scenes = _scene_evaluation(root, params)
-    if scenes["gallery"]:
-        figures["scene_predictions"] = plots.image_grid(*zip(*scenes["gallery"]), columns=3, size=4.0)
-    loso = pd.DataFrame()
-    with stage_run("evaluate", params.model_dump(), root):
-        if params.evaluate.leave_one_style_out:
-            loso = leave_one_style_out(frame, params, model, size)
-            if len(loso):
-                figures["leave_one_style_out"] = _loso_figure(loso)
-        summary = {TEST + k: v for k, v in metrics.items()}
-        if len(loso):
-            summary["loso_f1_macro_mean"] = float(loso["f1_macro_style_unseen"].mean())
-            summary["loso_in_style_f1_macro_mean"] = float(loso["f1_macro_style_seen"].mean())
-            summary["loso_main_model_f1_macro_mean"] = float(loso["f1_macro_style_main"].mean())
-            for r in loso.itertuples():
-                summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
-        summary.update(serving)
-        summary.update({SCENE + k: float(v) for k, v in scenes["metrics"].items()})
-        for detector, recall in scenes["detectors"].items():
-            summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
-        mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
-        log_figures(figures, root / "reports" / "figures")
-        for name, table in {
-            "by_style": by_style,
-            "by_person": by_person,
-            "by_photo": by_photo,
-            "leave_one_style_out": loso,
-            "scene_predictions": scenes["predictions"],
-            "worst_mistakes": mistakes.drop(columns=["file"], errors="ignore"),
-        }.items():
-            mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
-        # The registered model is the whole Predictor, as `mlflow models serve` runs it.
-        logged = log_predictor(root / "models", params.predict)
-        version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
-        # links the registry entry to the models/ folder (whose metadata names its training run)
-        mlflow.MlflowClient().set_model_version_tag(
-            REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", ""))
-        )
-        champion = move_champion(version, metrics["f1_macro"])
-        mlflow.set_tag("champion", str(champion).lower())
-        mlflow.set_tag("registered_version", version)
-    for name, table in curve_tables(y, probs).items():
-        write_csv(root / "reports" / "plots" / f"{name}.csv", table)
-    write_json_atomic(
-        root / "reports" / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
-    )
-    plt.close("all")
+    if found["scenes"]["gallery"]:
+        figures["scene_predictions"] = plots.image_grid(*zip(*found["scenes"]["gallery"]), columns=3, size=4.0)
+    if len(found["loso"]):
+        figures["leave_one_style_out"] = _loso_figure(found["loso"])
+    return figures
+
+
+def _summary(found: dict) -> dict[str, float]:
+    """Every number of the evaluation, flat, under its reports/metrics.json name."""
+    summary = {TEST + k: v for k, v in found["metrics"].items()}
+    loso = found["loso"]
+    if len(loso):
+        summary["loso_f1_macro_mean"] = float(loso["f1_macro_style_unseen"].mean())
+        summary["loso_in_style_f1_macro_mean"] = float(loso["f1_macro_style_seen"].mean())
+        summary["loso_main_model_f1_macro_mean"] = float(loso["f1_macro_style_main"].mean())
+        for r in loso.itertuples():
+            summary[f"loso_f1_macro_{r.style}"] = float(r.f1_macro_style_unseen)
+    summary.update(found["serving"])
+    summary.update({SCENE + k: float(v) for k, v in found["scenes"]["metrics"].items()})
+    for detector, recall in found["scenes"]["detectors"].items():
+        summary.update({f"detector_{detector}_{k}": float(v) for k, v in recall.items()})
+    return summary
+
+
+def _tables(found: dict) -> dict[str, pd.DataFrame]:
     return {
-        "metrics": metrics,
-        "summary": summary,
-        "by_style": by_style,
-        "by_person": by_person,
-        "by_photo": by_photo,
-        "mistakes": mistakes,
-        "loso": loso,
-        "figures": figures,
-        "champion": champion,
-        "metadata": meta,
-        "serving": serving,
-        "scenes": scenes,
-        "registered_version": version,
+        "by_style": found["by_style"],
+        "by_person": found["by_person"],
+        "by_photo": found["by_photo"],
+        "leave_one_style_out": found["loso"],
+        "scene_predictions": found["scenes"]["predictions"],
+        "worst_mistakes": found["mistakes"].drop(columns=["file"], errors="ignore"),
     }
+
+
+def _register(models: Path, params: Params, meta: dict, f1: float) -> tuple[str, bool]:
+    """Register the whole Predictor (as `mlflow models serve` runs it) and move
+    the champion alias when it is the best; returns (version, champion?)."""
+    logged = log_predictor(models, params.predict)
+    version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
+    # links the registry entry to the models/ folder (whose metadata names its training run)
+    mlflow.MlflowClient().set_model_version_tag(
+        REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", ""))
+    )
+    champion = move_champion(version, f1)
+    mlflow.set_tag("champion", str(champion).lower())
+    mlflow.set_tag("registered_version", version)
+    return version, champion
 
 
 def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: np.ndarray) -> dict:
