@@ -16,6 +16,7 @@ import numpy as np
 from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.io.images import letterbox
+from maskdet.predict.crops import clip_box
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,9 @@ def _clipped(boxes: np.ndarray, scores: np.ndarray, iou: float, w: int, h: int) 
     """Non-maximum suppression, then boxes rounded and clipped to the image; empty ones dropped."""
     found = []
     for i in non_max_suppression(boxes, scores, iou):
-        x1, y1, x2, y2 = np.round(boxes[i]).astype(int)
-        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-        if x2 > x1 and y2 > y1:
-            found.append(Detection((int(x1), int(y1), int(x2), int(y2)), float(scores[i])))
+        box = clip_box(tuple(int(v) for v in np.round(boxes[i])), w, h)
+        if box is not None:
+            found.append(Detection(box, float(scores[i])))
     return found
 
 
@@ -308,7 +308,7 @@ def detect_zoomed_out(detector, rgb: np.ndarray, factor: float = 2.0, fill: int 
     found = []
     for d in detector(frame):
         x1, y1, x2, y2 = d.box
-        box = (max(x1 - left, 0), max(y1 - top, 0), min(x2 - left, w), min(y2 - top, h))
-        if box[2] > box[0] and box[3] > box[1]:
+        box = clip_box((x1 - left, y1 - top, x2 - left, y2 - top), w, h)
+        if box is not None:
             found.append(Detection(box, d.score))
     return found
