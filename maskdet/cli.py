@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="maskdet",
         description="Face-mask detection study kit: builds the data, trains and evaluates, predicts. "
         "Every setting lives in params.yaml at the project root.",
+        epilog="docs/architecture.md in the project: its parts, the output schema, and where each command's "
+        "code lives.",
     )
     parser.add_argument("--version", action="version", version=f"maskdet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
