@@ -128,3 +128,15 @@ def smoke_project(dest: Path, **sections) -> Path:
         params[name].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
+
+
+def run_maskdet(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """``python -m maskdet ARGS`` from the project root, as a user runs it; ``env`` adds variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "maskdet", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env={**os.environ, "MASKDET_ROOT": str(ROOT), **env},
+        cwd=ROOT,
+    )

@@ -1,15 +1,12 @@
 """`maskdet evaluate`: a trained model on another labelled set, without retraining."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from maskdet.io import assets
-from tests.helpers import ROOT
+from tests.helpers import run_maskdet
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +29,8 @@ def two_class_set(tiny, tmp_path_factory):
 
 
 def _evaluate(model_dir, *args, tmp_path):
-    env = {**os.environ, "MASKDET_ROOT": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "maskdet", "evaluate", "--model", str(model_dir), "-q", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return run_maskdet("evaluate", "--model", str(model_dir), "-q", *args, MLFLOW_TRACKING_URI=tracking)
 
 
 def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, two_class_set, tmp_path):

@@ -14,7 +14,7 @@ from maskdet import LABELS
 from maskdet.io import assets
 from maskdet.predict.drawing import annotate
 from maskdet.predict.predictor import Predictor
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_maskdet
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +34,7 @@ def images(tmp_path_factory):
 
 
 def _predict(args, model_dir, stdin=None):
-    env = {**os.environ, "MASKDET_ROOT": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "maskdet", "predict", "--model", str(model_dir), "-q", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        cwd=ROOT,
-    )
+    return run_maskdet("predict", "--model", str(model_dir), "-q", *args, stdin=stdin)
 
 
 def test_predictor_finds_every_face_with_a_full_answer(model_dir):
