@@ -11,12 +11,18 @@ from pathlib import Path
 from maskdet import __version__
 from maskdet.errors import InputError, MaskdetError
 
+VALID_STAMP = "params.yaml is valid: every section and key known, every value in range, the data folder there\n"
+
 
 def _cmd_params(args) -> int:
+    from maskdet.io.atomic import write_text_atomic
     from maskdet.params import load_params
 
     params = load_params(args.params)
-    print(json.dumps(params.model_dump(), indent=2))
+    if args.check:  # the pipeline's first stage: its output says only that the check passed
+        write_text_atomic(args.check, VALID_STAMP)
+    else:
+        print(json.dumps(params.model_dump(), indent=2))
     return 0
 
 
@@ -236,11 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add(
+    p = add(
         "params",
         _cmd_params,
         "validate params.yaml and print it with every default filled in",
         "Validate params.yaml: an unknown key or a bad value stops with one line naming it.",
+    )
+    p.add_argument(
+        "--check",
+        metavar="FILE",
+        help="print nothing; write FILE when params.yaml is valid (the pipeline's check_params stage, which "
+        "runs before any stage can remove its outputs)",
     )
     add(
         "assets",

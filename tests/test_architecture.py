@@ -17,6 +17,7 @@ from tests.helpers import BIN, ROOT
 # What each DVC stage runs: the notebook's own imports, or the CLI command's module.
 # `maskdet.cli` counts as a file only: each command imports its own modules lazily.
 CLI_STAGES = {
+    "check_params": ["maskdet.params", "maskdet.io.atomic"],
     "sample": ["maskdet.params", "maskdet.data.sample"],
     "data": ["maskdet.params", "maskdet.data.prepare"],
     "report": ["maskdet.params", "maskdet.stages.report"],

@@ -11,6 +11,7 @@ import time
 import mlflow
 import pytest
 import requests
+import yaml
 
 from maskdet.study.metrics import HEADLINE_METRICS
 from tests.helpers import BIN, free_port, run, smoke_project
@@ -219,6 +220,44 @@ def test_cli_takes_the_registered_model_uri(study):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 3
+
+
+def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study):
+    """check_params runs first whenever params.yaml changes: a misspelled key,
+    an unknown section or a missing data folder stop `dvc repro` with one line
+    naming it, before any stage removes its outputs; fixed, nothing re-runs."""
+    params = study / "params.yaml"
+    good = params.read_text()
+    kept = {
+        p: p.read_bytes() for p in (study / "models" / "metadata.json", study / "data" / "processed" / "manifest.csv")
+    }
+
+    def edited(change):
+        raw = yaml.safe_load(good)
+        change(raw)
+        return yaml.safe_dump(raw, sort_keys=False)
+
+    typos = {
+        "unknown key 'train.epoch'": lambda raw: raw["train"].update(epoch=5),
+        "unknown key 'trian'": lambda raw: raw.update(trian={"epochs": 1}),
+        "data.path = 'data/raw/nowhere' is not allowed": lambda raw: raw["data"].update(
+            source="folders", path="data/raw/nowhere"
+        ),
+    }
+    try:
+        for message, change in typos.items():
+            params.write_text(edited(change))
+            done = run(["dvc", "repro"], study, timeout=300)
+            said = done.stdout + done.stderr
+            assert done.returncode != 0 and message in said, said[-2000:]
+            assert "Running stage 'check_params'" in said and "Running stage 'sample'" not in said
+            assert all(path.read_bytes() == data for path, data in kept.items()), message
+    finally:
+        params.write_text(good)
+    again = run(["dvc", "repro"], study, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    ran = [line for line in again.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'check_params':"], again.stdout
 
 
 def test_dvc_experiment_lands_in_the_project_store(study):
