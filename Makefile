@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lint lock assets lab mlflow serve bench dashboard clean-venv help
+.PHONY: setup repro test test-fast lint browser lock assets lab mlflow serve bench dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
 	@echo "make test    set up, then lint and run every test"
+	@echo "make test-fast  lint and the quick tests (no training, pipeline, notebooks or browser)"
 	@echo "make lint    ruff (lint and format check) and the import rules of docs/architecture.md"
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
@@ -54,8 +55,18 @@ repro: setup
 # One worker per core, whole test files per worker (module fixtures such as the
 # smoke study run once); JOBS=0 runs them in this process.
 JOBS ?= auto
-test: setup lint
+test: setup lint browser
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+
+# The edit-test loop: lint, then every test that neither trains a model nor
+# runs the pipeline, the notebooks or the browser (the tests marked slow).
+test-fast: setup lint
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not slow"
+
+# Chromium from the system package manager where this user may install it;
+# otherwise the command to run is printed (the browser tests skip, or fail under CI).
+browser:
+	@tools/ensure-chromium
 
 # ruff format fixes what `ruff format --check` finds; import-linter's contracts
 # (pyproject.toml) are the layers of docs/architecture.md.
