@@ -57,6 +57,7 @@ def test_html_reports_have_no_code_and_state_their_provenance(study):
     for page in (study / "reports" / "html").glob("*.html"):
         html = page.read_text()
         assert "Produced by" in html and "params sha256" in html
+        assert "Software" in html and "tensorflow 2." in html and "scikit-learn" in html  # the versions that matter
         assert "run_training(params)" not in html and "notebook_params(" not in html  # no code cells
         assert "data:image/png;base64" in html  # images embedded
 

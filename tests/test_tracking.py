@@ -63,3 +63,29 @@ def test_dvc_experiment_name_becomes_the_run_name(monkeypatch):
     assert run_name("default") == "exp-1234"
     monkeypatch.delenv("DVC_EXP_NAME")
     assert run_name("default") == "default"
+
+
+def test_tree_state_ignores_what_dvc_writes_and_names_other_changes(tmp_path):
+    """A clean `dvc repro` rewrites dvc.lock and the stage outputs while it runs:
+    the reports must still say "clean"; any other uncommitted change is named."""
+    import subprocess
+
+    from maskdet.study.tracking import tree_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: x\n    metrics:\n      - reports/metrics.json:\n          cache: false\n"
+    )
+    (tmp_path / "reports").mkdir()
+    for name in ("dvc.lock", "reports/metrics.json", "code.py"):
+        (tmp_path / name).write_text("v1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (tmp_path / "dvc.lock").write_text("v2\n")
+    (tmp_path / "reports" / "metrics.json").write_text("v2\n")
+    assert tree_state(tmp_path) == "clean"
+    (tmp_path / "code.py").write_text("v2\n")
+    assert tree_state(tmp_path) == "modified: code.py"

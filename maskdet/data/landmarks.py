@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskdet.quiet import native_stderr_quiet
 from maskdet.io import assets
 
 MESH_SIZE = 192
@@ -47,7 +48,8 @@ class FaceMeshModel:
     def __init__(self, model_path=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(assets.FACE_MESH_TFLITE)))
+        with native_stderr_quiet():  # LiteRT's XNNPACK notice
+            self.interpreter = Interpreter(model_path=str(model_path or assets.extract(assets.FACE_MESH_TFLITE)))
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = self.interpreter.get_output_details()

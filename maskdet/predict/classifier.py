@@ -19,6 +19,7 @@ import numpy as np
 
 from maskdet import LABELS
 from maskdet.errors import InputError, MissingFileError
+from maskdet.quiet import native_stderr_quiet
 
 TFLITE_FILES = {"float32": "model_float32.tflite", "float16": "model_float16.tflite", "int8": "model_int8.tflite"}
 
@@ -34,7 +35,8 @@ class LiteClassifier:
 
         threads = threads or min(4, os.cpu_count() or 1)
         source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        self.interpreter = Interpreter(**source, num_threads=threads)
+        with native_stderr_quiet():  # LiteRT's XNNPACK notice on every interpreter
+            self.interpreter = Interpreter(**source, num_threads=threads)
         self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
         self._input, self._shape = detail["index"], tuple(int(v) for v in detail["shape"])

@@ -17,6 +17,7 @@ from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.io.images import letterbox
 from maskdet.predict.crops import clip_box
+from maskdet.quiet import native_stderr_quiet
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class BlazeFaceDetector:
 
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
+        with native_stderr_quiet():  # LiteRT's XNNPACK notice
+            self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = {int(o["shape"][-1]): o["index"] for o in self.interpreter.get_output_details()}

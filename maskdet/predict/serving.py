@@ -17,6 +17,7 @@ import binascii
 from pathlib import Path
 
 import mlflow.pyfunc
+import pandas as pd
 
 from maskdet.errors import InputError
 
@@ -36,7 +37,9 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
             context.artifacts["model"], settings, detector_path=Path(context.artifacts["detector"])
         )
 
-    def predict(self, context, model_input, params=None):
+    # The type hint lets MLflow check that a request is a table of records (it
+    # hands the model a DataFrame either way); without one it warns on import.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> list[dict]:
         from maskdet.predict.predictor import Prediction
 
         frame = model_input if hasattr(model_input, "columns") else None

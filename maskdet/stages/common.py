@@ -12,7 +12,10 @@ import pandas as pd
 from maskdet.io.atomic import atomic_path
 from maskdet.params import Params, parse_params
 from maskdet.paths import project_root
+from maskdet.quiet import native_stderr_quiet, quiet_libraries
 from maskdet.study.tracking import provenance
+
+quiet_libraries()  # every stage notebook imports this module first
 
 
 def notebook_params(**sections) -> Params:
@@ -21,12 +24,38 @@ def notebook_params(**sections) -> Params:
     return parse_params({k: v for k, v in sections.items() if v is not None}, source="notebook parameters")
 
 
+# The packages whose versions can change a number in the report.
+REPORTED_PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "opencv-python-headless", "mlflow", "dvc")
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the REPORTED_PACKAGES installed here (one TensorFlow build is)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in REPORTED_PACKAGES:
+        try:
+            found.setdefault(name.removesuffix("-cpu"), version(name))
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 def provenance_markdown(params: Params, root: Path | None = None) -> str:
-    """The line every report starts with: which commit, params and data produced it."""
+    """What every report starts with: the commit and whether the tree was clean
+    (what DVC writes during the run does not count), the params and data
+    digests, the DVC experiment when there is one, and the package versions."""
+    import os
+
     prov = provenance(params.model_dump(), root or project_root())
+    experiment = os.environ.get("DVC_EXP_NAME")
+    versions = ", ".join(f"{k} {v}" for k, v in package_versions().items())
     return (
-        f"**Produced by** commit `{prov['git_commit']}`, params sha256 `{prov['params_sha256'][:16]}`, "
-        f"data sha256 `{prov['data_sha256'][:16]}` (`data/processed/manifest.csv`)."
+        f"**Produced by** commit `{prov['git_commit']}` ({prov['git_tree']}), "
+        f"params sha256 `{prov['params_sha256'][:16]}`, data sha256 `{prov['data_sha256'][:16]}` "
+        f"(`data/processed/manifest.csv`)" + (f", DVC experiment `{experiment}`" if experiment else "") + ". "
+        f"**Software**: {versions}."
     )
 
 
@@ -49,3 +78,14 @@ def log_figures(figures: dict, folder: Path | None = None) -> None:
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def import_tensorflow():
+    """TensorFlow, imported once without its start-up notices on standard error
+    (the train and evaluate stages call this when they load)."""
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        with native_stderr_quiet():
+            import tensorflow  # noqa: F401
+    return sys.modules["tensorflow"]

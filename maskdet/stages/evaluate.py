@@ -14,14 +14,16 @@ import pandas as pd
 from maskdet.io.atomic import write_json_atomic
 from maskdet.params import Params
 from maskdet.paths import project_root
-from maskdet.stages.common import log_figures, write_csv
+from maskdet.stages.common import import_tensorflow, log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
 from maskdet.study.metrics import SCENE, TEST, classification_metrics, reliability_bins
-from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion
+from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion, register
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
+
+import_tensorflow()  # the stage needs it: imported here, once, without its start-up notices
 
 
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
@@ -137,7 +139,7 @@ def _register(models: Path, params: Params, meta: dict, f1: float) -> tuple[str,
     """Register the whole Predictor (as `mlflow models serve` runs it) and move
     the champion alias when it is the best; returns (version, champion?)."""
     logged = log_predictor(models, params.predict)
-    version = str(mlflow.register_model(logged.model_uri, REGISTERED_MODEL).version)
+    version = register(logged.model_uri)
     # links the registry entry to the models/ folder (whose metadata names its training run)
     mlflow.MlflowClient().set_model_version_tag(
         REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", ""))

@@ -17,6 +17,7 @@ import numpy as np
 
 from maskdet.errors import InputError
 from maskdet.predict.classifier import TFLITE_FILES, KerasClassifier, LiteClassifier, predict_batched
+from maskdet.quiet import native_stderr_quiet
 
 PARITY_MAX_ABS = 0.02
 
@@ -51,7 +52,8 @@ def export_tflite(model, kind: str, function=None) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    with native_stderr_quiet():  # the converter's graph notes go to standard error
+        return converter.convert()
 
 
 def parity(reference: np.ndarray, candidate: np.ndarray) -> dict:

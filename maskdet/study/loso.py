@@ -12,7 +12,7 @@ import pandas as pd
 from maskdet import LABELS
 from maskdet.params import Params
 from maskdet.study.datasets import image_dataset
-from maskdet.study.metrics import classification_metrics
+from maskdet.study.metrics import classification_metrics, group_scores
 
 MASKED = ("with_mask", "mask_weared_incorrect")
 
@@ -23,12 +23,12 @@ def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
 
 
 def breakdown(frame: pd.DataFrame, probs: np.ndarray, by: str) -> pd.DataFrame:
-    """Accuracy and macro-F1 per value of ``by`` (e.g. mask style, person)."""
+    """Accuracy and macro-F1 per value of ``by`` (e.g. mask style, person); the
+    F1 over the classes each group holds (``group_scores``)."""
     rows = []
     for value, part in frame.groupby(by):
         idx = frame.index.get_indexer(part.index)
-        m = classification_metrics(part["y"].to_numpy(), probs[idx])
-        rows.append({by: value, "n": len(part), "accuracy": m["accuracy"], "f1_macro": m["f1_macro"]})
+        rows.append({by: value, "n": len(part), **group_scores(part["y"].to_numpy(), probs[idx])})
     return pd.DataFrame(rows)
 
 

@@ -11,32 +11,51 @@ import mlflow.pyfunc
 
 import maskdet
 from maskdet.io import assets
+from maskdet.predict import serving
 from maskdet.predict.predictor import DETECTORS
-from maskdet.predict.serving import PYFUNC_ARTIFACT, PredictorModel
+from maskdet.predict.serving import PYFUNC_ARTIFACT
 
 REGISTERED_MODEL = "maskdet"
 CHAMPION = "champion"
 
 
 def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFACT):
-    """Log the Predictor as a pyfunc model in the active run (its code, the
-    models/ folder and the detector's weights travel with it)."""
+    """Log the Predictor as a pyfunc model in the active run, from code
+    (``maskdet/predict/served_model.py``; its package, the models/ folder and
+    the detector's weights travel with it), with a real input example."""
+    import base64
+
+    import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
 
+    from maskdet.io.images import encode_jpeg
+
     detector_file = assets.extract(DETECTORS[predict_params.detector].weights)
-    example = pd.DataFrame({"image": ["<base64 of a JPEG, PNG, WebP or BMP file>"], "name": ["photo.jpg"]})
+    grey = base64.b64encode(encode_jpeg(np.full((48, 64, 3), 128, np.uint8), 80)).decode()
+    example = pd.DataFrame({"image": [grey], "name": ["grey.jpg"]})  # a valid request: no face in it
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=PredictorModel(),
+        python_model=str(Path(serving.__file__).with_name("served_model.py")),
         artifacts={"model": str(model_folder), "detector": str(detector_file)},
         code_paths=[str(Path(maskdet.__file__).parent)],
         model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
         # The server runs in the project's own environment (`--env-manager local`,
         # as `make serve` does): requirements.lock pins it, so none are inferred here.
         signature=infer_signature(example),
+        input_example=example,
         pip_requirements=[],
     )
+
+
+def register(model_uri: str) -> str:
+    """A new version of the registered Predictor; its number. (MLflow would also
+    print "Registered model ... already exists" on standard error, into the report.)"""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        return str(mlflow.register_model(model_uri, REGISTERED_MODEL).version)
 
 
 def move_champion(version: str, f1: float) -> bool:

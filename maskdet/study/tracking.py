@@ -46,13 +46,40 @@ def flatten(params: dict, prefix: str = "") -> dict[str, str]:
 
 
 def git_commit(root: Path | None = None) -> str:
-    """The commit of the working tree, with '-dirty' when it has uncommitted changes."""
+    """The commit of the working tree ("unknown" outside git or before the first commit)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or project_root(), capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip()
+
+
+def dvc_written(root: Path | None = None) -> set[str]:
+    """What DVC itself rewrites during a run: dvc.lock and every stage output."""
+    import yaml
+
+    dvc_yaml = (root or project_root()) / "dvc.yaml"
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}) if dvc_yaml.is_file() else {}
+    written = {"dvc.lock"}
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            written |= {next(iter(o)) if isinstance(o, dict) else o for o in stage.get(key) or []}
+    return written
+
+
+def tree_state(root: Path | None = None) -> str:
+    """ "clean", or "modified: " and the tracked files changed since the commit.
+    What DVC writes during the run (dvc.lock, stage outputs) does not count: a
+    clean `dvc repro` reads "clean" all the way through."""
     import subprocess
 
     root = root or project_root()
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
+        status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=root,
             capture_output=True,
@@ -60,8 +87,15 @@ def git_commit(root: Path | None = None) -> str:
             check=True,
         )
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        return "unknown (not a git checkout)"
+    written = dvc_written(root)
+    changed = sorted(
+        path
+        for line in status.stdout.splitlines()
+        if (path := line[3:].split(" -> ")[-1].strip('"'))
+        and not any(path == w or path.startswith(w.rstrip("/") + "/") for w in written)
+    )
+    return "clean" if not changed else "modified: " + ", ".join(changed)
 
 
 def data_hash(root: Path | None = None) -> str:
@@ -91,6 +125,7 @@ def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     return {
         "git_commit": git_commit(root),
+        "git_tree": tree_state(root),
         "params_sha256": digest,
         "data_sha256": data_hash(root),
         "dvc_data_md5": dvc_data_md5(root),

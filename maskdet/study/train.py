@@ -114,6 +114,7 @@ def train_classifier(
             train_ds,
             validation_data=val_ds,
             epochs=cfg.epochs,
+            shuffle=False,  # the dataset shuffles itself (seeded); Keras would only warn that it ignores this
             class_weight=weights,
             callbacks=callbacks,
             verbose=verbose,
@@ -127,6 +128,7 @@ def train_classifier(
                 validation_data=val_ds,
                 initial_epoch=done,
                 epochs=done + cfg.fine_tune_epochs,
+                shuffle=False,
                 class_weight=weights,
                 callbacks=callbacks,
                 verbose=verbose,
