@@ -95,11 +95,19 @@ def _print_prediction(pred, fmt: str, write_csv) -> None:
         sys.stdout.flush()
 
 
-def _write_annotated(folder: Path, name: str, rgb, faces) -> None:
+def _write_annotated(folder: Path, name: str, rgb, faces, taken: set[str]) -> None:
+    """``<stem>.annotated.jpg`` in ``folder``; ``<stem>-2.annotated.jpg`` and on when
+    inputs from different folders or archives share a name (``taken`` holds the used ones)."""
     from maskdet.io.images import write_jpeg
     from maskdet.predict.drawing import annotate
 
-    write_jpeg(folder / (Path(name.replace("!", "/")).stem + ".annotated.jpg"), annotate(rgb, faces))
+    stem = Path(name.replace("!", "/")).stem
+    chosen, n = stem, 1
+    while chosen in taken:
+        n += 1
+        chosen = f"{stem}-{n}"
+    taken.add(chosen)
+    write_jpeg(folder / f"{chosen}.annotated.jpg", annotate(rgb, faces))
 
 
 def _load_predictor(args):
@@ -118,13 +126,15 @@ def _cmd_predict(args) -> int:
     from maskdet.io.inputs import expand_paths
     from maskdet.predict.predictor import Prediction, csv_writer
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out}: a file is there; give a folder for the annotated images")
     predictor = _load_predictor(args)
     write_csv = csv_writer(sys.stdout) if args.format == "csv" else None
+    # Lazy: a zip's entries are read one at a time, never all into memory.
     inputs = expand_paths(args.paths, stdin=sys.stdin)
-    if "-" not in args.paths:
-        inputs = list(inputs)
-    show = not args.quiet and isinstance(inputs, list) and len(inputs) > 1
-    failed = 0
+    single_file = len(args.paths) == 1 and Path(args.paths[0]).is_file() and not args.paths[0].endswith(".zip")
+    show = not args.quiet and "-" not in args.paths and not single_file
+    failed, taken = 0, set()
     for name, source, error in tqdm(inputs, desc="predicting", unit="image", disable=not show, file=sys.stderr):
         if error is not None:
             pred = Prediction(image=name, error=error)
@@ -137,7 +147,7 @@ def _cmd_predict(args) -> int:
         failed += pred.error is not None
         _print_prediction(pred, args.format, write_csv)
         if args.out and pred.error is None:
-            _write_annotated(Path(args.out), name, source, pred.faces)
+            _write_annotated(Path(args.out), name, source, pred.faces, taken)
     if failed:
         print(f"maskdet predict: {failed} input(s) could not be read; see their 'error'", file=sys.stderr)
     return 1 if failed else 0

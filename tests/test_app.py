@@ -248,3 +248,27 @@ def test_widget_front_end_files_are_valid_es_modules_the_widgets_load(name):
     assert "export default { render }" in code
     widget = widgets.WebcamWidget if name == "webcam.js" else widgets.FilePicker
     assert widget._esm == code
+
+
+def test_an_upload_over_the_limit_is_refused_on_the_server_too():
+    """A client that skips the page's size check: what arrives is counted, and
+    a selection over the limit is refused whole, with a message."""
+    from maskdet.app.widgets import FilePicker
+
+    got = []
+    picker = FilePicker(on_files=got.append, limit_bytes=1000)
+    for content, buffers in (
+        ({"type": "begin", "count": 2}, None),
+        ({"type": "file", "name": "a.jpg", "size": 10, "index": 0}, [memoryview(b"x" * 600)]),
+        ({"type": "file", "name": "b.jpg", "size": 10, "index": 1}, [memoryview(b"x" * 600)]),
+        ({"type": "end", "count": 2}, None),
+    ):
+        picker._handle(picker, content, buffers)
+    assert got == [] and picker.rejections == 1 and "over the" in picker.rejected
+    for content, buffers in (
+        ({"type": "begin", "count": 1}, None),
+        ({"type": "file", "name": "c.jpg", "size": 600, "index": 0}, [memoryview(b"y" * 600)]),
+        ({"type": "end", "count": 1}, None),
+    ):
+        picker._handle(picker, content, buffers)
+    assert got == [[("c.jpg", b"y" * 600)]]

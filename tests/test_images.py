@@ -73,3 +73,24 @@ def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ImageError, match="nope.jpg") as err:
         load_rgb(tmp_path / "nope.jpg")
     assert err.value.reason == "unreadable"
+
+
+def test_only_regular_files_of_bounded_size_are_read(tmp_path):
+    """A FIFO named like an image would block the run forever, a link to
+    /dev/zero would never end, a huge sparse file would fill memory: each is
+    refused from its file status, before a byte is read."""
+    import os
+
+    from maskdet.io.images import MAX_FILE_BYTES
+
+    fifo = tmp_path / "b.jpg"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    sparse = tmp_path / "sparse.jpg"
+    with open(sparse, "wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)
+    for path, reason in ((fifo, "not_a_file"), (zero, "not_a_file"), (sparse, "too_large")):
+        with pytest.raises(ImageError) as err:
+            load_rgb(path)
+        assert err.value.reason == reason and str(path) in str(err.value)

@@ -238,6 +238,13 @@ def test_video_errors_name_the_problem(model_dir, tmp_path):
     assert missing.returncode == 2 and "cannot open video file" in missing.stderr
     no_display = run(str(tmp_path / "nope.mp4"))
     assert no_display.returncode == 2 and "--out" in no_display.stderr
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    not_video = run(str(text), "--out", str(tmp_path / "o.mp4"))
+    said = not_video.stderr.splitlines()[-1]
+    assert not_video.returncode == 2 and ("no frame could be read" in said or "cannot open" in said), said
+    assert "NaN" not in not_video.stdout
+    assert not (tmp_path / "o.mp4").exists()
 
 
 @pytest.mark.parametrize("detector", ["centerface", "ultralight", "blazeface"])
@@ -284,3 +291,27 @@ def test_predictor_takes_the_predict_section_whole_and_checks_its_overrides(mode
         Predictor(model_dir, detector="yolo")
     with pytest.raises(ParamsError, match="min_face"):
         Predictor(model_dir, settings, min_face=0)
+
+
+def test_out_keeps_every_annotated_image_and_refuses_a_file(model_dir, images, tmp_path):
+    """Inputs that share a name (two folders, a zip) each get their annotated
+    copy; --out naming a file is one line, not a traceback."""
+    import shutil
+    import zipfile
+
+    group = images / "group.jpg"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(group, tmp_path / folder / "group.jpg")
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as z:
+        z.write(group, "group.jpg")
+    out = tmp_path / "out"
+    done = _predict(["--out", str(out), str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c.zip")], model_dir)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "group-2.annotated.jpg",
+        "group-3.annotated.jpg",
+        "group.annotated.jpg",
+    ]
+    blocked = _predict(["--out", str(group), str(group)], model_dir)
+    assert blocked.returncode == 2 and "a file is there" in blocked.stderr and "Traceback" not in blocked.stderr

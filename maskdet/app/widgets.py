@@ -81,15 +81,28 @@ class FilePicker(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._on_files = on_files
         self._pending: list[tuple[str, bytes]] = []
+        self._received, self._over = 0, False
         self.on_msg(self._handle)
 
     def _handle(self, _widget, content, buffers):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "begin":
-            self._pending = []
+            self._pending, self._received, self._over = [], 0, False
         elif kind == "file":
             data = bytes(buffers[0]) if buffers else b""  # an empty file may arrive without a buffer
-            self._pending.append((str(content.get("name", "upload")), data))
+            self._received += len(data)
+            # The page refuses a selection over the limit before sending; a client
+            # that skips that check is held here, on what actually arrived.
+            self._over = self._over or self._received > self.limit_bytes
+            if not self._over:
+                self._pending.append((str(content.get("name", "upload")), data))
         elif kind == "end":
             files, self._pending = self._pending, []
+            if self._over:
+                self.rejected = (
+                    f"{self._received / 1048576:.1f} MB received: over the {self.limit_bytes / 1048576:.0f} MB "
+                    "limit per upload; nothing of it was analysed"
+                )
+                self.rejections += 1
+                return
             self._on_files(files)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from maskdet.errors import MaskdetError
-from maskdet.io.images import IMAGE_EXTENSIONS
+from maskdet.io.images import IMAGE_EXTENSIONS, MAX_FILE_BYTES
 
-MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one image, uncompressed
+MAX_MEMBER_BYTES = MAX_FILE_BYTES  # one image, uncompressed: the limit of a plain file
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # the whole archive, uncompressed
 MAX_RATIO = 200  # uncompressed / compressed; photos barely compress
 MAX_MEMBERS = 10_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from maskdet.errors import MaskdetError
 from maskdet.io.atomic import write_bytes_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MAX_FILE_BYTES = 64 * 1024 * 1024  # one image file; a photo is a few MB
 MAX_PIXELS = 50_000_000  # larger is a decompression bomb for our purposes, not a photo
 
 
@@ -67,6 +69,16 @@ def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None) 
         data = bytes(source)
     else:
         try:
+            info = Path(source).stat()  # follows a symlink: what would be read
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block forever, /dev/zero never end
+                raise ImageError(
+                    "not_a_file", f"{name}: not a regular file (a folder, device or pipe); give image files"
+                )
+            if info.st_size > MAX_FILE_BYTES:
+                raise ImageError(
+                    "too_large",
+                    f"{name}: {info.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} an image file may have",
+                )
             data = Path(source).read_bytes()
         except OSError as exc:
             raise ImageError("unreadable", f"{name}: cannot read the file ({exc.strerror or exc})") from None

@@ -63,12 +63,12 @@ class VideoSummary:
     output: str | None = None
 
     def to_dict(self) -> dict:
-        ms = self.frame_ms or [float("nan")]
+        ms = self.frame_ms
         return {
             "frames": self.frames,
             "faces": {k: self.faces.get(k, 0) for k in LABELS},
-            "ms_p50": round(statistics.median(ms), 1),
-            "ms_p95": round(float(np.percentile(ms, 95)), 1),
+            "ms_p50": round(statistics.median(ms), 1) if ms else None,  # JSON has no NaN
+            "ms_p95": round(float(np.percentile(ms, 95)), 1) if ms else None,
             "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
             "saved_frames": self.saved,
             "output": self.output,
@@ -135,6 +135,8 @@ def run_video(
                 writer.release()
             if show:
                 cv2.destroyAllWindows()
+    if summary.frames == 0:
+        raise VideoError(f"{source}: no frame could be read; is it a video OpenCV decodes, and not empty?")
     if writer is not None:
         summary.output = str(out)
     return summary
