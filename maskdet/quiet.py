@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import threading
 from collections.abc import Iterator
 
 
@@ -44,3 +46,54 @@ def native_stderr_quiet() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+# Native log lines that are not about our results, dropped by native_stderr_filtered.
+NATIVE_NOISE = re.compile(
+    rb"All log messages before absl::InitializeLog"  # TensorFlow's start-up preamble to the next line
+    rb"|oneDNN custom operations are on"  # the kernels are the same on every run of this machine
+    rb"|Created TensorFlow Lite XNNPACK delegate"  # LiteRT, once per interpreter
+    # tf.data's MapDataset carries an attribute this TensorFlow build's op registry
+    # does not list; logged at error level, once per process, with no effect.
+    rb"|NodeDef mentions attribute use_unbounded_threadpool"
+)
+
+
+@contextlib.contextmanager
+def native_stderr_filtered() -> Iterator[None]:
+    """Standard error, at the file-descriptor level, passed through a filter
+    for the span: lines matching NATIVE_NOISE are dropped, every other line
+    (a real error included) goes on. For a whole stage, where a blanket
+    ``native_stderr_quiet`` would hide too much."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not NATIVE_NOISE.search(line):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, name="native-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)  # the pipe's last write end closes: the pump reads to the end and stops
+        thread.join(timeout=10)
+        os.close(saved)
+
+
+def filtering_native_stderr(func):
+    """``func`` run under ``native_stderr_filtered`` (the stages' entry points)."""
+    import functools
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        with native_stderr_filtered():
+            return func(*args, **kwargs)
+
+    return run

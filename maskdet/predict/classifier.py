@@ -35,9 +35,9 @@ class LiteClassifier:
 
         threads = threads or min(4, os.cpu_count() or 1)
         source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        with native_stderr_quiet():  # LiteRT's XNNPACK notice on every interpreter
+        with native_stderr_quiet():  # LiteRT's XNNPACK notice, printed when the delegate is applied
             self.interpreter = Interpreter(**source, num_threads=threads)
-        self.interpreter.allocate_tensors()
+            self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
         self._input, self._shape = detail["index"], tuple(int(v) for v in detail["shape"])
         self._output = self.interpreter.get_output_details()[0]["index"]
@@ -51,7 +51,8 @@ class LiteClassifier:
             if len(batch) != self._shape[0]:
                 self._shape = (len(batch), *self._shape[1:])
                 self.interpreter.resize_tensor_input(self._input, list(self._shape))
-                self.interpreter.allocate_tensors()
+                with native_stderr_quiet():
+                    self.interpreter.allocate_tensors()
             self.interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
             self.interpreter.invoke()
             return self.interpreter.get_tensor(self._output).copy()

@@ -188,9 +188,9 @@ class BlazeFaceDetector:
 
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        with native_stderr_quiet():  # LiteRT's XNNPACK notice
+        with native_stderr_quiet():  # LiteRT's XNNPACK notice, printed when the delegate is applied
             self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
-        self.interpreter.allocate_tensors()
+            self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = {int(o["shape"][-1]): o["index"] for o in self.interpreter.get_output_details()}
         self._boxes, self._scores = outputs[16], outputs[1]

@@ -14,6 +14,7 @@ import pandas as pd
 from maskdet.io.atomic import write_json_atomic
 from maskdet.params import Params
 from maskdet.paths import project_root
+from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import import_tensorflow, log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
@@ -26,6 +27,7 @@ from maskdet.study.train import load_model
 import_tensorflow()  # the stage needs it: imported here, once, without its start-up notices
 
 
+@filtering_native_stderr
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
     """The evaluation stage: compute on the test split, the scenes and the
     held-out styles; then log to MLflow, register the Predictor and write

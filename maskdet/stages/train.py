@@ -12,6 +12,7 @@ import pandas as pd
 
 from maskdet.params import Params
 from maskdet.paths import project_root
+from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import import_tensorflow, log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
@@ -98,6 +99,7 @@ def _log_classifier(model, size: int) -> None:
         mlflow.log_artifacts(path, "classifier")
 
 
+@filtering_native_stderr
 def run_training(params: Params, root: Path | None = None, out: Path | None = None) -> dict:
     root = root or project_root()
     out = out or root / "models"

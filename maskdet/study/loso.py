@@ -6,20 +6,32 @@ says whether the model learned "is the nose covered" or "what our renderer draws
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
 from maskdet import LABELS
 from maskdet.params import Params
 from maskdet.study.datasets import image_dataset
+from maskdet.study.export import inference_function
 from maskdet.study.metrics import classification_metrics, group_scores
 
 MASKED = ("with_mask", "mask_weared_incorrect")
 
 
+@functools.lru_cache(maxsize=8)
+def _inference(model):
+    """One traced inference function per model (any batch size): model.predict
+    traced a new graph for every model and every last-batch size, and TensorFlow
+    warned about the retracing in the report."""
+    return inference_function(model)
+
+
 def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
     ds = image_dataset(list(files), np.zeros(len(files), np.int32), size, batch_size)
-    return model.predict(ds.map(lambda x, y: x), verbose=0)
+    parts = [np.asarray(_inference(model)(x)) for x, _ in ds]
+    return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
 
 
 def breakdown(frame: pd.DataFrame, probs: np.ndarray, by: str) -> pd.DataFrame:

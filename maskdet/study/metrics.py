@@ -76,6 +76,13 @@ HEADLINE_METRICS = (
 )
 
 
+def _clipped(probs: np.ndarray, floor: float = 1e-7) -> np.ndarray:
+    """Probabilities of at least ``floor`` (a confident mistake costs at most
+    -log(1e-7) in the log loss), still summing to one."""
+    clipped = np.clip(probs, floor, 1.0)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
 def group_scores(y_true, probs) -> dict[str, float]:
     """Accuracy and macro-F1 of one group (a mask style, a person): the F1 is
     averaged over the classes the group holds, since a group of bare faces
@@ -108,7 +115,7 @@ def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict
         "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
         "mcc": skm.matthews_corrcoef(y_true, y_pred),
         "cohen_kappa": skm.cohen_kappa_score(y_true, y_pred, labels=ks),
-        "log_loss": skm.log_loss(y_true, np.clip(probs, 1e-7, 1), labels=ks),
+        "log_loss": skm.log_loss(y_true, _clipped(probs), labels=ks),
         "brier": brier_score(y_true, probs),
         "ece": expected_calibration_error(y_true, probs, bins),
         "confidence_mean": conf.mean(),
