@@ -123,7 +123,7 @@ def _cmd_predict(args) -> int:
     from tqdm import tqdm
 
     from maskdet.io.images import ImageError, load_rgb
-    from maskdet.io.inputs import expand_paths
+    from maskdet.io.inputs import expand_paths, lines, null_separated
     from maskdet.predict.predictor import Prediction, csv_writer
 
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
@@ -131,7 +131,8 @@ def _cmd_predict(args) -> int:
     predictor = _load_predictor(args)
     write_csv = csv_writer(sys.stdout) if args.format == "csv" else None
     # Lazy: a zip's entries are read one at a time, never all into memory.
-    inputs = expand_paths(args.paths, stdin=sys.stdin)
+    stdin = null_separated(sys.stdin.buffer) if args.null else lines(sys.stdin)
+    inputs = expand_paths(args.paths, stdin=stdin)
     single_file = len(args.paths) == 1 and Path(args.paths[0]).is_file() and not args.paths[0].endswith(".zip")
     show = not args.quiet and "-" not in args.paths and not single_file
     failed, taken = 0, set()
@@ -299,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         "errors to standard error; the exit status is 1 when any input could not be read.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument(
+        "-0",
+        "--null",
+        action="store_true",
+        help="with '-': paths on standard input end with a NUL byte, not a newline (find -print0), "
+        "so a path may hold a newline",
+    )
     _predictor_options(p)
     p.add_argument(
         "--format",

@@ -17,6 +17,7 @@ def test_images_are_read_and_bad_entries_get_reasons(face_rgb):
             "a/face.jpg": face,
             "/etc/abs.jpg": face,
             "b/../../up.png": face,
+            "..\\..\\win.jpg": face,
             "readme.md": b"hi",
             "__MACOSX/a/._face.jpg": b"fork",
             ".DS_Store": b"x",
@@ -24,10 +25,11 @@ def test_images_are_read_and_bad_entries_get_reasons(face_rgb):
         }
     )
     members = {m.name: m for m in zip_images(data)}
-    assert set(members) == {"a/face.jpg", "/etc/abs.jpg", "b/../../up.png", "readme.md"}
+    assert set(members) == {"a/face.jpg", "/etc/abs.jpg", "b/../../up.png", "..\\..\\win.jpg", "readme.md"}
     assert members["a/face.jpg"].data == face and members["a/face.jpg"].error is None
     assert members["/etc/abs.jpg"].error.startswith("unsafe_path")
     assert members["b/../../up.png"].error.startswith("unsafe_path")
+    assert members["..\\..\\win.jpg"].error.startswith("unsafe_path")  # not taken for a dotfile
     assert members["readme.md"].error.startswith("not_an_image")
 
 
@@ -63,7 +65,7 @@ def test_not_a_zip_is_an_archive_error():
 def test_the_cli_and_the_dashboard_expand_inputs_alike(face_rgb, tmp_path):
     """One expansion: a zip given as a path (CLI) and uploaded as bytes
     (dashboard) gives the same items; folders recurse; '-' reads paths."""
-    from maskdet.io.inputs import expand_paths, expand_uploads
+    from maskdet.io.inputs import expand_paths, expand_uploads, lines
 
     face = jpeg_bytes(face_rgb)
     data = _zip({"in/a.jpg": face, "notes.txt": b"x"})
@@ -78,7 +80,7 @@ def test_the_cli_and_the_dashboard_expand_inputs_alike(face_rgb, tmp_path):
     assert from_path[0] == ("!in/a.jpg", face, None) and from_path[1][2].startswith("not_an_image")
     folder = [n for n, _, _ in expand_paths([str(tmp_path)])]
     assert folder == [str(tmp_path / "sub" / "b.jpg"), f"{zipped}!in/a.jpg", f"{zipped}!notes.txt"]
-    assert [n for n, _, _ in expand_paths(["-"], stdin=[f"{zipped}\n", "\n"])] == [
+    assert [n for n, _, _ in expand_paths(["-"], stdin=lines([f"{zipped}\n", "\n"]))] == [
         f"{zipped}!in/a.jpg",
         f"{zipped}!notes.txt",
     ]

@@ -315,3 +315,22 @@ def test_out_keeps_every_annotated_image_and_refuses_a_file(model_dir, images, t
     ]
     blocked = _predict(["--out", str(group), str(group)], model_dir)
     assert blocked.returncode == 2 and "a file is there" in blocked.stderr and "Traceback" not in blocked.stderr
+
+
+def test_nul_separated_stdin_keeps_a_path_with_a_newline(model_dir, images, tmp_path):
+    """`find -print0 | maskdet predict -0 -`: a file name holding a newline is one input."""
+    import shutil
+
+    odd = tmp_path / "two\nlines.jpg"
+    shutil.copy(images / "group.jpg", odd)
+    done = subprocess.run(
+        [sys.executable, "-m", "maskdet", "predict", "--model", str(model_dir), "-q", "--format", "jsonl", "-0", "-"],
+        input=f"{odd}\0{images / 'group.jpg'}\0".encode(),
+        capture_output=True,
+        env={**os.environ, "MASKDET_ROOT": str(ROOT)},
+        cwd=ROOT,
+    )
+    answers = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert done.returncode == 0, done.stderr.decode()[-500:]
+    assert [a["image"] for a in answers] == [str(odd), str(images / "group.jpg")]
+    assert answers[0]["error"] is None and answers[0]["faces"] == answers[1]["faces"]

@@ -41,7 +41,10 @@ def is_zip(source: Path | bytes) -> bool:
 
 
 def _ignored(name: str) -> bool:
-    """Folders and the metadata files that archivers add (macOS forks, dotfiles)."""
+    """Folders and the metadata files that archivers add (macOS forks, dotfiles).
+    An unsafe name is never ignored: it gets its line."""
+    if _unsafe(name):
+        return False
     parts = PurePosixPath(name).parts
     return name.endswith("/") or parts[0] == "__MACOSX" or PurePosixPath(name).name.startswith(".")
 

@@ -7,6 +7,7 @@ A zip's entries are named ``archive.zip!inner/name.jpg``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -29,14 +30,30 @@ def _one(name: str, source: str | bytes) -> Iterator[Item]:
         yield name, None, f"bad_archive: {exc}"
 
 
+def lines(stream: Iterable[str]) -> Iterator[str]:
+    """Paths one a line (surrounding blanks dropped, empty lines skipped)."""
+    return (line.strip() for line in stream if line.strip())
+
+
+def null_separated(stream) -> Iterator[str]:
+    """Paths separated by NUL bytes, as ``find -print0`` writes them, so that a
+    path may hold a newline; each is yielded as soon as it has arrived."""
+    pending = b""
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        *done, pending = (pending + chunk).split(b"\0")
+        yield from (os.fsdecode(p) for p in done if p)
+    if pending:
+        yield os.fsdecode(pending)
+
+
 def expand_paths(paths: Iterable[str], stdin: Iterable[str] = ()) -> Iterator[Item]:
     """Files as given, folders as their images and zips (sorted, recursive),
-    zip archives as their images, and ``-`` as the paths in ``stdin`` (one a line)."""
+    zip archives as their images, and ``-`` as the paths from ``stdin``
+    (already split: ``lines`` or ``null_separated``)."""
     for given in paths:
         if given == "-":
-            for line in stdin:
-                if line.strip():
-                    yield from _one(line.strip(), line.strip())
+            for path in stdin:
+                yield from _one(path, path)
         elif Path(given).is_dir():
             for p in sorted(Path(given).rglob("*")):
                 if p.suffix.lower() in (*IMAGE_EXTENSIONS, ".zip"):
