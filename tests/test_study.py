@@ -46,6 +46,10 @@ def test_metrics_plots_and_dvc_views(study):
     assert shown.returncode == 0 and "test_f1_macro" in shown.stdout
     plots = run(["dvc", "plots", "show", "--json"], study)
     assert plots.returncode == 0, plots.stderr
+    # only the plots defined with their axes: no CSV drawn against its row index
+    assert sorted(json.loads(plots.stdout)["data"]) == sorted(
+        ["Loss", "Accuracy", "ROC", "Precision-recall", "reports/plots/confusion.csv"]
+    )
     for name in ("history.csv", "confusion.csv", "roc/with_mask.csv", "pr/without_mask.csv"):
         assert (study / "reports" / "plots" / name).is_file()
     assert "up to date" in run(["dvc", "status"], study).stdout
