@@ -70,6 +70,19 @@ def test_each_stage_lists_exactly_the_project_modules_it_runs():
     assert not wrong, "dvc.yaml deps differ from the imports:\n" + "\n".join(wrong)
 
 
+def test_the_served_model_ships_every_module_the_runtime_imports(tmp_path):
+    """The registered model carries predict/ and what it imports, nothing more:
+    the copy holds predict's whole import closure, and no study or data code."""
+    from maskdet.study.registry import runtime_package
+
+    graph = grimp.build_graph("maskdet", include_external_packages=False)
+    needed = closure(graph, [m for m in graph.modules if m.startswith("maskdet.predict")])
+    package = runtime_package(tmp_path)
+    shipped = {p.relative_to(tmp_path).as_posix() for p in package.rglob("*.py")}
+    assert {as_file(m) for m in needed} <= shipped
+    assert not any(s.startswith(("maskdet/study", "maskdet/data", "maskdet/stages", "maskdet/app")) for s in shipped)
+
+
 def test_the_import_rules_fail_on_a_runtime_module_that_imports_the_study(tmp_path):
     """The contracts are live: the same check `make lint` runs passes on the
     project and fails, naming the import, when the Predictor's code reaches up

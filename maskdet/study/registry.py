@@ -15,30 +15,56 @@ from maskdet.predict import serving
 from maskdet.predict.predictor import DETECTORS
 from maskdet.predict.serving import PYFUNC_ARTIFACT
 
+# What the served model runs: predict/ and what the import rules let it use
+# (tests/test_architecture.py checks this against predict's import closure).
+RUNTIME_PACKAGE = ("__init__.py", "errors.py", "quiet.py", "params.py", "paths.py", "io", "predict")
+
 REGISTERED_MODEL = "maskdet"
 CHAMPION = "champion"
 
 
 def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFACT):
     """Log the Predictor as a pyfunc model in the active run, from code
-    (``maskdet/predict/served_model.py``; its package, the models/ folder and
-    the detector's weights travel with it), with a real input example."""
+    (``maskdet/predict/served_model.py``; the runtime part of the package, the
+    models/ folder and the detector's weights travel with it), with a real input example."""
     import base64
+    import tempfile
 
     import numpy as np
     import pandas as pd
-    from mlflow.models import infer_signature
 
     from maskdet.io.images import encode_jpeg
 
     detector_file = assets.extract(DETECTORS[predict_params.detector].weights)
     grey = base64.b64encode(encode_jpeg(np.full((48, 64, 3), 128, np.uint8), 80)).decode()
     example = pd.DataFrame({"image": [grey], "name": ["grey.jpg"]})  # a valid request: no face in it
+    with tempfile.TemporaryDirectory() as tmp:
+        return _log(name, model_folder, detector_file, runtime_package(Path(tmp)), predict_params, example)
+
+
+def runtime_package(dest: Path) -> Path:
+    """The runtime part of maskdet (RUNTIME_PACKAGE) copied into ``dest/maskdet``:
+    the served model ships it alone, not the data builder or the study."""
+    import shutil
+
+    source, out = Path(maskdet.__file__).parent, dest / "maskdet"
+    out.mkdir(parents=True)
+    for part in RUNTIME_PACKAGE:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, out / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source / part, out / part)
+    return out
+
+
+def _log(name: str, model_folder: Path, detector_file: Path, package: Path, predict_params, example):
+    from mlflow.models import infer_signature
+
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(serving.__file__).with_name("served_model.py")),
         artifacts={"model": str(model_folder), "detector": str(detector_file)},
-        code_paths=[str(Path(maskdet.__file__).parent)],
+        code_paths=[str(package)],
         model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
         # The server runs in the project's own environment (`--env-manager local`,
         # as `make serve` does): requirements.lock pins it, so none are inferred here.
