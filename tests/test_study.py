@@ -227,6 +227,15 @@ def test_cli_takes_the_registered_model_uri(study):
     assert len(json.loads(done.stdout)["faces"]) == 3
 
 
+def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
+    """The card's registry line shows the alias (MLflow's search leaves aliases out)."""
+    from maskdet.app.logic import registry_entry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{study / 'mlflow.db'}")
+    train_run = json.loads((study / "models" / "metadata.json").read_text())["mlflow_run_id"]
+    assert "alias champion" in registry_entry(train_run)
+
+
 def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study):
     """check_params runs first whenever params.yaml changes: a misspelled key,
     an unknown section or a missing data folder stop `dvc repro` with one line

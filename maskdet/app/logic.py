@@ -206,11 +206,12 @@ def registry_entry(train_run_id: str | None) -> str:
 
         client = mlflow.MlflowClient(tracking_uri=tracking_uri())
         versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tag.train_run_id='{train_run_id}'")
+        if not versions:
+            return "not registered yet (the evaluation stage registers it)"
+        # search_model_versions leaves the aliases out (MLflow 3.17); get_model_version has them
+        latest = client.get_model_version(REGISTERED_MODEL, max(versions, key=lambda v: int(v.version)).version)
     except Exception as exc:  # no store, or an old one: the card still shows everything else
         return f"registry not available ({type(exc).__name__})"
-    if not versions:
-        return "not registered yet (the evaluation stage registers it)"
-    latest = max(versions, key=lambda v: int(v.version))
     aliases = f", alias {', '.join(latest.aliases)}" if latest.aliases else ""
     return f"maskdet version {latest.version}{aliases}"
 
