@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskdet.quiet import native_stderr_quiet
+from maskdet.predict.classifier import lite_interpreter
 from maskdet.io import assets
 
 MESH_SIZE = 192
@@ -46,11 +46,7 @@ class FaceMesh:
 
 class FaceMeshModel:
     def __init__(self, model_path=None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        with native_stderr_quiet():  # LiteRT's XNNPACK notice, printed when the delegate is applied
-            self.interpreter = Interpreter(model_path=str(model_path or assets.extract(assets.FACE_MESH_TFLITE)))
-            self.interpreter.allocate_tensors()
+        self.interpreter = lite_interpreter(model_path=str(model_path or assets.extract(assets.FACE_MESH_TFLITE)))
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = self.interpreter.get_output_details()
         # One output holds 1404 numbers (468 x 3), the other the presence logit.

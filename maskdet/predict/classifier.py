@@ -24,6 +24,19 @@ from maskdet.quiet import native_stderr_quiet
 TFLITE_FILES = {"float32": "model_float32.tflite", "float16": "model_float16.tflite", "int8": "model_int8.tflite"}
 
 
+def lite_interpreter(**options):
+    """A LiteRT interpreter with its tensors allocated (``model_path`` or
+    ``model_content``, ``num_threads``), the one way the project makes one:
+    LiteRT prints its XNNPACK notice on standard error when it applies the
+    delegate, at the first allocation, so that is done here quietly."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with native_stderr_quiet():
+        interpreter = Interpreter(**options)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 class LiteClassifier:
     """A TFLite export run by LiteRT. The batch dimension follows the number of
     faces; the interpreter is only re-planned when that number changes. An
@@ -31,13 +44,9 @@ class LiteClassifier:
     threads): one call at a time holds it, from resize to reading the answer."""
 
     def __init__(self, model: Path | bytes, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         threads = threads or min(4, os.cpu_count() or 1)
         source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        with native_stderr_quiet():  # LiteRT's XNNPACK notice, printed when the delegate is applied
-            self.interpreter = Interpreter(**source, num_threads=threads)
-            self.interpreter.allocate_tensors()
+        self.interpreter = lite_interpreter(**source, num_threads=threads)
         detail = self.interpreter.get_input_details()[0]
         self._input, self._shape = detail["index"], tuple(int(v) for v in detail["shape"])
         self._output = self.interpreter.get_output_details()[0]["index"]
@@ -51,8 +60,7 @@ class LiteClassifier:
             if len(batch) != self._shape[0]:
                 self._shape = (len(batch), *self._shape[1:])
                 self.interpreter.resize_tensor_input(self._input, list(self._shape))
-                with native_stderr_quiet():
-                    self.interpreter.allocate_tensors()
+                self.interpreter.allocate_tensors()
             self.interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
             self.interpreter.invoke()
             return self.interpreter.get_tensor(self._output).copy()

@@ -16,8 +16,8 @@ import numpy as np
 from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.io.images import letterbox
+from maskdet.predict.classifier import lite_interpreter
 from maskdet.predict.crops import clip_box
-from maskdet.quiet import native_stderr_quiet
 
 
 @dataclass(frozen=True)
@@ -184,13 +184,9 @@ class BlazeFaceDetector:
     grid = 48
 
     def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3, model_path: Path | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        with native_stderr_quiet():  # LiteRT's XNNPACK notice, printed when the delegate is applied
-            self.interpreter = Interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
-            self.interpreter.allocate_tensors()
+        self.interpreter = lite_interpreter(model_path=str(model_path or assets.extract(self.weights)), num_threads=2)
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = {int(o["shape"][-1]): o["index"] for o in self.interpreter.get_output_details()}
         self._boxes, self._scores = outputs[16], outputs[1]

@@ -12,7 +12,7 @@ import pandas as pd
 from maskdet.io.atomic import atomic_path
 from maskdet.params import Params, parse_params
 from maskdet.paths import project_root
-from maskdet.quiet import native_stderr_quiet, quiet_libraries
+from maskdet.quiet import quiet_libraries
 from maskdet.study.tracking import provenance
 
 quiet_libraries()  # every stage notebook imports this module first
@@ -78,14 +78,3 @@ def log_figures(figures: dict, folder: Path | None = None) -> None:
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-def import_tensorflow():
-    """TensorFlow, imported once without its start-up notices on standard error
-    (the train and evaluate stages call this when they load)."""
-    import sys
-
-    if "tensorflow" not in sys.modules:
-        with native_stderr_quiet():
-            import tensorflow  # noqa: F401
-    return sys.modules["tensorflow"]

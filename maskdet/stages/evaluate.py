@@ -15,7 +15,7 @@ from maskdet.io.atomic import write_json_atomic
 from maskdet.params import Params
 from maskdet.paths import project_root
 from maskdet.quiet import filtering_native_stderr
-from maskdet.stages.common import import_tensorflow, log_figures, write_csv
+from maskdet.stages.common import log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
@@ -23,8 +23,6 @@ from maskdet.study.metrics import SCENE, TEST, classification_metrics, reliabili
 from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion, register
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
-
-import_tensorflow()  # the stage needs it: imported here, once, without its start-up notices
 
 
 @filtering_native_stderr

@@ -13,14 +13,12 @@ import pandas as pd
 from maskdet.params import Params
 from maskdet.paths import project_root
 from maskdet.quiet import filtering_native_stderr
-from maskdet.stages.common import import_tensorflow, log_figures, write_csv
+from maskdet.stages.common import log_figures, write_csv
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.export import build_exports
 from maskdet.study.tracking import provenance, stage_run
 from maskdet.study.train import save_model, train_classifier
-
-import_tensorflow()  # the stage needs it: imported here, once, without its start-up notices
 
 
 def _layer_table(model) -> pd.DataFrame:

@@ -32,6 +32,7 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
 
     import numpy as np
     import pandas as pd
+    from mlflow.models import infer_signature
 
     from maskdet.io.images import encode_jpeg
 
@@ -39,7 +40,18 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
     grey = base64.b64encode(encode_jpeg(np.full((48, 64, 3), 128, np.uint8), 80)).decode()
     example = pd.DataFrame({"image": [grey], "name": ["grey.jpg"]})  # a valid request: no face in it
     with tempfile.TemporaryDirectory() as tmp:
-        return _log(name, model_folder, detector_file, runtime_package(Path(tmp)), predict_params, example)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(Path(serving.__file__).with_name("served_model.py")),
+            artifacts={"model": str(model_folder), "detector": str(detector_file)},
+            code_paths=[str(runtime_package(Path(tmp)))],
+            model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
+            # The server runs in the project's own environment (`--env-manager local`,
+            # as `make serve` does): requirements.lock pins it, so none are inferred here.
+            signature=infer_signature(example),
+            input_example=example,
+            pip_requirements=[],
+        )
 
 
 def runtime_package(dest: Path) -> Path:
@@ -55,23 +67,6 @@ def runtime_package(dest: Path) -> Path:
         else:
             shutil.copy2(source / part, out / part)
     return out
-
-
-def _log(name: str, model_folder: Path, detector_file: Path, package: Path, predict_params, example):
-    from mlflow.models import infer_signature
-
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=str(Path(serving.__file__).with_name("served_model.py")),
-        artifacts={"model": str(model_folder), "detector": str(detector_file)},
-        code_paths=[str(package)],
-        model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
-        # The server runs in the project's own environment (`--env-manager local`,
-        # as `make serve` does): requirements.lock pins it, so none are inferred here.
-        signature=infer_signature(example),
-        input_example=example,
-        pip_requirements=[],
-    )
 
 
 def register(model_uri: str) -> str:
