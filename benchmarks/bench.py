@@ -372,9 +372,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str, readme: Path = ROOT / "README.md") -> None:
+def update_readme(
+    text: str, readme: Path = ROOT / "README.md", markers: tuple[str, str] = (MARK_START, MARK_END)
+) -> None:
+    """Replace what lies between the two ``markers`` in the README with ``text``."""
     body = readme.read_text()
-    start, end = body.index(MARK_START) + len(MARK_START), body.index(MARK_END)
+    start, end = body.index(markers[0]) + len(markers[0]), body.index(markers[1])
     tmp = readme.with_name(readme.name + ".tmp")
     tmp.write_text(body[:start] + "\n" + text + "\n" + body[end:])
     tmp.replace(readme)

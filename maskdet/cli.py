@@ -154,6 +154,44 @@ def _cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_serve(args) -> int:
+    import os
+
+    from maskdet.paths import tracking_uri
+    from maskdet.predict import rest
+
+    for option, value in (("--max-request-mb", args.max_request_mb), ("--max-in-flight", args.max_in_flight)):
+        if value < 1:
+            raise InputError(f"{option} {value}: expected a whole number of at least 1")
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: expected at least 1")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(),
+        rest.MODEL_ENV: args.model,
+        rest.MAX_REQUEST_MB_ENV: str(args.max_request_mb),
+        rest.MAX_IN_FLIGHT_ENV: str(args.max_in_flight),
+    }
+    os.environ.update(env)
+    from maskdet.quiet import quiet_libraries
+
+    quiet_libraries()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.models.get_model_info(args.model)
+    except (MlflowException, OSError) as exc:
+        raise InputError(
+            f"--model {args.model}: no model there ({str(exc).splitlines()[0]}); "
+            "`make repro` registers models:/maskdet@champion"
+        ) from None
+    command = [sys.executable, "-m", "uvicorn", "maskdet.predict.rest:app", "--host", args.host]
+    command += ["--port", str(args.port), "--workers", str(args.workers)]
+    print(f"maskdet serve: {args.model} on http://{args.host}:{args.port}/invocations", file=sys.stderr)
+    os.execve(sys.executable, command, env)
+
+
 def _cmd_evaluate(args) -> int:
     from maskdet.paths import project_root
     from maskdet.study import crosseval
@@ -361,6 +399,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-confidence", type=float, default=0.9, help="for --save-confident (default 0.9)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p = add(
+        "serve",
+        _cmd_serve,
+        "serve a registered Predictor as a REST API (MLflow's scoring server, with limits)",
+        "MLflow's scoring server for a logged Predictor (POST /invocations, GET /ping: the formats of "
+        "`mlflow models serve`, described in maskdet/predict/serving.py), run by uvicorn, behind two "
+        "limits: a request larger than --max-request-mb answers 413, and past --max-in-flight requests at "
+        "once per worker a request answers 503 at once instead of waiting in memory. A fault of the model "
+        "answers 500; a bad image gets its 'error' in a 200 answer.",
+    )
+    p.add_argument(
+        "--model",
+        default="models:/maskdet@champion",
+        help="an MLflow model URI (default: models:/maskdet@champion, registered by `make repro`; the "
+        "project's store unless MLFLOW_TRACKING_URI says otherwise)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    p.add_argument("--workers", type=int, default=1, help="server processes, each with its own Predictor (default 1)")
+    p.add_argument(
+        "--max-request-mb", type=int, default=64, help="largest request body in MB (default 64; larger: 413)"
+    )
+    p.add_argument("--max-in-flight", type=int, default=8, help="requests at once per worker (default 8; more: 503)")
     add(
         "report",
         _cmd_report,

@@ -31,3 +31,13 @@ def test_project_errors_share_one_base_and_keep_the_builtin_types():
     for error in (InputError, MissingFileError, ImageError, ParamsError):
         assert issubclass(error, MaskdetError)
     assert issubclass(InputError, ValueError) and issubclass(MissingFileError, FileNotFoundError)
+
+
+def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert cli.main(["serve", "--max-in-flight", "0"]) == 2
+    assert "--max-in-flight 0: expected a whole number of at least 1" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "models:/maskdet@champion"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("maskdet serve: error: --model models:/maskdet@champion: no model there")
+    assert "make repro" in said and len(said.splitlines()) == 1

@@ -29,6 +29,8 @@ from tests.helpers import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
+CULL_AFTER_S = 6
+VOILA = {}  # the server fixture's process id
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -78,7 +80,16 @@ def server(model_dir, tmp_path_factory):
     env = {**os.environ, "MASKDET_MODEL": str(model_dir), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(BIN / "voila"), "notebooks/dashboard.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"],
+            [
+                str(BIN / "voila"),
+                "notebooks/dashboard.ipynb",
+                "--no-browser",
+                "--Voila.ip=127.0.0.1",
+                f"--port={port}",
+                # voila.json culls a kernel idle for 10 minutes with no page open; here after seconds
+                f"--MappingKernelManager.cull_idle_timeout={CULL_AFTER_S}",
+                "--MappingKernelManager.cull_interval=2",
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -93,6 +104,7 @@ def server(model_dir, tmp_path_factory):
         except OSError:
             assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
+    VOILA["pid"] = proc.pid
     yield f"http://127.0.0.1:{port}/"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
@@ -243,3 +255,26 @@ def test_model_tab_and_no_page_errors(page, model_dir):
     assert "with_mask, without_mask, mask_weared_incorrect" in card and f"{size} x {size}" in card
     _shot(page, "model")
     assert not page.errors, page.errors
+
+
+def _kernels() -> int:
+    import psutil
+
+    return sum("ipykernel" in " ".join(c.cmdline()) for c in psutil.Process(VOILA["pid"]).children(recursive=True))
+
+
+def test_a_kernel_nobody_watches_is_culled_and_an_open_page_keeps_its_own(page, server):
+    """A plain GET starts a kernel (300-400 MB) that no page will ever close; the
+    culler stops it once idle. The open page's kernel is connected, so it stays."""
+    import requests
+
+    before = _kernels()
+    assert requests.get(server, timeout=180).status_code == 200
+    assert _kernels() == before + 1
+    deadline = time.time() + CULL_AFTER_S + 60
+    while _kernels() > before:
+        assert time.time() < deadline, "the idle kernel was not culled"
+        time.sleep(1)
+    _tab(page, "Upload")
+    assert page.locator("text=maskdet: face-mask detection").count() >= 1
+    assert _kernels() == before >= 1

@@ -334,3 +334,32 @@ def test_nul_separated_stdin_keeps_a_path_with_a_newline(model_dir, images, tmp_
     assert done.returncode == 0, done.stderr.decode()[-500:]
     assert [a["image"] for a in answers] == [str(odd), str(images / "group.jpg")]
     assert answers[0]["error"] is None and answers[0]["faces"] == answers[1]["faces"]
+
+
+def test_served_model_answers_500_for_its_own_fault_and_keeps_bad_images_per_image(model_dir):
+    """A fault inside the model is the server's (HTTP 500, the request not blamed);
+    a bad image stays an `error` in its own answer."""
+    import base64
+
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from maskdet.predict.serving import PredictorModel
+
+    served = PredictorModel()
+    served.predictor = Predictor(model_dir)
+    good = base64.b64encode(assets.extract(assets.PORTRAIT_PHOTOS[0]).read_bytes()).decode()
+    junk = base64.b64encode(b"not an image").decode()
+    answers = served.predict(None, pd.DataFrame({"image": [good, junk], "name": ["a.jpg", "b.jpg"]}))
+    assert answers[0]["faces"] and not answers[0]["error"]
+    assert answers[1]["error"] and not answers[1]["faces"]
+
+    def broken(*args, **kwargs):  # what the unguarded interpreter raised under concurrent calls
+        raise RuntimeError("There is at least 1 reference to internal data in the interpreter")
+
+    served.predictor.classifier = broken
+    with pytest.raises(MlflowException) as failed:
+        served.predict(None, pd.DataFrame({"image": [good], "name": ["a.jpg"]}))
+    assert failed.value.get_http_status_code() == 500
+    assert "server fault while predicting 'a.jpg'" in failed.value.message and "RuntimeError" in failed.value.message
+    assert "verify" not in failed.value.message.lower()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import mlflow
@@ -14,7 +15,7 @@ import requests
 import yaml
 
 from maskdet.study.metrics import HEADLINE_METRICS
-from tests.helpers import BIN, free_port, run, smoke_project
+from tests.helpers import BIN, ROOT, free_port, run, smoke_project
 
 pytestmark = pytest.mark.slow
 TINY = {
@@ -114,31 +115,16 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
 
 
 def test_served_model_answers_real_requests(study, tmp_path):
-    """`mlflow models serve -m models:/maskdet@champion`, as `make serve` runs it, on a loopback port."""
+    """`maskdet serve` (MLflow's scoring server for models:/maskdet@champion, with
+    limits), as `make serve` runs it, on a loopback port."""
     from maskdet import LABELS
     from maskdet.io import assets
 
     port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-    }  # the server execs uvicorn from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}"}
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/maskdet@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8"],
         cwd=study,
         env=env,
         stdout=log,
@@ -173,9 +159,52 @@ def test_served_model_answers_real_requests(study, tmp_path):
         assert truncated["error"].startswith("truncated") and truncated["faces"] == []
         assert junk["error"].startswith("not_base64")
         _concurrent_clients_get_the_answers_of_one_client(base, group)
+        _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
         server.wait(timeout=30)
+
+
+def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):
+    """Past --max-request-mb (2 here) a request is refused with 413, by its
+    Content-Length or as it streams in; past --max-in-flight (8) requests at
+    once, with 503. Then the server still answers."""
+    import socket
+
+    big = {"dataframe_records": [{"image": "A" * (3 * 2**20), "name": "big"}]}
+    said = requests.post(f"{base}/invocations", json=big, timeout=60)
+    assert said.status_code == 413 and "larger than 2 MB" in said.json()["message"]
+    chunks = (b"x" * 2**18 for _ in range(12))  # no Content-Length: counted as it arrives
+    said = requests.post(f"{base}/invocations", data=chunks, headers={"content-type": "application/json"}, timeout=60)
+    assert said.status_code == 413
+    # Eight requests that send their headers and then hold their bodies back.
+    held = []
+    for _ in range(8):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        held.append(conn)
+    try:
+        deadline = time.time() + 30
+        while (
+            said := requests.post(f"{base}/invocations", json={"dataframe_records": []}, timeout=30)
+        ).status_code != 503:
+            assert time.time() < deadline, said.text[:500]  # the held requests reach the app a moment later
+            time.sleep(0.2)
+        assert said.headers["retry-after"] == "1" and "busy" in said.json()["message"]
+        assert requests.get(f"{base}/ping", timeout=5).status_code == 200  # health checks are never refused
+    finally:
+        for conn in held:
+            conn.close()
+    deadline = time.time() + 30
+    record = {"image": base64.b64encode(group).decode(), "name": "group.jpg"}
+    while (
+        said := requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=60)
+    ).status_code == 503:
+        assert time.time() < deadline, "the server stayed busy after the held requests were closed"
+        time.sleep(0.2)
+    assert said.status_code == 200 and len(said.json()["predictions"][0]["faces"]) == 3
 
 
 def _concurrent_clients_get_the_answers_of_one_client(base, group):
@@ -225,6 +254,30 @@ def test_cli_takes_the_registered_model_uri(study):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 3
+
+
+def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tmp_path):
+    import shutil
+
+    import mlflow
+
+    from maskdet.study.registry import move_champion
+
+    shutil.copy(study / "mlflow.db", tmp_path / "mlflow.db")  # the study's own store stays as it is
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        champion = client.get_model_version_by_alias("maskdet", "champion")
+        f1 = float(champion.tags["test_f1_macro"])
+        newer = client.create_model_version("maskdet", champion.source, champion.run_id).version
+        assert move_champion(newer, f1)
+        assert client.get_model_version_by_alias("maskdet", "champion").version == newer
+        worse = client.create_model_version("maskdet", champion.source, champion.run_id).version
+        assert not move_champion(worse, f1 - 0.01)
+        assert client.get_model_version_by_alias("maskdet", "champion").version == newer
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
@@ -291,3 +344,20 @@ def test_dvc_experiment_lands_in_the_project_store(study):
         filter_string="attributes.run_name = 'smoke-exp'",
     )
     assert runs, "the experiment's pipeline run did not reach the project's MLflow store"
+
+
+def test_bench_serve_measures_a_real_server_and_checks_every_answer(study, tmp_path):
+    """`make bench-serve` end to end, small: it measures; it asserts nothing about speed."""
+    out = tmp_path / "serve.json"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}"}
+    args = ["--workers", "1", "--clients", "1,2", "--requests", "4", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (config,) = results["configs"]
+    assert [r["clients"] for r in config["rows"]] == [1, 2]
+    assert all(r["correct"] == r["requests"] == 4 and r["statuses"] == [200] for r in config["rows"])
+    assert config["peak_rss_mb"] and all(m > 50 for m in config["peak_rss_mb"])
+    assert "| 1 | 2 |" in done.stdout

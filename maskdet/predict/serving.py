@@ -7,7 +7,10 @@ Request (``POST /invocations``, JSON)::
 
 (``name`` is optional), or ``{"inputs": {"image": ["<base64>", ...]}}``.
 Answer: ``{"predictions": [<one object per image, docs/architecture.md section 2>]}``; an
-image that cannot be decoded gets its ``error`` and no faces, never a 500.
+image that cannot be decoded gets its ``error`` and no faces, never a 500. A
+fault of the model itself answers HTTP 500 with a message that says so: the
+scoring server would answer any other exception with 400 and "verify that the
+serialized input Dataframe is compatible", blaming a request that was fine.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 
 from maskdet.errors import InputError
 
@@ -58,5 +63,12 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
                     ).to_dict()
                 )
                 continue
-            answers.append(self.predictor.predict(data, name=name).to_dict())
+            try:
+                answers.append(self.predictor.predict(data, name=name).to_dict())
+            except Exception as exc:  # the Predictor turns every fault of the image into its `error`
+                raise MlflowException(
+                    f"server fault while predicting {name!r}: {type(exc).__name__}: {exc}. "
+                    "The request was read; the model failed on it. Retry, and report it if it persists.",
+                    error_code=INTERNAL_ERROR,
+                ) from exc
         return answers

@@ -1,0 +1,193 @@
+"""The REST server under load: requests/s, latency p50/p95 and memory per
+worker of `maskdet serve` at several client counts and worker counts.
+
+    python -m benchmarks.serve            (or `make bench-serve`)
+
+Each configuration starts a fresh server on a loopback port, waits for
+``/ping``, warms it with one request, then ``--requests`` requests (one
+640x480 frame of the bundled group photo, three faces, each) are sent by N
+client threads at once. Every answer is checked against the lone client's:
+the same boxes and labels, or the run is reported as failed. Peak RSS is each
+worker process's high-water mark (VmHWM) at the end. Results go to
+benchmarks/serve.json and, with --readme, into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK_START, MARK_END = "<!-- bench-serve:start -->", "<!-- bench-serve:end -->"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request_body() -> bytes:
+    """One request: the bundled group photo (three faces) as a 640x480 JPEG."""
+    from maskdet.io import assets
+    from maskdet.io.images import encode_jpeg, letterbox, load_rgb
+
+    frame = letterbox(load_rgb(assets.extract(assets.FACE_API_PHOTOS[0])), 640, 480)[0]
+    record = {"image": base64.b64encode(encode_jpeg(frame)).decode(), "name": "frame.jpg"}
+    return json.dumps({"dataframe_records": [record]}).encode()
+
+
+def _peak_rss_mb(pid: int) -> list[float]:
+    """VmHWM of the server's worker processes (the server itself when it has none)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    peaks = []
+    for p in [int(c) for c in children] or [pid]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return peaks
+
+
+def _faces(answer: dict) -> list:
+    return [(f["box"], f["label"]) for f in answer["predictions"][0]["faces"]]
+
+
+def run_config(model: str, workers: int, clients: list[int], requests_per_run: int, body: bytes, env: dict) -> dict:
+    import requests
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "maskdet", "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    post = lambda: requests.post(  # noqa: E731
+        f"{base}/invocations", data=body, headers={"content-type": "application/json"}, timeout=120
+    )
+    started = time.perf_counter()
+    try:
+        while True:
+            try:
+                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.perf_counter() - started > 300:
+                raise RuntimeError(f"maskdet serve did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        startup = time.perf_counter() - started
+        expected = _faces(post().json())
+        for _ in range(2 * workers):  # every worker loads and warms its Predictor
+            post()
+        rows = []
+        for n in clients:
+
+            def one(_):
+                t = time.perf_counter()
+                answer = post()
+                ok = answer.status_code == 200 and _faces(answer.json()) == expected
+                return time.perf_counter() - t, ok, answer.status_code
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                done = list(pool.map(one, range(requests_per_run)))
+            wall = time.perf_counter() - t0
+            latencies = sorted(d[0] * 1000 for d in done)
+            rows.append(
+                {
+                    "clients": n,
+                    "requests": len(done),
+                    "correct": sum(d[1] for d in done),
+                    "statuses": sorted({d[2] for d in done}),
+                    "requests_per_s": len(done) / wall,
+                    "p50_ms": statistics.median(latencies),
+                    "p95_ms": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+                }
+            )
+        return {"workers": workers, "startup_s": startup, "rows": rows, "peak_rss_mb": _peak_rss_mb(server.pid)}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| workers | clients | requests/s | p50 latency (ms) | p95 latency (ms) | correct answers |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for config in results["configs"]:
+        for r in config["rows"]:
+            lines.append(
+                f"| {config['workers']} | {r['clients']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | "
+                f"{r['p95_ms']:.0f} | {r['correct']} / {r['requests']} |"
+            )
+    memory = "; ".join(
+        f"{c['workers']} worker(s): peak RSS {', '.join(f'{m:.0f}' for m in c['peak_rss_mb'])} MB, "
+        f"ready in {c['startup_s']:.0f} s"
+        for c in results["configs"]
+    )
+    lines += ["", f"{memory}. {results['note']}"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models:/maskdet@champion", help="model URI (default: the champion)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    parser.add_argument("--clients", default="1,4,8", help="comma-separated client counts (default 1,4,8)")
+    parser.add_argument("--requests", type=int, default=48, help="requests per client count (default 48)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "serve.json"), help="results JSON")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    args = parser.parse_args(argv)
+    from maskdet.paths import tracking_uri
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri()}
+    body = _request_body()
+    configs = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        print(f"bench-serve: {workers} worker(s) ...", file=sys.stderr)
+        configs.append(
+            run_config(args.model, workers, [int(c) for c in args.clients.split(",")], args.requests, body, env)
+        )
+    cpu = os.cpu_count()
+    results = {
+        "configs": configs,
+        "note": f"One 640x480 frame with 3 faces per request, {args.requests} requests per row; client threads on "
+        f"the same {cpu}-core machine as the server; measured {time.strftime('%Y-%m-%d')} with `make bench-serve`.",
+    }
+    from maskdet.io.atomic import write_json_atomic
+
+    write_json_atomic(Path(args.out), results)
+    text = table(results)
+    print(text)
+    if args.readme:
+        from benchmarks.bench import update_readme
+
+        update_readme(text, markers=(MARK_START, MARK_END))
+    failed = [r for c in configs for r in c["rows"] if r["correct"] != r["requests"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
