@@ -278,3 +278,41 @@ def test_a_kernel_nobody_watches_is_culled_and_an_open_page_keeps_its_own(page, 
     _tab(page, "Upload")
     assert page.locator("text=maskdet: face-mask detection").count() >= 1
     assert _kernels() == before >= 1
+
+
+def _kernel_rss_mb() -> list[float]:
+    import psutil
+
+    kernels = [c for c in psutil.Process(VOILA["pid"]).children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
+    return [k.memory_info().rss / 2**20 for k in kernels]
+
+
+def test_three_visitors_at_once_each_get_their_own_answer(page, server, model_dir):
+    """Three pages open at once (three kernels); an upload in each gets its own
+    right answer. The memory of each kernel goes to test-artifacts/ (README, Dashboard)."""
+    photos = [assets.extract(assets.FACE_API_PHOTOS[0]), assets.extract(assets.PORTRAIT_PHOTOS[0])]
+    context = page.context
+    others = [context.new_page() for _ in range(2)]
+    try:
+        for other in others:
+            other.goto(server, timeout=180_000)
+        for other in others:
+            other.wait_for_selector("text=maskdet: face-mask detection", timeout=180_000)
+        visitors = [page, *others]
+        chosen = [photos[i % 2] for i in range(3)]
+        for visitor, photo in zip(visitors, chosen):
+            _tab(visitor, "Upload")
+            visitor.locator(".maskdet-picker input.fp-input").nth(0).set_input_files(str(photo))
+        predictor = Predictor(model_dir)
+        for visitor, photo in zip(visitors, chosen):
+            visitor.wait_for_selector(".maskdet-verdict", timeout=120_000)
+            assert visitor.locator(".maskdet-verdict").inner_text() == logic.verdict(predictor.predict(photo))
+        rss = _kernel_rss_mb()
+        assert len(rss) >= 3
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "dashboard-sessions.json").write_text(
+            json.dumps({"kernels": len(rss), "rss_mb": [round(m) for m in rss]}, indent=2) + "\n"
+        )
+    finally:
+        for other in others:
+            other.close()
