@@ -170,3 +170,20 @@ def test_citation_file_is_valid_cff_and_every_pinned_asset_is_cited():
     assert len(packages) >= 6
     for package in packages:
         assert f"{package.name}{'@' if package.registry == 'npm' else '=='}{package.version}" in table, package.name
+
+
+def test_verify_fails_on_a_moved_or_missing_metric_and_passes_within_the_tolerance():
+    from tools.verify import out_of_tolerance
+
+    diff = {
+        "reports/metrics.json": {
+            "test_f1_macro": {"old": 0.98, "new": 0.975, "diff": -0.005},
+            "test_accuracy": {"old": 1.0, "new": 1.0, "diff": 0.0},
+            "scene_map50": {"old": 0.93, "new": None},
+        }
+    }
+    assert out_of_tolerance(diff, 0.01) == [
+        "reports/metrics.json: scene_map50: 0.93 -> None (present on one side only)"
+    ]
+    moved = out_of_tolerance(diff, 0.0)
+    assert len(moved) == 2 and any("test_f1_macro: 0.98 -> 0.975 (moved -0.005)" in line for line in moved)
