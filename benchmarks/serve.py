@@ -27,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from maskdet.predict.rest import wait_until_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- bench-serve:start -->", "<!-- bench-serve:end -->"
 
@@ -83,18 +85,11 @@ def run_config(model: str, workers: int, clients: list[int], requests_per_run: i
     post = lambda: requests.post(  # noqa: E731
         f"{base}/invocations", data=body, headers={"content-type": "application/json"}, timeout=120
     )
-    started = time.perf_counter()
     try:
-        while True:
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 300:
-                raise RuntimeError(f"maskdet serve did not start: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
-        startup = time.perf_counter() - started
+        try:
+            startup = wait_until_ready(base, server, 300)
+        except RuntimeError as exc:
+            raise RuntimeError(f"maskdet serve: {exc}: {server.stderr.read().decode()[-2000:]}") from None
         expected = _faces(post().json())
         for _ in range(2 * workers):  # every worker loads and warms its Predictor
             post()

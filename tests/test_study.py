@@ -14,6 +14,7 @@ import pytest
 import requests
 import yaml
 
+from maskdet.predict.rest import wait_until_ready
 from maskdet.study.metrics import HEADLINE_METRICS
 from tests.helpers import BIN, ROOT, free_port, run, smoke_project
 
@@ -133,15 +134,10 @@ def test_served_model_answers_real_requests(study, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None and time.time() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(1)
+        try:
+            wait_until_ready(base, server, 180)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{(tmp_path / 'server.log').read_text()[-3000:]}")
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
         records = [

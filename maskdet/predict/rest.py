@@ -105,6 +105,27 @@ def limits_from_environment() -> tuple[int, int]:
     return values[MAX_REQUEST_MB_ENV] * 2**20, values[MAX_IN_FLIGHT_ENV]
 
 
+def wait_until_ready(base_url: str, process, timeout_s: float) -> float:
+    """Seconds until ``base_url``/ping answers 200 (each worker loads its Predictor
+    first). RuntimeError when ``process`` (the server's Popen) exits or the time runs out."""
+    import time
+
+    import requests
+
+    started = time.perf_counter()
+    while True:
+        try:
+            if requests.get(f"{base_url}/ping", timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} before it was ready")
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"the server was not ready after {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
 def build_app(model_uri: str):
     """MLflow's scoring app for ``model_uri``, behind the limits of the environment."""
     from mlflow.pyfunc import scoring_server
