@@ -82,10 +82,19 @@ class AugmentParams(_Section):
     grayscale: float = Field(0.1, ge=0.0, le=1.0)  # share of crops turned grey
     blur: float = Field(0.3, ge=0.0, le=1.0)  # share of crops blurred (shrunk, then grown back)
     jpeg: float = Field(0.5, ge=0.0, le=1.0)  # share of crops re-encoded as JPEG at quality 20-90
+    # Share of bare and masked crops whose lower part is one flat colour: a photo that
+    # ends at the chin, a plain shirt. Never on mask_weared_incorrect (it could hide a
+    # chin mask). 0.2 fixed framed bare faces but cost real masked crops (README).
+    flat_band: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class TrainParams(_Section):
     epochs: int = Field(12, ge=1, le=1000)
+    # >0: the frozen phase trains the head on the frozen base's features of this many
+    # augmented copies of the training split (study/train.py), computed once: minutes
+    # faster, but one such training did worse on real photos (README). 0: the base
+    # runs on fresh augmentations every epoch.
+    frozen_copies: int = Field(0, ge=0, le=100)
     batch_size: int = Field(32, ge=1, le=4096)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"

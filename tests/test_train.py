@@ -127,3 +127,66 @@ def test_zoom_in_cuts_the_face_tight_and_zoom_out_frames_it_loose():
     assert tight.min() >= 15 and tight.max() > 20 and tight.max() <= 33
     loose = widths(AugmentParams(zoom_in=0.0, zoom_out=0.5, **still))
     assert loose.max() <= 17 and loose.min() < 13
+
+
+def test_frozen_phase_epochs_cycle_through_the_augmented_copies():
+    """Epoch e trains on copy e % copies, every row once per epoch, with its class weight."""
+    from types import SimpleNamespace
+
+    from maskdet.study.train import _copy_per_epoch
+
+    copies, n, batch = 3, 10, 4
+    features = np.stack([np.stack([np.full(2, 100 * k + row, np.float32) for row in range(n)]) for k in range(copies)])
+    labels = np.arange(n, dtype=np.int32) % 3
+    weights = {0: 1.0, 1: 2.0, 2: 3.0}
+    batches = list(_copy_per_epoch(features, labels, weights, SimpleNamespace(seed=0, epochs=5, batch_size=batch)))
+    per_epoch = -(-n // batch)
+    assert len(batches) == 5 * per_epoch
+    for epoch in range(5):
+        x, y, w = (
+            np.concatenate([b[i].numpy() for b in batches[epoch * per_epoch : (epoch + 1) * per_epoch]])
+            for i in range(3)
+        )
+        copy, rows = np.divmod(x[:, 0].astype(int), 100)
+        assert set(copy) == {epoch % copies} and sorted(rows) == list(range(n))
+        np.testing.assert_array_equal(y, labels[rows])
+        np.testing.assert_array_equal(w, [weights[int(v)] for v in y])
+
+
+def test_head_trained_on_cached_features_is_the_saved_models_head(frame):
+    """The frozen phase trains the head on the base's cached features; the model it
+    returns must score the validation crops, through its own base, exactly as the
+    best epoch did on those features."""
+    from maskdet.study.train import frozen_features
+
+    params = parse_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fine_tune_epochs": 0, "frozen_copies": 2}})
+    train, val = _split(frame, "train"), _split(frame, "val")
+    features = frozen_features(train, val, params)
+    assert features.train.shape[:2] == (2, len(train)) and features.val.shape[0] == len(val)
+    assert not np.allclose(features.train[0], features.train[1])  # each copy its own augmentation
+    result = train_classifier(train, val, params, features=features)
+    probs = predict_probs(result.model, val["file"], 48)
+    loss = -np.mean(np.log(probs[np.arange(len(val)), val["y"].to_numpy()]))
+    assert loss == pytest.approx(result.history["val_loss"].min(), abs=1e-4)
+    assert list(result.history["phase"]) == ["frozen"] * 3
+
+
+def test_flat_band_paints_the_lower_part_of_bare_and_masked_crops_but_never_an_incorrect_one():
+    import tensorflow as tf
+
+    from maskdet import LABELS
+    from maskdet.study.datasets import flat_band
+
+    image = tf.random.stateless_uniform((64, 64, 3), (1, 2), 0.0, 255.0)
+    for label in LABELS:
+        out = flat_band(image, tf.constant(LABELS.index(label)), 1.0, tf.constant([3, 4])).numpy()
+        if label == "mask_weared_incorrect":
+            np.testing.assert_array_equal(out, image.numpy())  # its chin mask must stay visible
+            continue
+        changed = np.flatnonzero((out != image.numpy()).any(axis=(1, 2)))
+        assert 6 <= len(changed) <= 23 and changed[-1] == 63  # 10-35 % of the side, at the bottom
+        band = out[changed]
+        assert np.allclose(band, band[0, 0])  # one flat colour
+        np.testing.assert_array_equal(out[: changed[0]], image.numpy()[: changed[0]])
+    never = flat_band(image, tf.constant(0), 0.0, tf.constant([3, 4])).numpy()
+    np.testing.assert_array_equal(never, image.numpy())

@@ -68,9 +68,34 @@ def web_photo_look(image, cfg, seed):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0, look=None):
+def flat_band(image, label, share: float, seed):
+    """With probability ``share``, the lower 10-35 % of a crop (float RGB in
+    [0, 255]) painted one flat colour, as a photo that ends at the chin looks on
+    a plain background, or a face above a plain shirt. Real bare faces framed
+    like this were called ``mask_weared_incorrect``: the model had learned
+    "something flat under the mouth is a mask pulled down". Left out for that
+    class, whose chin mask the band could hide."""
+    import tensorflow as tf
+
+    from maskdet import LABELS
+
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    side = tf.shape(image)[0]
+    top = side - tf.cast(tf.cast(side, tf.float32) * (0.1 + 0.25 * tf.random.stateless_uniform((), seeds[0])), tf.int32)
+    grey = 40.0 + 180.0 * tf.random.stateless_uniform((), seeds[1])
+    colour = tf.clip_by_value(grey + tf.random.stateless_uniform((3,), seeds[2], -20.0, 20.0), 0.0, 255.0)
+    below = tf.range(side)[:, None, None] >= top
+    draw = tf.random.stateless_uniform((), seeds[3]) < share
+    apply = tf.logical_and(draw, label != LABELS.index("mask_weared_incorrect"))
+    return tf.where(tf.logical_and(apply, below), colour * tf.ones_like(image), image)
+
+
+def image_dataset(
+    files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0, look=None, repeat: int = 1
+):
     """Decoded, resized, cached, batched and prefetched images (raw RGB in [0, 255]).
-    ``look`` (an ``AugmentParams``) adds the web-photo look after the cache, a new draw each epoch."""
+    ``look`` (an ``AugmentParams``) adds the web-photo look after the cache, a new draw each epoch.
+    ``repeat``: the items that many times over, in order, each pass with its own draws of the look."""
     import tensorflow as tf
 
     def load(path, label):
@@ -79,17 +104,22 @@ def image_dataset(files, labels, size: int, batch_size: int, shuffle: bool = Fal
 
     ds = tf.data.Dataset.from_tensor_slices((list(files), np.asarray(labels, np.int32)))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    if repeat > 1:
+        ds = ds.repeat(repeat)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if look is not None and any((look.colour_cast, look.grayscale, look.blur, look.jpeg)):
+    if look is not None and any((look.colour_cast, look.grayscale, look.blur, look.jpeg, look.flat_band)):
         # A seed per position from a seeded stream: with the shuffle each crop draws anew every epoch,
         # and a run repeats exactly.
         draws = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s % (2**31), tf.int32))
-        ds = tf.data.Dataset.zip((ds, draws)).map(
-            lambda item, s: (web_photo_look(item[0], look, s), item[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+
+        def augment(item, s):
+            image, label = item
+            if look.flat_band > 0:
+                image = flat_band(image, label, look.flat_band, s + 1)  # its own draws: the look's stay as they were
+            return web_photo_look(image, look, s), label
+
+        ds = tf.data.Dataset.zip((ds, draws)).map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -72,25 +72,35 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     of a model trained without the style, beside a control trained the same way
     (same epochs, no fine-tuning) on every style, and beside the main model.
     The first two differ only in whether the style was seen."""
-    from maskdet.study.train import train_classifier
+    from maskdet.study.train import frozen_features, train_classifier
 
     size = params.evaluate.loso_input_size
     cfg = params.model_copy(
         update={
             "model": params.model.model_copy(update={"input_size": size}),
-            "train": params.train.model_copy(update={"epochs": params.evaluate.loso_epochs, "fine_tune_epochs": 0}),
+            # Frozen base only, a fresh augmented copy per epoch as before, but the copies'
+            # features computed once for all the trainings (study/train.py).
+            "train": params.train.model_copy(
+                update={
+                    "epochs": params.evaluate.loso_epochs,
+                    "fine_tune_epochs": 0,
+                    "frozen_copies": params.evaluate.loso_epochs,
+                }
+            ),
         }
     )
     styles = styles_to_hold_out(frame)
     if not styles:
         return pd.DataFrame()
     train_all, val_all = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
-    control = train_classifier(train_all, val_all, cfg).model
+    # One set of frozen-base features for all the trainings: they differ only in the rows they see.
+    features = frozen_features(train_all, val_all, cfg)
+    control = train_classifier(train_all, val_all, cfg, features=features).model
     rows = []
     for style in styles:
-        held_out = train_classifier(
-            style_subset(train_all, style, keep=False), style_subset(val_all, style, keep=False), cfg
-        ).model
+        train, val = style_subset(train_all, style, keep=False), style_subset(val_all, style, keep=False)
+        subset = features and features.subset(train_all.index.isin(train.index), val_all.index.isin(val.index))
+        held_out = train_classifier(train, val, cfg, features=subset).model
         test = style_subset(frame[frame["split"] == "test"], style, keep=True)
         y = test["y"].to_numpy()
         scores = {

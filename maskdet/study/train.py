@@ -1,12 +1,21 @@
 """Training: two phases (frozen base, then the top of the base fine-tuned),
 class weights from the training split, early stopping, a cosine learning-rate
 schedule, the best epoch checkpointed and restored. Deterministic for a seed.
+
+While the base is frozen, only the head (dropout and the dense layer) learns,
+and the base maps each augmented crop to the same features whatever the head
+is. With ``train.frozen_copies`` > 0 the frozen phase computes the base's
+features once for that many augmented copies of the training split (and once
+for the validation split) and trains the head on them, epoch ``e`` on copy
+``e % copies``: an epoch of the head costs milliseconds instead of a pass of
+the base. The leave-one-style-out trainings share one such set of features;
+the main training does not by default (README, Real photos: it cost accuracy
+on real masked faces).
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,40 +84,154 @@ def _compile(model, learning_rate: float, schedule: str, steps: int):
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
+def _best_weights(model):
+    """Keeps the whole classifier's weights (in memory) at the lowest validation
+    loss seen in either phase. Keras' ModelCheckpoint would save the model being
+    fitted, which in the frozen phase is the head alone; and a weights file saved
+    before fine-tuning, loaded after it, makes Keras warn about the optimizer."""
+    import keras
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.weights = np.inf, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("val_loss")
+            if loss is not None and loss < self.best:
+                self.best, self.weights = loss, model.get_weights()
+
+    return BestWeights()
+
+
+@dataclass
+class FrozenFeatures:
+    """The frozen base's pooled features: ``train`` (copies, n, d) of augmented
+    training crops, ``val`` (n, d) of the validation crops as they are."""
+
+    train: np.ndarray
+    val: np.ndarray
+    seconds: float
+
+    def subset(self, train_rows: np.ndarray, val_rows: np.ndarray) -> FrozenFeatures:
+        """The features of the rows selected by two boolean masks (e.g. one mask style left out)."""
+        return FrozenFeatures(self.train[:, train_rows], self.val[val_rows], self.seconds)
+
+
+def _head_split(model):
+    """(extractor, head) of a model with a frozen base: augmentation to pooling, and
+    dropout plus dense, sharing the model's layers (training the head trains the model)."""
+    import keras
+
+    pool = model.get_layer("pool")
+    extractor = keras.Model(model.input, pool.output)
+    features = keras.Input(pool.output.shape[1:], name="features")
+    head = keras.Model(features, model.get_layer("probs")(model.get_layer("dropout")(features)), name="head")
+    return extractor, head
+
+
+def frozen_features(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: Params) -> FrozenFeatures | None:
+    """The features the frozen phase trains the head on (see the module's note);
+    None for a backbone without a frozen base (``small_cnn`` trains whole) or
+    with ``train.frozen_copies`` 0 (the base runs on fresh augmentations every epoch)."""
+    if params.model.backbone != "mobilenetv2" or params.train.frozen_copies == 0:
+        return None
+    import tensorflow as tf
+
+    cfg, size = params.train, params.model.input_size
+    started = time.perf_counter()
+    set_determinism(cfg.seed)
+    extractor, _ = _head_split(build_model(params.model, cfg.augment, len(LABELS), seed=cfg.seed))
+    spec = [tf.TensorSpec([None, size, size, 3], tf.float32)]
+    augmented = tf.function(lambda x: extractor(x, training=True), input_signature=spec)
+    plain = tf.function(lambda x: extractor(x, training=False), input_signature=spec)
+
+    def run(function, frame, **kwargs):
+        ds = image_dataset(frame["file"], frame["y"], size, 64, **kwargs)
+        parts = [function(x).numpy() for x, _ in ds]
+        return np.concatenate(parts) if parts else np.zeros((0, extractor.output_shape[-1]), np.float32)
+
+    copies = cfg.frozen_copies
+    train = run(augmented, train_frame, seed=cfg.seed, look=cfg.augment, repeat=copies)
+    return FrozenFeatures(
+        train.reshape(copies, len(train_frame), -1), run(plain, val_frame), time.perf_counter() - started
+    )
+
+
+def _copy_per_epoch(features: np.ndarray, labels: np.ndarray, weights: dict | None, cfg):
+    """All the frozen phase's batches as one dataset: epoch e is copy e % copies,
+    shuffled anew, with class weights as sample weights. One dataset for every
+    epoch (fitted with ``steps_per_epoch``) because Keras keeps such an iterator
+    across epochs; a per-epoch switch in a ``PyDataset`` raced its prefetching."""
+    import tensorflow as tf
+
+    copies, n = features.shape[:2]
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.stack([rng.permutation(n) for _ in range(cfg.epochs)])
+    copy = np.repeat((np.arange(cfg.epochs) % copies)[:, None], n, axis=1)
+    sample_weight = np.array([weights[int(y)] for y in labels] if weights else np.ones(n), np.float32)
+    table, labels, sample_weight = (tf.constant(a) for a in (features, labels, sample_weight))
+    ds = tf.data.Dataset.from_tensor_slices((copy, rows)).flat_map(
+        lambda c, r: tf.data.Dataset.from_tensor_slices((c, r)).batch(cfg.batch_size)
+    )
+    return ds.map(
+        lambda c, r: (tf.gather_nd(table, tf.stack([c, r], axis=1)), tf.gather(labels, r), tf.gather(sample_weight, r))
+    ).prefetch(2)
+
+
 @dataclass
 class TrainResult:
     model: object
     history: pd.DataFrame
     class_weights: dict[int, float]
     seconds: float
+    features_seconds: float = 0.0  # of ``seconds``: computing the frozen base's features
 
 
 def train_classifier(
-    train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: Params, verbose: int = 0
+    train_frame: pd.DataFrame,
+    val_frame: pd.DataFrame,
+    params: Params,
+    verbose: int = 0,
+    features: FrozenFeatures | None = None,
 ) -> TrainResult:
-    """Train on ``train_frame``, select the best epoch on ``val_frame`` (by val loss)."""
+    """Train on ``train_frame``, select the best epoch on ``val_frame`` (by val loss).
+    ``features``: the frozen base's features of these two frames, when the caller
+    has them already (``frozen_features``); computed here otherwise."""
     import keras
 
     cfg, size = params.train, params.model.input_size
+    started = time.perf_counter()
+    if features is None:
+        features = frozen_features(train_frame, val_frame, params)
     set_determinism(cfg.seed)
-    train_ds = image_dataset(
-        train_frame["file"], train_frame["y"], size, cfg.batch_size, shuffle=True, seed=cfg.seed, look=cfg.augment
-    )
-    val_ds = image_dataset(val_frame["file"], val_frame["y"], size, cfg.batch_size)
-    weights = class_weights(train_frame["y"].to_numpy()) if cfg.class_weights else None
+    train_y, val_y = train_frame["y"].to_numpy(np.int32), val_frame["y"].to_numpy(np.int32)
+    weights = class_weights(train_y) if cfg.class_weights else None
     model = build_model(params.model, cfg.augment, len(LABELS), seed=cfg.seed)
     logger = _epoch_logger()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        best = Path(tmp) / "best.weights.h5"
-        # One checkpoint across both phases: it keeps the best val loss seen anywhere.
-        checkpoint = keras.callbacks.ModelCheckpoint(
-            best, monitor="val_loss", save_best_only=True, save_weights_only=True
+    steps = int(np.ceil(len(train_frame) / cfg.batch_size))
+    train_ds = image_dataset(
+        train_frame["file"], train_y, size, cfg.batch_size, shuffle=True, seed=cfg.seed, look=cfg.augment
+    )
+    val_ds = image_dataset(val_frame["file"], val_y, size, cfg.batch_size)
+    best = _best_weights(model)
+    callbacks = [logger, best]
+    if cfg.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
+    if features is not None:
+        _, head = _head_split(model)
+        _compile(head, cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs)
+        head.fit(
+            _copy_per_epoch(features.train, train_y, weights, cfg),
+            validation_data=(features.val, val_y),
+            batch_size=cfg.batch_size,
+            steps_per_epoch=steps,
+            epochs=cfg.epochs,
+            shuffle=False,  # shuffled in the dataset
+            callbacks=callbacks,
+            verbose=verbose,
         )
-        callbacks = [logger, checkpoint]
-        if cfg.early_stopping_patience > 0:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
-        steps = int(np.ceil(len(train_frame) / cfg.batch_size))
+    else:
         _compile(model, cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs)
         model.fit(
             train_ds,
@@ -119,25 +242,27 @@ def train_classifier(
             callbacks=callbacks,
             verbose=verbose,
         )
-        if cfg.fine_tune_epochs > 0 and set_trainable_top(model, cfg.fine_tune_layers):
-            logger.phase = "fine_tune"
-            done = len(logger.rows)
-            _compile(model, cfg.fine_tune_learning_rate, cfg.lr_schedule, steps * cfg.fine_tune_epochs)
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                initial_epoch=done,
-                epochs=done + cfg.fine_tune_epochs,
-                shuffle=False,
-                class_weight=weights,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-        if best.exists():
-            model.load_weights(best)
+    if cfg.fine_tune_epochs > 0 and set_trainable_top(model, cfg.fine_tune_layers):
+        logger.phase = "fine_tune"
+        done = len(logger.rows)
+        _compile(model, cfg.fine_tune_learning_rate, cfg.lr_schedule, steps * cfg.fine_tune_epochs)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=done,
+            epochs=done + cfg.fine_tune_epochs,
+            shuffle=False,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    if best.weights is not None:
+        model.set_weights(best.weights)
     history = pd.DataFrame(logger.rows)
     history["best"] = history["val_loss"] == history["val_loss"].min()
-    return TrainResult(model, history, weights or {}, time.perf_counter() - started)
+    return TrainResult(
+        model, history, weights or {}, time.perf_counter() - started, features.seconds if features else 0.0
+    )
 
 
 def save_model(
@@ -165,6 +290,7 @@ def save_model(
             "best_val_accuracy": float(best["val_accuracy"]),
             "class_weights": {LABELS[k]: v for k, v in result.class_weights.items()},
             "train_seconds": round(result.seconds, 1),
+            "frozen_features_seconds": round(result.features_seconds, 1),
             "params": params.model_dump(),
             **provenance,
             **(extra_metadata or {}),
