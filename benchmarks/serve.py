@@ -50,7 +50,8 @@ def _request_body() -> bytes:
 
 
 def _peak_rss_mb(pid: int) -> list[float]:
-    """VmHWM of the server's worker processes (the server itself when it has none)."""
+    """VmHWM of the server's worker processes (the server itself when it has none).
+    With --workers N, uvicorn's main process only supervises; its peak is not counted."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
@@ -58,6 +59,8 @@ def _peak_rss_mb(pid: int) -> list[float]:
     peaks = []
     for p in [int(c) for c in children] or [pid]:
         try:
+            if b"resource_tracker" in Path(f"/proc/{p}/cmdline").read_bytes():
+                continue  # multiprocessing's helper beside the workers, not a worker
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     peaks.append(int(line.split()[1]) / 1024)
