@@ -418,10 +418,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own Predictor (default 1)")
+    from maskdet.predict.rest import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_MB
+
     p.add_argument(
-        "--max-request-mb", type=int, default=64, help="largest request body in MB (default 64; larger: 413)"
+        "--max-request-mb",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_MB,
+        help=f"largest request body in MB (default {DEFAULT_MAX_REQUEST_MB}; larger: 413)",
     )
-    p.add_argument("--max-in-flight", type=int, default=8, help="requests at once per worker (default 8; more: 503)")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help=f"requests at once per worker (default {DEFAULT_MAX_IN_FLIGHT}; more: 503)",
+    )
     add(
         "report",
         _cmd_report,
