@@ -49,6 +49,8 @@ def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, t
         scores = metrics[view]
         assert scores["n"] == 10 and scores["errors"] == 1
         assert 0 <= scores["with_mask_called_right"] <= 1 and 0 <= scores["f1_macro"] <= 1
+        low, high = scores["with_mask_called_right_ci95"]
+        assert 0 <= low <= scores["with_mask_called_right"] <= high <= 1 and high - low > 0.2  # 5 photos: wide
         assert (out / f"confusion_{view}.png").stat().st_size > 5000
     assert "found" not in metrics["crops"] and 0 < metrics["framed"]["without_mask_found"] <= 1
     rows = (out / "predictions.csv").read_text().splitlines()
@@ -96,3 +98,12 @@ def test_a_view_that_does_not_fit_the_set_is_named(tiny, two_class_set, tmp_path
     _, model_dir, _ = tiny
     done = _evaluate(model_dir, str(two_class_set), "--views", "crops,scenes", "--no-mlflow", tmp_path=tmp_path)
     assert done.returncode == 2 and "view scenes does not apply to a folders set" in done.stderr
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    from maskdet.study.crosseval import wilson_interval
+
+    assert wilson_interval(50, 100) == pytest.approx([0.4038, 0.5962], abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson_interval(287, 300) == pytest.approx([0.9270, 0.9745], abs=1e-3)
+    assert wilson_interval(0, 0) == [0.0, 1.0]
