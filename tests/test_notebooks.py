@@ -53,7 +53,11 @@ def test_working_copies_are_byte_for_byte_what_the_clean_filter_commits():
 
 
 def test_notebooks_run_under_nbval_with_smoke_defaults(tmp_path):
+    """Also: a notebook run outside `dvc repro` leaves the study alone. Its
+    model and reports land in runs/<timestamp>/, the tracked report files keep
+    their bytes, and nothing is registered."""
     project = smoke_project(tmp_path)
+    tracked = {rel: (project / rel).read_bytes() for rel in ("reports/plots/history.csv", "reports/metrics.json")}
     for step in (["maskdet", "sample", "--quiet"], ["maskdet", "data", "--quiet"]):
         done = run(step, project)
         assert done.returncode == 0, done.stderr
@@ -78,6 +82,21 @@ def test_notebooks_run_under_nbval_with_smoke_defaults(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
-    # The notebooks resolved paths from the root: the model landed there, not in notebooks/.
-    assert (project / "models" / "model.keras").is_file()
+    # The notebooks resolved paths from the root (not notebooks/), and wrote one run folder there.
+    runs = sorted((project / "runs").iterdir())
+    assert len(runs) == 1, runs
+    run_folder = runs[0]
+    assert (run_folder / "models" / "model.keras").is_file()
+    assert (run_folder / "reports" / "plots" / "history.csv").is_file()
+    assert json.loads((run_folder / "reports" / "metrics.json").read_text())["test_f1_macro"] >= 0
+    assert not (project / "models").exists() and not (project / "notebooks" / "runs").exists()
+    assert {rel: (project / rel).read_bytes() for rel in tracked} == tracked
     assert (project / "mlflow.db").is_file() and not (project / "notebooks" / "mlflow.db").exists()
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    assert client.search_registered_models() == []
+    stages = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`maskdet.stage` = 'evaluate'"
+    )
+    assert [r.data.tags["maskdet.output"] for r in stages] == [f"runs/{run_folder.name}"]

@@ -42,11 +42,15 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def provenance_markdown(params: Params, root: Path | None = None) -> str:
+def provenance_markdown(params: Params, root: Path | None = None, stage: str | None = None) -> str:
     """What every report starts with: the commit and whether the tree was clean
     (what DVC writes during the run does not count), the params and data
-    digests, the DVC experiment when there is one, and the package versions."""
+    digests, the DVC experiment when there is one, and the package versions;
+    for ``stage`` train or evaluate, also where its outputs go (the study or a
+    run folder: maskdet.stages.workspace)."""
     import os
+
+    from maskdet.stages.workspace import workspace
 
     prov = provenance(params.model_dump(), root or project_root())
     experiment = os.environ.get("DVC_EXP_NAME")
@@ -55,7 +59,7 @@ def provenance_markdown(params: Params, root: Path | None = None) -> str:
         f"**Produced by** commit `{prov['git_commit']}` ({prov['git_tree']}), "
         f"params sha256 `{prov['params_sha256'][:16]}`, data sha256 `{prov['data_sha256'][:16]}` "
         f"(`data/processed/manifest.csv`)" + (f", DVC experiment `{experiment}`" if experiment else "") + ". "
-        f"**Software**: {versions}."
+        f"**Software**: {versions}." + (f"\n\n{workspace(stage, root).describe()}" if stage else "")
     )
 
 

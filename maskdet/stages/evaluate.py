@@ -13,9 +13,9 @@ import pandas as pd
 
 from maskdet.io.atomic import write_json_atomic
 from maskdet.params import Params
-from maskdet.paths import project_root
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
+from maskdet.stages.workspace import workspace
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
@@ -29,29 +29,35 @@ from maskdet.study.train import load_model
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
     """The evaluation stage: compute on the test split, the scenes and the
     held-out styles; then log to MLflow, register the Predictor and write
-    reports/. Returns everything the notebook shows."""
-    root = root or project_root()
-    model, meta = load_model(root / "models")
+    reports/ (the workspace's: see maskdet.stages.workspace). Returns
+    everything the notebook shows."""
+    ws = workspace("evaluate", root)
+    root, reports = ws.root, ws.out / "reports"
+    model, meta = load_model(ws.models)
     frame = read_manifest(root)
     test = frame[frame["split"] == "test"].reset_index(drop=True)
     found = _test_split(model, test, meta["input_size"], params)
-    found["serving"] = _serving_parity(root / "models", meta, test["file"], found["probs"], found["y"])
-    found["scenes"] = _scene_evaluation(root, params)
+    found["serving"] = _serving_parity(ws.models, meta, test["file"], found["probs"], found["y"])
+    found["scenes"] = _scene_evaluation(root, ws.models, params)
     found["loso"] = pd.DataFrame()
-    with stage_run("evaluate", params.model_dump(), root):
+    with stage_run("evaluate", params.model_dump(), root, ws):
         if params.evaluate.leave_one_style_out:  # inside the run: its trainings log there
             found["loso"] = leave_one_style_out(frame, params, model, meta["input_size"])
-        figures = _figures(found, pd.read_csv(root / "models" / "history.csv"))
+        figures = _figures(found, pd.read_csv(ws.models / "history.csv"))
         summary = _summary(found)
         mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
-        log_figures(figures, root / "reports" / "figures")
+        log_figures(figures, reports / "figures")
         for name, table in _tables(found).items():
             mlflow.log_text(table.to_csv(index=False), f"tables/{name}.csv")
-        version, champion = _register(root / "models", params, meta, found["metrics"]["f1_macro"])
+        # Only the pipeline registers: an interactive run must not move the
+        # champion alias that `make serve` and the dashboard follow.
+        version, champion = None, False
+        if not ws.interactive:
+            version, champion = _register(ws.models, params, meta, found["metrics"]["f1_macro"])
     for name, table in curve_tables(found["y"], found["probs"]).items():
-        write_csv(root / "reports" / "plots" / f"{name}.csv", table)
+        write_csv(reports / "plots" / f"{name}.csv", table)
     write_json_atomic(
-        root / "reports" / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
+        reports / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
     )
     plt.close("all")
     found.pop("probs"), found.pop("y")
@@ -62,6 +68,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         "champion": champion,
         "metadata": meta,
         "registered_version": version,
+        "workspace": ws,
     }
 
 
@@ -174,7 +181,7 @@ def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: n
     return out
 
 
-def _scene_evaluation(root: Path, params: Params) -> dict:
+def _scene_evaluation(root: Path, models: Path, params: Params) -> dict:
     """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
     mAP@0.5) and each detector's recall on the same faces."""
     from maskdet.io.images import load_rgb
@@ -186,7 +193,7 @@ def _scene_evaluation(root: Path, params: Params) -> dict:
     scenes = read_scenes(folder) if folder.is_dir() else []
     if not scenes:
         return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
-    predictor = Predictor(root / "models", params.predict)
+    predictor = Predictor(models, params.predict)
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
     detectors = {

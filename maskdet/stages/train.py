@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from maskdet.params import Params
-from maskdet.paths import project_root
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
+from maskdet.stages.workspace import workspace
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.export import build_exports
@@ -99,11 +99,15 @@ def _log_classifier(model, size: int) -> None:
 
 @filtering_native_stderr
 def run_training(params: Params, root: Path | None = None, out: Path | None = None) -> dict:
-    root = root or project_root()
-    out = out or root / "models"
+    """Train, export and write the model folder (``out``, by default the
+    workspace's: ``models/`` under ``dvc repro``, ``runs/<timestamp>/models``
+    anywhere else)."""
+    ws = workspace("train", root)
+    root = ws.root
+    out = out or ws.models
     frame = read_manifest(root)
     prov = provenance(params.model_dump(), root)
-    with stage_run("train", params.model_dump(), root) as run:
+    with stage_run("train", params.model_dump(), root, ws) as run:
         result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
         layers = _layer_table(result.model)
         mlflow.log_text(layers.to_string(index=False), "model/layers.txt")
@@ -137,6 +141,6 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         mlflow.log_artifact(str(out / "metadata.json"), "model")
     # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
     # plot file they would change on every run of an otherwise identical training.
-    write_csv(root / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
+    write_csv(ws.out / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
     plt.close("all")
     return {"result": result, "layers": layers, "figures": figures, "provenance": prov, "serving": serving}

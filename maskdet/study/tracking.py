@@ -132,20 +132,24 @@ def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
     }
 
 
-def start_stage_run(stage: str, params: dict, root: Path | None = None):
+def start_stage_run(stage: str, params: dict, root: Path | None = None, workspace=None):
     """Start the MLflow run of one pipeline stage, nested under the run of this
     pipeline execution (same commit, params and data, or same DVC experiment).
 
     EDA, training and evaluation of one execution are thus found together: one
     parent run, one child per stage. Returns the active child run; end it with
-    ``mlflow.end_run()`` twice (child, then parent) or use ``stage_run``.
+    ``mlflow.end_run()`` twice (child, then parent) or use ``stage_run``. An
+    interactive run (a ``workspace`` outside the project root:
+    maskdet.stages.workspace) has its own parent, named after its run folder.
     """
     import mlflow
 
     configure(root=root)
     prov = provenance(params, root)
+    output = "." if workspace is None else workspace.out.relative_to(workspace.root).as_posix()
     key = (
         os.environ.get("DVC_EXP_NAME")
+        or (f"interactive-{workspace.out.name}" if output != "." else None)
         or f"{prov['git_commit'][:12]}-{prov['params_sha256'][:8]}-{prov['data_sha256'][:8]}"
     )
     found = mlflow.search_runs(filter_string=f"tags.`maskdet.pipeline` = '{key}'", max_results=1, output_format="list")
@@ -155,7 +159,9 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None):
         mlflow.start_run(run_name=run_name(f"pipeline-{key}"), tags={"maskdet.pipeline": key, **prov})
         mlflow.log_params(flatten(params))
     child = mlflow.start_run(
-        run_name=stage, nested=True, tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, **prov}
+        run_name=stage,
+        nested=True,
+        tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, "maskdet.output": output, **prov},
     )
     mlflow.log_params(flatten(params))
     return child
@@ -164,11 +170,11 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None):
 class stage_run:
     """``with stage_run("train", params):`` runs the body inside the stage's nested MLflow run."""
 
-    def __init__(self, stage: str, params: dict, root: Path | None = None):
-        self.stage, self.params, self.root = stage, params, root
+    def __init__(self, stage: str, params: dict, root: Path | None = None, workspace=None):
+        self.stage, self.params, self.root, self.workspace = stage, params, root, workspace
 
     def __enter__(self):
-        return start_stage_run(self.stage, self.params, self.root)
+        return start_stage_run(self.stage, self.params, self.root, self.workspace)
 
     def __exit__(self, exc_type, *_):
         import mlflow
