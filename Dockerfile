@@ -1,10 +1,47 @@
-# maskdet in a container: the Voila dashboard by default, or any project
-# command (`dvc repro`, `maskdet predict ...`). Packages come from the same
-# hash-pinned lock as `make`; nothing else is downloaded at build time.
+# maskdet in a container. Two targets; packages come from hash-pinned locks,
+# nothing else is downloaded at build time.
+#
+# `serve` (slim): the Predictor as a REST API (`maskdet serve`) or the Voila
+# dashboard, without TensorFlow, DVC or JupyterLab (requirements-serve.lock).
+# Mount the project at its own path so that models:/maskdet@champion and the
+# artifact paths in mlflow.db resolve as they do outside:
+#   docker build --target serve -t maskdet-serve .
+#   docker run --rm -p 5001:5001 -v "$PWD:$PWD" -w "$PWD" maskdet-serve
+#   docker run --rm -p 8866:8866 -v "$PWD:$PWD" -w "$PWD" maskdet-serve \
+#       voila notebooks/dashboard.ipynb --no-browser --Voila.ip=0.0.0.0 --port=8866
+FROM python:3.11-slim-bookworm AS serve
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    PATH=/opt/venv/bin:$PATH
+
+WORKDIR /app
+COPY requirements-bootstrap.lock requirements-serve.lock ./
+RUN useradd --create-home --uid 1000 maskdet \
+    && python -m venv /opt/venv \
+    && pip install --require-hashes -r requirements-bootstrap.lock \
+    && uv pip install --python /opt/venv/bin/python --require-hashes -r requirements-serve.lock \
+    && pip uninstall -y uv
+# The package on PYTHONPATH (no build step, so no unpinned build tools).
+COPY maskdet maskdet
+COPY voila.json ./
+COPY notebooks/dashboard.ipynb notebooks/
+
+USER 1000:1000
+EXPOSE 5001 8866
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5001/ping', timeout=4)"]
+CMD ["python", "-m", "maskdet", "serve", "--host", "0.0.0.0", "--port", "5001"]
+
+# The whole project (the default target): the Voila dashboard by default, or
+# any project command (`dvc repro`, `maskdet predict ...`).
 #   docker build -t maskdet .
 #   docker run --rm -p 8866:8866 -v "$PWD/models:/app/models" maskdet
 #   docker run --rm -v maskdet-work:/app maskdet dvc repro
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS study
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -107,6 +107,10 @@ lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.lock
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--generate-hashes --quiet -o requirements.lock
+	# the serving image's subset, at the versions just locked (Dockerfile, target serve)
+	grep -v '^\s*#\|--hash\|^\s*$$' requirements.lock | sed 's/ \\$$//' > $(VENV)/serve-constraints.txt
+	$(BIN)/uv pip compile requirements-serve.in -c $(VENV)/serve-constraints.txt --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --quiet -o requirements-serve.lock
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """The set-up contract: README, .ci/run, the CI workflow (linted with actionlint)."""
 
 import json
+import re
 import subprocess
 
 import yaml
@@ -105,10 +106,29 @@ def test_dockerfile_passes_hadolint_and_serves_the_dashboard():
     assert text.startswith("#") and "FROM python:3.11-slim" in text
     assert "--require-hashes -r requirements.lock" in text  # the pinned lock, as make installs it
     assert "\nUSER 1000" in text and "HEALTHCHECK" in text and "EXPOSE 8866" in text
-    cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    serve, study = text.split("\nFROM python:3.11-slim-bookworm AS ")[1:]
+    assert serve.startswith("serve") and study.startswith("study")  # the whole project stays the default target
+    assert "--require-hashes -r requirements-serve.lock" in serve and "requirements.lock" not in serve
+    cmd = json.loads(serve.split("\nCMD ", 1)[1].splitlines()[0])
+    assert cmd == ["python", "-m", "maskdet", "serve", "--host", "0.0.0.0", "--port", "5001"]
+    cmd = json.loads(study.split("\nCMD ", 1)[1].splitlines()[0])
     assert cmd[:2] == ["voila", "notebooks/dashboard.ipynb"] and "--Voila.ip=0.0.0.0" in cmd and "--port=8866" in cmd
     readme = (ROOT / "README.md").read_text()
     assert "docker build" in readme and "docker run" in readme
+
+
+def _pins(path):
+    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", path.read_text(), re.M))
+
+
+def test_the_serving_lock_is_a_subset_of_the_main_lock_without_the_study_tools():
+    """The slim image runs the versions the tests ran, and none of the heavy
+    study tools (the venv test in test_study.py serves a model with it)."""
+    serve, main = _pins(ROOT / "requirements-serve.lock"), _pins(ROOT / "requirements.lock")
+    assert "--hash=sha256:" in (ROOT / "requirements-serve.lock").read_text()
+    assert {"mlflow", "onnxruntime", "ai-edge-litert", "voila", "opencv-python-headless"} <= set(serve)
+    assert not {"tensorflow", "tensorflow-cpu", "keras", "dvc", "jupyterlab", "pytest", "papermill"} & set(serve)
+    assert {name: version for name, version in serve.items() if main.get(name) != version} == {}
 
 
 def test_hadolint_catches_a_bad_dockerfile(tmp_path):

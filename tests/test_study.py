@@ -252,6 +252,67 @@ def test_cli_takes_the_registered_model_uri(study):
     assert len(json.loads(done.stdout)["faces"]) == 3
 
 
+def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study, tmp_path):
+    """The Dockerfile's slim `serve` target installs requirements-serve.lock
+    alone. The same packages in a venv of their own: no TensorFlow, Keras, DVC
+    or JupyterLab to import, the dashboard module imports, and `python -m
+    maskdet serve` answers models:/maskdet@champion as the full environment's
+    CLI does."""
+    from maskdet.io import assets
+
+    venv = tmp_path / "serve-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [str(BIN / "uv"), "pip", "install", "--python", str(python), "--require-hashes", "-q", "-r",
+         str(ROOT / "requirements-serve.lock")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
+    }
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util as u, maskdet.app.dashboard; "
+         "print([m for m in ('tensorflow', 'keras', 'dvc', 'jupyterlab', 'pytest') if u.find_spec(m)])"],
+        cwd=study, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr[-3000:]
+
+    photo = assets.extract(assets.FACE_API_PHOTOS[0])
+    full = subprocess.run(
+        [str(BIN / "maskdet"), "predict", str(photo), "--model", "models:/maskdet@champion", "--format", "jsonl", "-q"],
+        cwd=study, env={**os.environ, "MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert full.returncode == 0, full.stderr[-2000:]
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(python), "-m", "maskdet", "serve", "--port", str(port)],
+        cwd=study, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_ready(base, server, 180)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+        record = {"image": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name}
+        answer = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120)
+        assert answer.status_code == 200, answer.text[:2000]
+        served = answer.json()["predictions"][0]["faces"]
+        expected = json.loads(full.stdout)["faces"]
+        assert len(served) == 3
+        assert [(f["label"], f["box"]) for f in served] == [(f["label"], f["box"]) for f in expected]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tmp_path):
     import shutil
 
