@@ -101,7 +101,7 @@ def test_a_view_that_does_not_fit_the_set_is_named(tiny, two_class_set, tmp_path
 
 
 def test_wilson_interval_matches_the_textbook_values():
-    from maskdet.study.crosseval import wilson_interval
+    from maskdet.study.metrics import wilson_interval
 
     assert wilson_interval(50, 100) == pytest.approx([0.4038, 0.5962], abs=1e-4)
     assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)

@@ -57,6 +57,24 @@ def test_metrics_plots_and_dvc_views(study):
     assert "up to date" in run(["dvc", "status"], study).stdout
 
 
+def test_the_methods_paragraph_and_results_tables_match_the_metrics(study):
+    """reports/methods.md and reports/tables/results.{tex,md}: the tables show
+    metrics.json's numbers, the paragraph this run's settings and split, and the
+    evaluation report shows both."""
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    latex = (study / "reports" / "tables" / "results.tex").read_text()
+    markdown = (study / "reports" / "tables" / "results.md").read_text()
+    for key in ("test_accuracy", "test_f1_macro", "test_recall_with_mask", "loso_f1_macro_mean", "scene_recall"):
+        assert f" & {metrics[key]:.3f} & " in latex and f"| {metrics[key]:.3f} |" in markdown, key
+    assert f" & {int(metrics['test_n'])} & " in latex
+    methods = (study / "reports" / "methods.md").read_text()
+    settings = yaml.safe_load((study / "params.yaml").read_text())
+    assert f"input {settings['model']['input_size']} x {settings['model']['input_size']}" in methods
+    assert "test " in methods and "Software: python" in methods and "CPU only" in methods
+    html = (study / "reports" / "html" / "03_evaluate.html").read_text()
+    assert "For a paper: Methods and results" in html and "Methods." in html
+
+
 def test_html_reports_have_no_code_and_state_their_provenance(study):
     pages = sorted(p.name for p in (study / "reports" / "html").glob("*.html"))
     assert pages == ["01_eda.html", "02_train.html", "03_evaluate.html"]

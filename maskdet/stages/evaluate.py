@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from maskdet.io.atomic import write_json_atomic
+from maskdet.io.atomic import write_json_atomic, write_text_atomic
 from maskdet.params import Params
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
@@ -56,9 +56,9 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
             version, champion = _register(ws.models, params, meta, found["metrics"]["f1_macro"])
     for name, table in curve_tables(found["y"], found["probs"]).items():
         write_csv(reports / "plots" / f"{name}.csv", table)
-    write_json_atomic(
-        reports / "metrics.json", {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
-    )
+    written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
+    write_json_atomic(reports / "metrics.json", written)
+    paper = _for_a_paper(params, frame, root, meta, written, reports)
     plt.close("all")
     found.pop("probs"), found.pop("y")
     return {
@@ -69,7 +69,35 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         "metadata": meta,
         "registered_version": version,
         "workspace": ws,
+        "paper": paper,
     }
+
+
+def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, metrics: dict, reports: Path) -> dict:
+    """The Methods paragraph (reports/methods.md) and the headline results as
+    LaTeX and Markdown (reports/tables/results.*), from the numbers just
+    written to metrics.json."""
+    import json
+
+    from maskdet.stages.common import package_versions
+    from maskdet.study import methods
+
+    data_report = json.loads((root / "reports" / "data_validation.json").read_text())
+    test = frame[frame["split"] == "test"]
+    people = test["person"].nunique() if "person" in test else 0
+    caption = (
+        f"Results on the test split ({len(test)} crops"
+        + (f" of {people} people unseen in training" if people else "")
+        + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")
+        + "). Shares with a 95 % Wilson interval."
+    )
+    table = methods.results_table(metrics)
+    paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())
+    write_text_atomic(reports / "methods.md", paragraph)
+    write_text_atomic(reports / "tables" / "results.tex", methods.to_latex(table, caption))
+    markdown = methods.to_markdown(table, caption)
+    write_text_atomic(reports / "tables" / "results.md", markdown)
+    return {"methods": paragraph, "table": table, "caption": caption, "markdown": markdown}
 
 
 def _test_split(model, test: pd.DataFrame, size: int, params: Params) -> dict:

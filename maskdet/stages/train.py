@@ -17,7 +17,7 @@ from maskdet.stages.workspace import workspace
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.export import build_exports
-from maskdet.study.tracking import provenance, stage_run
+from maskdet.study.tracking import hardware, provenance, stage_run
 from maskdet.study.train import save_model, train_classifier
 
 
@@ -137,7 +137,7 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
             }
         )
         mlflow.set_tag("serving_runtime", serving["runtime"])
-        save_model(result, out, params, prov, exports, {"serving": serving})
+        save_model(result, out, params, prov, exports, {"serving": serving, "hardware": hardware()})
         mlflow.log_artifact(str(out / "metadata.json"), "model")
     # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
     # plot file they would change on every run of an otherwise identical training.

@@ -28,6 +28,7 @@ from maskdet.data.readers import ReadResult, read_folders, read_voc_scenes
 from maskdet.errors import InputError, MissingFileError
 from maskdet.io.atomic import atomic_path
 from maskdet.io.images import ImageError, load_rgb
+from maskdet.study.metrics import wilson_interval
 from maskdet.study.views import view_of
 
 NO_FACE = "no_face"
@@ -122,18 +123,6 @@ def predict_rows(predictor, data: LabelledSet, views: tuple[str, ...], progress:
                 faces = predictor.faces(view_of(rgb, view))
             rows.append(_row(item, view, _largest(faces), len(faces)))
     return pd.DataFrame(rows)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
-    """The 95 % Wilson score interval of a share (``successes`` of ``n``): with 300
-    photos a class, 0.957 is anything from 0.93 to 0.97, and a goal inside that
-    interval is neither met nor missed by the data. [0, 1] when ``n`` is 0."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
 def summarise(rows: pd.DataFrame, data: LabelledSet) -> dict:

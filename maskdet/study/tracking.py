@@ -117,6 +117,19 @@ def dvc_data_md5(root: Path | None = None) -> str:
     return next((o.get("md5", "none") for o in stage.get("outs", []) if o.get("path") == "data/processed"), "none")
 
 
+def hardware() -> str:
+    """The machine in a few words, for the Methods paragraph: CPU model, cores, GPUs TensorFlow could use."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name} ({os.cpu_count()} cores, CPU only)"
+
+
 def provenance(params: dict, root: Path | None = None) -> dict[str, str]:
     """What produced a result: commit, params digest, data digests (manifest and dvc.lock)."""
     import hashlib

@@ -1,0 +1,71 @@
+"""The Methods paragraph and the results tables for a paper (maskdet.study.methods)."""
+
+import pandas as pd
+
+from maskdet.params import parse_params
+from maskdet.study.methods import methods_paragraph, results_table, to_latex, to_markdown
+
+METRICS = {
+    "test_n": 240,
+    "test_accuracy": 0.983333,
+    "test_balanced_accuracy": 0.98,
+    "test_f1_macro": 0.983434,
+    "test_roc_auc_ovr_macro": 0.99951,
+    "test_ece": 0.012345,
+    "test_precision_with_mask": 1.0,
+    "test_recall_with_mask": 0.975,
+    "test_support_with_mask": 80,
+    "test_f1_with_mask": 0.987342,
+    "test_recall_mask_weared_incorrect": None,  # undefined (NaN in the run): no row, no made-up number
+    "scene_faces": 9,
+    "scene_recall": 0.888889,
+}
+
+
+def test_the_table_carries_metrics_json_numbers_rounded_with_intervals_for_shares():
+    table = results_table(METRICS)
+    assert set(table["key"]) == {k for k, v in METRICS.items() if v is not None and "support" not in k}
+    for row in table.itertuples():
+        expected = str(METRICS[row.key]) if row.key in ("test_n", "scene_faces") else f"{METRICS[row.key]:.3f}"
+        assert row.value == expected, row
+    ci = dict(zip(table["key"], table["ci95"]))
+    assert ci["test_accuracy"] == "0.958-0.994"  # 236 of 240, Wilson
+    assert ci["test_recall_with_mask"] and ci["scene_recall"] and ci["test_f1_macro"] == ""
+
+
+def test_latex_and_markdown_show_every_number_and_escape_what_latex_needs():
+    table = results_table(METRICS)
+    latex = to_latex(table, "Results on 240 crops (95 % Wilson)")
+    assert latex.count(r"\begin{tabular}") == 1 and r"\toprule" in latex and r"\bottomrule" in latex
+    assert r"with\_mask: recall" in latex and r"95 \% Wilson" in latex and "0.958--0.994" in latex
+    assert "with_mask" not in latex.replace(r"with\_mask", "")
+    markdown = to_markdown(table, "Results")
+    for row in table.itertuples():
+        assert f" & {row.value} & " in latex and f"| {row.value} |" in markdown
+    assert markdown.count("\n| ") == len(table) + 1  # header and one line per row
+
+
+def test_methods_paragraph_states_data_split_model_schedule_and_machine():
+    params = parse_params({})
+    manifest = pd.DataFrame(
+        {
+            "split": ["train"] * 6 + ["val"] * 3 + ["test"] * 3,
+            "label": ["with_mask", "without_mask", "mask_weared_incorrect"] * 4,
+            "person": ["a", "a", "b", "b", "c", "c", "d", "d", "d", "e", "e", "e"],
+        }
+    )
+    text = methods_paragraph(
+        params,
+        manifest,
+        {"items_read": 13, "near_duplicate_groups": [["x", "y"]]},
+        {"best_epoch": 17, "train_seconds": 359.1, "hardware": "Test CPU (2 cores, CPU only)"},
+        {"python": "3.11.9", "tensorflow": "2.20.0"},
+    )
+    assert text.startswith("**Methods.**")
+    assert "13 items read, 12 kept" in text and "1 groups" in text
+    assert "test 3 crops of 1 people (1 with_mask, 1 without_mask, 1 mask_weared_incorrect)" in text
+    assert "MobileNetV2 pretrained on ImageNet" in text and "input 160 x 160" in text
+    assert f"up to {params.train.epochs} epochs" in text and f"top {params.train.fine_tune_layers} layers" in text
+    assert "(epoch 17)" in text and "6.0 min on Test CPU (2 cores, CPU only)" in text
+    assert "MIT" in text and "public domain" in text and "tensorflow 2.20.0" in text
+    assert "colour casts" in text and "flat-coloured" not in text  # the flat band is off by default
