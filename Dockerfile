@@ -50,9 +50,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MASKDET_CACHE=/home/maskdet/.cache/maskdet \
     PATH=/opt/venv/bin:$PATH
 
-# git: DVC tracks the pipeline in the repository; make: the project's targets.
+# git: DVC tracks the pipeline in the repository; make: the project's targets;
+# chromium: the report stage prints reports/pdf/report.pdf with it (Debian
+# follows Chromium's security releases, so only the distribution's build is pinned).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git=1:2.39.* make=4.3-* \
+    && apt-get install -y --no-install-recommends git=1:2.39.* make=4.3-* chromium=*deb12* \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 maskdet
 

@@ -50,7 +50,8 @@ setup: $(VENV)/.installed
 assets: setup
 	$(BIN)/maskdet assets
 
-repro: setup
+# browser: the report stage prints reports/pdf/report.pdf with the system Chromium.
+repro: setup browser
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 

@@ -157,8 +157,9 @@ def test_make_test_installs_a_system_browser_and_ci_requires_it():
 
 
 def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
-    """tools/ensure-chromium on a PATH with no browser and no apt-get: it goes
-    on (exit 0) and says how to get one; with MASKDET_CHROMIUM set it is quiet."""
+    """tools/ensure-chromium on a PATH with no browser, no pdftoppm and no
+    apt-get: it goes on (exit 0) and names what is missing; with MASKDET_CHROMIUM
+    set and poppler's pdftoppm there it is quiet."""
     import shutil
     import subprocess
 
@@ -166,7 +167,8 @@ def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
         (tmp_path / tool).symlink_to(shutil.which(tool))
     script = str(ROOT / "tools" / "ensure-chromium")
     bare = subprocess.run([script], env={"PATH": str(tmp_path)}, capture_output=True, text=True)
-    assert bare.returncode == 0 and "no Chromium for the dashboard tests" in bare.stderr, bare.stderr
+    assert bare.returncode == 0 and "missing: chromium poppler-utils" in bare.stderr, bare.stderr
+    (tmp_path / "pdftoppm").symlink_to(shutil.which("true"))
     given = subprocess.run(
         [script], env={"PATH": str(tmp_path), "MASKDET_CHROMIUM": shutil.which("bash")}, capture_output=True, text=True
     )

@@ -77,13 +77,45 @@ def test_the_methods_paragraph_and_results_tables_match_the_metrics(study):
 
 def test_html_reports_have_no_code_and_state_their_provenance(study):
     pages = sorted(p.name for p in (study / "reports" / "html").glob("*.html"))
-    assert pages == ["01_eda.html", "02_train.html", "03_evaluate.html"]
+    assert pages == ["01_eda.html", "02_train.html", "03_evaluate.html", "report.html"]
     for page in (study / "reports" / "html").glob("*.html"):
         html = page.read_text()
         assert "Produced by" in html and "params sha256" in html
         assert "Software" in html and "tensorflow 2." in html and "scikit-learn" in html  # the versions that matter
         assert "run_training(params)" not in html and "notebook_params(" not in html  # no code cells
         assert "data:image/png;base64" in html  # images embedded
+
+
+def test_the_combined_report_has_contents_and_prints_to_pdf(study):
+    """reports/html/report.html: the three notebooks in order behind a table of
+    contents; reports/pdf/report.pdf: its print by the system Chromium, read
+    back with poppler (text of page 1, pixels of the pages after it)."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    html = (study / "reports" / "html" / "report.html").read_text()
+    contents = html.split('<nav class="maskdet-toc">', 1)[1].split("</nav>", 1)[0]
+    parts = [contents.find(f"{n} · ") for n in ("01", "02", "03")]
+    assert -1 < parts[0] < parts[1] < parts[2], contents[:500]
+    assert "Confusion matrices" in contents and "For a paper" in contents
+    assert html.count("Produced by") == 3 and "run_training(params)" not in html
+    pdf = study / "reports" / "pdf" / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    if not shutil.which("pdftoppm"):
+        if os.environ.get("CI"):
+            pytest.fail("pdftoppm (poppler-utils) missing in CI: `make browser` installs it")
+        pytest.skip("pdftoppm (poppler-utils) not installed: `make browser` installs it")
+    text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True)
+    assert "maskdet: face-mask detection study" in text.stdout and "Contents" in text.stdout
+    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "2", "-l", "3", str(pdf), str(study / "page")], check=True)
+    pages = sorted(study.glob("page-*.png"))
+    assert len(pages) == 2
+    # a figure: many saturated pixels (the class colours of the charts), which text alone never has
+    rgb = np.concatenate([np.asarray(Image.open(p).convert("RGB"), np.int16).reshape(-1, 3) for p in pages])
+    saturated = (rgb.max(axis=1) - rgb.min(axis=1)) > 80
+    assert saturated.mean() > 0.02, saturated.mean()  # 0.04 on figure pages, 0.007 on the contents page
 
 
 def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
