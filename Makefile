@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
 	@echo "make test    set up, then lint and run every test"
-	@echo "make verify  re-run the committed study in a fresh clone; fail if a metric moved (TOLERANCE=...)"
+	@echo "make verify  re-run the committed study in a fresh clone; fail if a metric moved (TOLERANCE=..., ONLY='test_*')"
 	@echo "make test-fast  lint and the quick tests (no training, pipeline, notebooks or browser)"
 	@echo "make lint    ruff (lint and format check) and the import rules of docs/architecture.md"
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
@@ -58,7 +58,7 @@ repro: setup browser
 # The committed study re-run in a fresh clone, its metrics against the committed
 # ones (TOLERANCE=0.01 allows that much; README, "Reproducing the numbers").
 verify: setup
-	$(BIN)/python tools/verify.py --tolerance $(or $(TOLERANCE),0)
+	$(BIN)/python tools/verify.py --tolerance $(or $(TOLERANCE),0) $(if $(ONLY),--only $(ONLY))
 
 # One worker per core, whole test files per worker (module fixtures such as the
 # smoke study run once); JOBS=0 runs them in this process.

@@ -209,3 +209,8 @@ def test_verify_fails_on_a_moved_or_missing_metric_and_passes_within_the_toleran
     ]
     moved = out_of_tolerance(diff, 0.0)
     assert len(moved) == 2 and any("test_f1_macro: 0.98 -> 0.975 (moved -0.005)" in line for line in moved)
+    # --only judges the named metrics alone (the scene numbers rest on 9 faces)
+    assert out_of_tolerance(diff, 0.01, ["test_*"]) == []
+    assert out_of_tolerance(diff, 0.0, ["test_f1_*"]) == [
+        "reports/metrics.json: test_f1_macro: 0.98 -> 0.975 (moved -0.005)"
+    ]

@@ -2,7 +2,7 @@
 numbers with the committed ones, so that a reviewer checks a paper's figures
 with one command.
 
-    python tools/verify.py [--tolerance 0] [--keep]
+    python tools/verify.py [--tolerance 0] [--only PATTERN ...] [--keep]
 
 It clones the committed state (HEAD; uncommitted changes are not part of it,
 and it says so), runs `dvc repro` there with this checkout's environment but
@@ -25,12 +25,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def out_of_tolerance(diff: dict, tolerance: float) -> list[str]:
+def out_of_tolerance(diff: dict, tolerance: float, only: list[str] | None = None) -> list[str]:
     """Lines for each metric of a `dvc metrics diff --json` answer that moved by
-    more than ``tolerance`` or that is missing on one side."""
+    more than ``tolerance`` or that is missing on one side; with ``only``
+    (fnmatch patterns such as ``test_f1_*``), for the metrics named there alone."""
+    from fnmatch import fnmatch
+
     lines = []
     for path, metrics in sorted(diff.items()):
         for name, change in sorted(metrics.items()):
+            if only and not any(fnmatch(name, pattern) for pattern in only):
+                continue
             old, new = change.get("old"), change.get("new")
             if old is None or new is None:
                 lines.append(f"{path}: {name}: {old} -> {new} (present on one side only)")
@@ -52,6 +57,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--tolerance", type=float, default=0.0, help="largest change allowed in any metric (default 0: identical)"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="judge only the metrics matching these patterns (e.g. 'test_f1_*'); the diff still shows every one",
     )
     parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
     args = parser.parse_args(argv)
@@ -82,7 +93,7 @@ def main(argv=None) -> int:
         shown = _run(["dvc", "metrics", "diff", "HEAD", "--all"], clone, env)
         print(shown.stdout)
         answer = _run(["dvc", "metrics", "diff", "HEAD", "--all", "--json"], clone, env)
-        moved = out_of_tolerance(json.loads(answer.stdout or "{}"), args.tolerance)
+        moved = out_of_tolerance(json.loads(answer.stdout or "{}"), args.tolerance, args.only)
         if moved:
             print(f"verify: {len(moved)} number(s) outside the tolerance {args.tolerance:g}:", file=sys.stderr)
             print("\n".join(moved), file=sys.stderr)
