@@ -123,7 +123,9 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     exp = client.get_experiment_by_name("maskdet")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags.get("maskdet.stage"): r for r in runs if "maskdet.stage" in r.data.tags}
-    assert set(stages) == {"eda", "train", "evaluate", "report"}
+    assert set(stages) == {"eda", "train", "evaluate", "report", "evaluate.loso"}
+    loso = [r for r in runs if r.data.tags.get("maskdet.stage") == "evaluate.loso"]
+    stages.pop("evaluate.loso")
     parents = {r.data.tags["mlflow.parentRunId"] for r in stages.values()}
     assert len(parents) == 1  # one pipeline execution holds all four
     train, evaluate = stages["train"], stages["evaluate"]
@@ -133,12 +135,37 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     assert "test_f1_macro" in evaluate.data.metrics and len(evaluate.data.metrics) >= 30
     figures = {f.path for f in client.list_artifacts(evaluate.info.run_id, "figures")}
     assert {"figures/confusion_counts.png", "figures/roc.png", "figures/reliability.png"} <= figures
-    reports = {f.path for f in client.list_artifacts(parents.pop(), "reports")}
+    parent_id = next(iter(parents))
+    reports = {f.path for f in client.list_artifacts(parent_id, "reports")}
     assert "reports/03_evaluate.html" in reports
     classifier = {f.path for f in client.list_artifacts(train.info.run_id, "classifier")}
     assert "classifier/MLmodel" in classifier  # the bare Keras network, for researchers
     version = client.get_model_version_by_alias("maskdet", "champion")
     assert version.run_id == evaluate.info.run_id  # the registered model is the whole Predictor
+    # MLflow that reads well (#15): the UI opens on runs, each leave-one-style-out
+    # training is a child of the evaluation (no curves drawn over each other), the
+    # pipeline's run carries the headline metrics, short names, the data as an
+    # input, a described registry entry and version.
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert {r.info.run_name for r in loso} == {
+        "loso-control (every style)",
+        "loso-without-surgical",
+        "loso-without-cloth",
+        "loso-without-kn95",
+    }
+    assert {r.data.tags["mlflow.parentRunId"] for r in loso} == {evaluate.info.run_id}
+    assert "val_loss" not in evaluate.data.metrics and all("val_loss" in r.data.metrics for r in loso)
+    parent = client.get_run(parent_id)
+    assert set(HEADLINE_METRICS) <= set(parent.data.metrics)
+    assert parent.data.metrics["test_f1_macro"] == evaluate.data.metrics["test_f1_macro"]
+    assert len(parent.info.run_name) <= 20 and parent.info.run_name.startswith(parent.data.tags["git_commit"][:7])
+    assert train.data.tags["mlflow.source.name"] == "notebooks/02_train.ipynb"
+    inputs = evaluate.inputs.dataset_inputs
+    digest = train.data.tags["data_sha256"][:16]
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("data/processed", digest)]
+    registered = client.get_registered_model("maskdet")
+    assert "Predictor" in registered.description and "champion" in registered.description
+    assert "Test split: accuracy" in version.description and train.data.tags["data_sha256"][:12] in version.description
     for key in (
         "scene_map50",
         "scene_recall_masked",

@@ -24,6 +24,13 @@ from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champio
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
 
+REGISTRY_DESCRIPTION = (
+    "The whole maskdet Predictor (face detector, then the mask classifier) as one pyfunc model: "
+    "base64 images in, faces with labels with_mask / without_mask / mask_weared_incorrect, boxes and "
+    "probabilities out. `make serve` serves the version with the alias `champion` (the best test macro-F1, "
+    "a tie going to the newer). Each version says what data and params made it."
+)
+
 
 @filtering_native_stderr
 def run_evaluation(params: Params, root: Path | None = None) -> dict:
@@ -41,6 +48,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     found["scenes"] = _scene_evaluation(root, ws.models, params)
     found["loso"] = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root, ws):
+        _log_test_data(frame, root)
         if params.evaluate.leave_one_style_out:  # inside the run: its trainings log there
             found["loso"] = leave_one_style_out(frame, params, model, meta["input_size"])
         figures = _figures(found, pd.read_csv(ws.models / "history.csv"))
@@ -53,7 +61,8 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         # champion alias that `make serve` and the dashboard follow.
         version, champion = None, False
         if not ws.interactive:
-            version, champion = _register(ws.models, params, meta, found["metrics"]["f1_macro"])
+            version, champion = _register(ws.models, params, meta, summary)
+        _to_the_parent_run(summary)
     for name, table in curve_tables(found["y"], found["probs"]).items():
         write_csv(reports / "plots" / f"{name}.csv", table)
     written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
@@ -71,6 +80,41 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         "workspace": ws,
         "paper": paper,
     }
+
+
+def _to_the_parent_run(summary: dict) -> None:
+    """The headline metrics on the pipeline's run too, so that two pipeline runs
+    compare side by side in the runs table."""
+    from maskdet.study.metrics import HEADLINE_METRICS
+
+    parent = mlflow.get_parent_run(mlflow.active_run().info.run_id)
+    if parent is not None:
+        found = {k: summary[k] for k in HEADLINE_METRICS if k in summary and np.isfinite(summary[k])}
+        mlflow.MlflowClient().log_batch(
+            parent.info.run_id, metrics=[mlflow.entities.Metric(k, v, 0, 0) for k, v in found.items()]
+        )
+
+
+def _log_test_data(frame: pd.DataFrame, root: Path) -> None:
+    """The prepared data set as the run's dataset input (its manifest, digest and source)."""
+    import json
+
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+
+    from maskdet.study.tracking import data_hash
+
+    columns = [c for c in ("path", "label", "split", "group", "person", "style", "sha256") if c in frame]
+    # A source of the "local" type, named: given a bare path, MLflow 3.17 finds two
+    # identical local sources that could read it and warns that it is ambiguous.
+    source = get_dataset_source_from_json(json.dumps({"uri": "data/processed/manifest.csv"}), "local")
+    dataset = mlflow.data.from_pandas(
+        frame[columns],
+        source=source,
+        targets="label",
+        name="data/processed",
+        digest=data_hash(root)[:16],
+    )
+    mlflow.log_input(dataset, context="evaluation")
 
 
 def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, metrics: dict, reports: Path) -> dict:
@@ -170,14 +214,26 @@ def _tables(found: dict) -> dict[str, pd.DataFrame]:
     }
 
 
-def _register(models: Path, params: Params, meta: dict, f1: float) -> tuple[str, bool]:
-    """Register the whole Predictor (as `mlflow models serve` runs it) and move
-    the champion alias when it is the best; returns (version, champion?)."""
+def _register(models: Path, params: Params, meta: dict, metrics: dict) -> tuple[str, bool]:
+    """Register the whole Predictor (as `mlflow models serve` runs it), describe
+    it, and move the champion alias when it is the best; returns (version, champion?)."""
+    f1 = metrics["test_f1_macro"]
     logged = log_predictor(models, params.predict)
     version = register(logged.model_uri)
+    client = mlflow.MlflowClient()
     # links the registry entry to the models/ folder (whose metadata names its training run)
-    mlflow.MlflowClient().set_model_version_tag(
-        REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", ""))
+    client.set_model_version_tag(REGISTERED_MODEL, version, "train_run_id", str(meta.get("mlflow_run_id", "")))
+    client.update_registered_model(REGISTERED_MODEL, description=REGISTRY_DESCRIPTION)
+    scores = ", ".join(f"{k.removeprefix('test_')} {metrics[k]:.4f}" for k in ("test_accuracy", "test_f1_macro"))
+    client.update_model_version(
+        REGISTERED_MODEL,
+        version,
+        description=(
+            f"{params.model.backbone} at {meta['input_size']} px, trained on data {params.data.source} "
+            f"(sha256 {meta.get('data_sha256', '?')[:12]}), params sha256 {meta.get('params_sha256', '?')[:12]}, "
+            f"commit {meta.get('git_commit', '?')[:12]}. Test split: {scores}. "
+            f"Detector {params.predict.detector}."
+        ),
     )
     champion = move_champion(version, f1)
     mlflow.set_tag("champion", str(champion).lower())

@@ -67,6 +67,18 @@ def style_subset(frame: pd.DataFrame, style: str, keep: bool) -> pd.DataFrame:
     return frame[~masked | (of_style if keep else ~of_style)]
 
 
+def _child_run(name: str):
+    """Each training its own run nested under the evaluation's, when one is
+    active: their per-epoch curves would otherwise draw over each other."""
+    import contextlib
+
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return contextlib.nullcontext()
+    return mlflow.start_run(run_name=name, nested=True, tags={"maskdet.stage": "evaluate.loso"})
+
+
 def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_size: int) -> pd.DataFrame:
     """Per held-out style: macro-F1 on that style's test crops (with the bare faces)
     of a model trained without the style, beside a control trained the same way
@@ -95,12 +107,14 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
     train_all, val_all = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
     # One set of frozen-base features for all the trainings: they differ only in the rows they see.
     features = frozen_features(train_all, val_all, cfg)
-    control = train_classifier(train_all, val_all, cfg, features=features).model
+    with _child_run("loso-control (every style)"):
+        control = train_classifier(train_all, val_all, cfg, features=features).model
     rows = []
     for style in styles:
         train, val = style_subset(train_all, style, keep=False), style_subset(val_all, style, keep=False)
         subset = features and features.subset(train_all.index.isin(train.index), val_all.index.isin(val.index))
-        held_out = train_classifier(train, val, cfg, features=subset).model
+        with _child_run(f"loso-without-{style}"):
+            held_out = train_classifier(train, val, cfg, features=subset).model
         test = style_subset(frame[frame["split"] == "test"], style, keep=True)
         y = test["y"].to_numpy()
         scores = {

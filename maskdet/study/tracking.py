@@ -10,6 +10,14 @@ from pathlib import Path
 from maskdet.paths import artifact_location, project_root, tracking_uri
 
 EXPERIMENT = "maskdet"
+# Opens the experiment on its runs table (MLflow 3 shows GenAI traces first otherwise).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+STAGE_SOURCES = {
+    "eda": "notebooks/01_eda.ipynb",
+    "train": "notebooks/02_train.ipynb",
+    "evaluate": "notebooks/03_evaluate.ipynb",
+    "report": "maskdet report",
+}
 
 
 def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
@@ -24,6 +32,8 @@ def configure(experiment: str = EXPERIMENT, root: Path | None = None) -> str:
         if found is not None
         else mlflow.create_experiment(experiment, artifact_location=artifact_location(root))
     )
+    if found is None or found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        mlflow.MlflowClient().set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -169,12 +179,22 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None, workspac
     if found:
         mlflow.start_run(run_id=found[0].info.run_id)
     else:
-        mlflow.start_run(run_name=run_name(f"pipeline-{key}"), tags={"maskdet.pipeline": key, **prov})
+        # A short name the runs table shows whole: commit and params digest (the key is in the tags).
+        short = f"{prov['git_commit'][:7]}-params{prov['params_sha256'][:4]}"
+        short = f"interactive-{workspace.out.name}" if output != "." else short
+        mlflow.start_run(run_name=run_name(short), tags={"maskdet.pipeline": key, **prov})
         mlflow.log_params(flatten(params))
     child = mlflow.start_run(
         run_name=stage,
         nested=True,
-        tags={"maskdet.stage": stage, "maskdet.pipeline_key": key, "maskdet.output": output, **prov},
+        tags={
+            "maskdet.stage": stage,
+            "maskdet.pipeline_key": key,
+            "maskdet.output": output,
+            # what ran, instead of "ipykernel_launcher.py"
+            "mlflow.source.name": STAGE_SOURCES.get(stage, stage),
+            **prov,
+        },
     )
     mlflow.log_params(flatten(params))
     return child
