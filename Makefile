@@ -87,6 +87,7 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks/
 
 mlflow: setup
+	@echo "runs table: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 # voila.json (read from here) sets the websocket message limit for uploads.

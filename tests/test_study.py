@@ -158,7 +158,8 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     parent = client.get_run(parent_id)
     assert set(HEADLINE_METRICS) <= set(parent.data.metrics)
     assert parent.data.metrics["test_f1_macro"] == evaluate.data.metrics["test_f1_macro"]
-    assert len(parent.info.run_name) <= 20 and parent.info.run_name.startswith(parent.data.tags["git_commit"][:7])
+    assert parent.info.run_name == f"{parent.data.tags['git_commit'][:7]}-p{parent.data.tags['params_sha256'][:4]}"
+    assert parent.data.tags["mlflow.source.name"] == "dvc repro"
     assert train.data.tags["mlflow.source.name"] == "notebooks/02_train.ipynb"
     inputs = evaluate.inputs.dataset_inputs
     digest = train.data.tags["data_sha256"][:16]

@@ -179,10 +179,12 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None, workspac
     if found:
         mlflow.start_run(run_id=found[0].info.run_id)
     else:
-        # A short name the runs table shows whole: commit and params digest (the key is in the tags).
-        short = f"{prov['git_commit'][:7]}-params{prov['params_sha256'][:4]}"
+        # A name the runs table shows whole (about 15 characters): the commit and
+        # "p" + the params digest; the full key is in the tags.
+        short = f"{prov['git_commit'][:7]}-p{prov['params_sha256'][:4]}"
         short = f"interactive-{workspace.out.name}" if output != "." else short
-        mlflow.start_run(run_name=run_name(short), tags={"maskdet.pipeline": key, **prov})
+        tags = {"maskdet.pipeline": key, "mlflow.source.name": "dvc repro" if output == "." else "notebooks", **prov}
+        mlflow.start_run(run_name=run_name(short), tags=tags)
         mlflow.log_params(flatten(params))
     child = mlflow.start_run(
         run_name=stage,
