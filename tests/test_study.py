@@ -2,6 +2,7 @@
 plots, HTML reports, and the MLflow store with runs, figures and the registered model."""
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -193,6 +194,25 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
         assert metrics[f"serving_{kind}_passed"] in (0, 1)
 
 
+@contextlib.contextmanager
+def _serving(command, cwd, env, log_path, port):
+    """`maskdet serve` started as a user would, its base URL once /ping answers;
+    stopped with the workers it started. Its log is shown if it never gets ready."""
+    server = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_ready(base, server, 180)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        server.wait(timeout=30)
+
+
 def test_served_model_answers_real_requests(study, tmp_path):
     """`maskdet serve` (MLflow's scoring server for models:/maskdet@champion, with
     limits), as `make serve` runs it, on a loopback port."""
@@ -201,21 +221,8 @@ def test_served_model_answers_real_requests(study, tmp_path):
 
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}"}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8"],
-        cwd=study,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_ready(base, server, 180)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+    command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8"]
+    with _serving(command, study, env, tmp_path / "server.log", port) as base:
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
         records = [
@@ -234,9 +241,6 @@ def test_served_model_answers_real_requests(study, tmp_path):
         assert junk["error"].startswith("not_base64")
         _concurrent_clients_get_the_answers_of_one_client(base, group)
         _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
-        server.wait(timeout=30)
 
 
 def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):
@@ -368,17 +372,9 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
     )  # fmt: skip
     assert full.returncode == 0, full.stderr[-2000:]
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(python), "-m", "maskdet", "serve", "--port", str(port)],
-        cwd=study, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_ready(base, server, 180)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+    with _serving(
+        [str(python), "-m", "maskdet", "serve", "--port", str(port)], study, env, tmp_path / "s.log", port
+    ) as base:
         record = {"image": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name}
         answer = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120)
         assert answer.status_code == 200, answer.text[:2000]
@@ -386,9 +382,6 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
         expected = json.loads(full.stdout)["faces"]
         assert len(served) == 3
         assert [(f["label"], f["box"]) for f in served] == [(f["label"], f["box"]) for f in expected]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tmp_path):
