@@ -187,10 +187,11 @@ def test_webcam_frames_come_back_annotated_with_counts(predictor, group_jpeg):
     assert bad["type"] == "result" and bad["error"] and bad_buffers is None  # answered, so the page goes on
 
 
-def test_model_tab_and_a_missing_model(predictor, tmp_path):
+def test_model_tab_and_a_missing_model(predictor, tmp_path, monkeypatch):
     import ipywidgets as w
 
-    card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # an empty store
+    card = " ".join(h.value for h in _find(model_tab(predictor), w.HTML))
     assert ", ".join(LABELS) in card and "48 x 48" in card and "make repro" in card
     assert f"centerface, input {predictor.detector_input}" in card and predictor.detector_input == "320x240"
     page = dashboard(tmp_path / "no-model")
@@ -212,24 +213,44 @@ def test_verdict_says_who_wears_a_mask():
     assert logic.verdict(Prediction("y.jpg", error="truncated: cut")).startswith("Could not read y.jpg")
 
 
-def test_model_card_shows_the_test_metrics_the_evaluation_writes(predictor, tmp_path):
-    """The card reads reports/metrics.json by key: with the keys the evaluation
-    writes (`test_` + classification_metrics), ROC-AUC and the rest appear."""
-    import json
-
+def test_model_card_shows_its_own_evaluation_from_mlflow(predictor, tmp_path, monkeypatch):
+    """The card's metrics and confusion matrix come from the evaluation run that
+    registered this model (found by its training run), with the alias; keys as
+    the evaluation writes them (`test_` + classification_metrics), so ROC-AUC shows."""
     import ipywidgets as w
+    import matplotlib.pyplot as plt
+    import mlflow
     import numpy as np
 
     from maskdet.study.metrics import HEADLINE_METRICS, TEST, classification_metrics
 
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     y = np.array([0, 1, 2, 0, 1, 2])
     probs = np.eye(3)[y] * 0.8 + 0.2 / 3
-    written = {TEST + k: v for k, v in classification_metrics(y, probs, bins=5).items()}
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(written))
-    card = " ".join(h.value for h in _find(model_tab(predictor, tmp_path), w.HTML))
+    written = {TEST + k: v for k, v in classification_metrics(y, probs, bins=5).items() if np.isfinite(v)}
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("maskdet", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment, run_name="evaluate")
+    for key, value in written.items():
+        client.log_metric(run.info.run_id, key, value)
+    figure = plt.figure(figsize=(2, 2))
+    client.log_figure(run.info.run_id, figure, "figures/confusion_counts.png")
+    plt.close(figure)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model("maskdet")
+    version = client.create_model_version(
+        "maskdet", f"runs:/{run.info.run_id}/predictor", run.info.run_id, tags={"train_run_id": "train-123"}
+    )
+    client.set_registered_model_alias("maskdet", "champion", version.version)
+    monkeypatch.setitem(predictor.metadata, "mlflow_run_id", "train-123")
+    tab = model_tab(predictor)
+    card = " ".join(h.value for h in _find(tab, w.HTML))
+    assert f"maskdet version {version.version}, alias champion" in card and run.info.run_id in card
     for key in HEADLINE_METRICS:
-        assert (f"<td>{key}</td>" in card) == key.startswith(TEST), key  # the scene and loso keys are not written here
+        assert (f"<td>{key}</td>" in card) == key.startswith(TEST), key  # the scene and loso keys are not logged here
+    assert f"<td>test_roc_auc_ovr_macro</td><td>{written['test_roc_auc_ovr_macro']:.4f}</td>" in card
+    assert [i.value[:4] for i in _find(tab, w.Image)] == [b"\x89PNG"]  # its own confusion matrix
 
 
 @pytest.mark.parametrize("name", ["webcam.js", "picker.js"])

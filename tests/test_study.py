@@ -409,12 +409,18 @@ def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(st
 
 
 def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
-    """The card's registry line shows the alias (MLflow's search leaves aliases out)."""
-    from maskdet.app.logic import registry_entry
+    """The card's registry line shows the alias (MLflow's search leaves aliases
+    out), and its metrics are those its own evaluation logged."""
+    from maskdet.app.logic import evaluation_figure, model_record, registry_entry
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{study / 'mlflow.db'}")
     train_run = json.loads((study / "models" / "metadata.json").read_text())["mlflow_run_id"]
     assert "alias champion" in registry_entry(train_run)
+    record = model_record(train_run)
+    written = json.loads((study / "reports" / "metrics.json").read_text())
+    assert round(record.metrics["test_f1_macro"], 6) == written["test_f1_macro"]
+    assert "test_roc_auc_ovr_macro" in record.metrics
+    assert evaluation_figure(record)[:4] == b"\x89PNG"
 
 
 def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study):

@@ -211,13 +211,16 @@ def webcam_tab(predictor) -> w.Widget:
     return w.VBox([intro, detector, camera])
 
 
-def model_tab(predictor, root: Path) -> w.Widget:
-    parts = [w.HTML(logic.model_card(predictor, root))]
-    confusion = root / "reports" / "figures" / "confusion_counts.png"
-    if confusion.is_file():
+def model_tab(predictor) -> w.Widget:
+    """The loaded model's card; its metrics and confusion matrix come from its own
+    evaluation run in MLflow, never from the working tree's reports/."""
+    record = logic.model_record(predictor.metadata.get("mlflow_run_id"))
+    parts = [w.HTML(logic.model_card(predictor, record))]
+    confusion = logic.evaluation_figure(record)
+    if confusion is not None:
         parts += [
             w.HTML("<h4>Confusion matrix (test split)</h4>"),
-            w.Image(value=confusion.read_bytes(), format="png", layout=w.Layout(max_width="520px")),
+            w.Image(value=confusion, format="png", layout=w.Layout(max_width="520px")),
         ]
     return w.VBox(parts)
 
@@ -254,9 +257,7 @@ def dashboard(model: str | Path | None = None) -> w.Widget:
         f"<code>{html.escape(predictor.source)}</code>, {predictor.runtime} runtime, "
         f"{predictor.detector_name} detector.</div></div>"
     )
-    tabs = w.Tab(
-        children=[upload_tab(predictor), batch_tab(predictor), webcam_tab(predictor), model_tab(predictor, root)]
-    )
+    tabs = w.Tab(children=[upload_tab(predictor), batch_tab(predictor), webcam_tab(predictor), model_tab(predictor)])
     for i, title in enumerate(("Upload", "Batch", "Webcam", "Model")):
         tabs.set_title(i, title)
     return w.VBox([header, tabs])

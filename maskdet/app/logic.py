@@ -193,11 +193,22 @@ def frame_answer(predictor: Predictor, jpeg: bytes) -> tuple[bytes, dict]:
     }
 
 
-def registry_entry(train_run_id: str | None) -> str:
-    """'maskdet version N (aliases)' for the registered Predictor built on this
-    training run, from the project's MLflow store; a plain note where there is none."""
+@dataclass
+class ModelRecord:
+    """What MLflow knows of one trained model: its registry entry, and the
+    metrics and figures of the evaluation that registered it."""
+
+    line: str  # "maskdet version N, alias champion", or a note saying why there is none
+    metrics: dict
+    evaluation_run_id: str | None = None
+
+
+def model_record(train_run_id: str | None) -> ModelRecord:
+    """The registered Predictor built on this training run (its newest version)
+    and its evaluation run's metrics, from the project's MLflow store. Never a
+    file of the working tree: it may belong to another model."""
     if not train_run_id:
-        return "not registered (no training run recorded)"
+        return ModelRecord("not registered (no training run recorded)", {})
     try:
         import mlflow
 
@@ -207,13 +218,39 @@ def registry_entry(train_run_id: str | None) -> str:
         client = mlflow.MlflowClient(tracking_uri=tracking_uri())
         versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and tag.train_run_id='{train_run_id}'")
         if not versions:
-            return "not registered yet (the evaluation stage registers it)"
+            return ModelRecord("not registered yet (the evaluation stage registers it)", {})
         # search_model_versions leaves the aliases out (MLflow 3.17); get_model_version has them
         latest = client.get_model_version(REGISTERED_MODEL, max(versions, key=lambda v: int(v.version)).version)
+        metrics = client.get_run(latest.run_id).data.metrics if latest.run_id else {}
     except Exception as exc:  # no store, or an old one: the card still shows everything else
-        return f"registry not available ({type(exc).__name__})"
+        return ModelRecord(f"registry not available ({type(exc).__name__})", {})
     aliases = f", alias {', '.join(latest.aliases)}" if latest.aliases else ""
-    return f"maskdet version {latest.version}{aliases}"
+    return ModelRecord(f"maskdet version {latest.version}{aliases}", dict(metrics), latest.run_id)
+
+
+def registry_entry(train_run_id: str | None) -> str:
+    """'maskdet version N, alias ...' for the registered Predictor built on this training run."""
+    return model_record(train_run_id).line
+
+
+def evaluation_figure(record: ModelRecord, name: str = "confusion_counts.png") -> bytes | None:
+    """A figure the model's own evaluation logged (figures/<name>), or None."""
+    if not record.evaluation_run_id:
+        return None
+    import tempfile
+
+    import mlflow
+
+    from maskdet.paths import tracking_uri
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.MlflowClient(tracking_uri=tracking_uri()).download_artifacts(
+                record.evaluation_run_id, f"figures/{name}", tmp
+            )
+            return Path(path).read_bytes()
+    except Exception:  # not logged, or the artifact store is gone: the card goes without it
+        return None
 
 
 def _runtime_line(runtime: str, serving: dict) -> str:
@@ -226,11 +263,11 @@ def _runtime_line(runtime: str, serving: dict) -> str:
     )
 
 
-def model_card(predictor: Predictor, root: Path) -> str:
-    """Which model is loaded, how it was trained and how it scored."""
+def model_card(predictor: Predictor, record: ModelRecord) -> str:
+    """Which model is loaded, how it was trained and how its own evaluation
+    scored it (``record``: ``model_record`` of its training run)."""
     meta = predictor.metadata
-    metrics_path = root / "reports" / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = record.metrics
     from maskdet.study.metrics import HEADLINE_METRICS
 
     rows = "".join(
@@ -243,7 +280,7 @@ def model_card(predictor: Predictor, root: Path) -> str:
     serving = meta.get("serving", {})
     items = [
         ("model", html.escape(predictor.source)),
-        ("registered as", html.escape(registry_entry(meta.get("mlflow_run_id")))),
+        ("registered as", html.escape(record.line)),
         ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
         ("labels, in output order", ", ".join(meta["labels"])),
         ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
@@ -256,8 +293,10 @@ def model_card(predictor: Predictor, root: Path) -> str:
     ]
     info = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
     scores = (
-        f"<h4>Test metrics (reports/metrics.json)</h4><table class='maskdet-metrics'>{rows}</table>"
+        f"<h4>Test metrics (its evaluation: MLflow run {html.escape(str(record.evaluation_run_id))})</h4>"
+        f"<table class='maskdet-metrics'>{rows}</table>"
         if rows
-        else "<p>No reports/metrics.json yet: run <code>make repro</code>.</p>"
+        else "<p>No evaluation of this model is recorded in MLflow: <code>make repro</code> evaluates and "
+        "registers it.</p>"
     )
     return f"<table class='maskdet-model'>{info}</table>{scores}"
