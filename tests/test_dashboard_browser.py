@@ -9,7 +9,6 @@ Screenshots and the measured webcam numbers go to ``test-artifacts/``.
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,21 +24,13 @@ from maskdet.app import logic
 from maskdet.io import assets
 from maskdet.io.images import letterbox
 from maskdet.predict.predictor import Predictor
+from maskdet.stages.pdf import find_chromium  # the browser the report stage prints with
 from tests.helpers import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
 CULL_AFTER_S = 6
 VOILA = {}  # the server fixture's process id
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_chromium() -> str | None:
-    """$MASKDET_CHROMIUM, or the first system Chromium / Chrome on PATH."""
-    named = os.environ.get("MASKDET_CHROMIUM")
-    if named:
-        return named
-    return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
 def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 30, fps: int = 30) -> Path:

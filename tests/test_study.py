@@ -411,11 +411,11 @@ def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(st
 def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
     """The card's registry line shows the alias (MLflow's search leaves aliases
     out), and its metrics are those its own evaluation logged."""
-    from maskdet.app.logic import evaluation_figure, model_record, registry_entry
+    from maskdet.app.logic import evaluation_figure, model_record
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{study / 'mlflow.db'}")
     train_run = json.loads((study / "models" / "metadata.json").read_text())["mlflow_run_id"]
-    assert "alias champion" in registry_entry(train_run)
+    assert "alias champion" in model_record(train_run).line
     record = model_record(train_run)
     written = json.loads((study / "reports" / "metrics.json").read_text())
     assert round(record.metrics["test_f1_macro"], 6) == written["test_f1_macro"]

@@ -228,11 +228,6 @@ def model_record(train_run_id: str | None) -> ModelRecord:
     return ModelRecord(f"maskdet version {latest.version}{aliases}", dict(metrics), latest.run_id)
 
 
-def registry_entry(train_run_id: str | None) -> str:
-    """'maskdet version N, alias ...' for the registered Predictor built on this training run."""
-    return model_record(train_run_id).line
-
-
 def evaluation_figure(record: ModelRecord, name: str = "confusion_counts.png") -> bytes | None:
     """A figure the model's own evaluation logged (figures/<name>), or None."""
     if not record.evaluation_run_id:

@@ -13,6 +13,7 @@ from maskdet.io.atomic import atomic_path
 from maskdet.params import Params, parse_params
 from maskdet.paths import project_root
 from maskdet.quiet import quiet_libraries
+from maskdet.stages.workspace import workspace
 from maskdet.study.tracking import provenance
 
 quiet_libraries()  # every stage notebook imports this module first
@@ -49,8 +50,6 @@ def provenance_markdown(params: Params, root: Path | None = None, stage: str | N
     for ``stage`` train or evaluate, also where its outputs go (the study or a
     run folder: maskdet.stages.workspace)."""
     import os
-
-    from maskdet.stages.workspace import workspace
 
     prov = provenance(params.model_dump(), root or project_root())
     experiment = os.environ.get("DVC_EXP_NAME")

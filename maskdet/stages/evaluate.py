@@ -48,7 +48,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     found["scenes"] = _scene_evaluation(root, ws.models, params)
     found["loso"] = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root, ws):
-        _log_test_data(frame, root)
+        _log_dataset(frame, root)
         if params.evaluate.leave_one_style_out:  # inside the run: its trainings log there
             found["loso"] = leave_one_style_out(frame, params, model, meta["input_size"])
         figures = _figures(found, pd.read_csv(ws.models / "history.csv"))
@@ -95,7 +95,7 @@ def _to_the_parent_run(summary: dict) -> None:
         )
 
 
-def _log_test_data(frame: pd.DataFrame, root: Path) -> None:
+def _log_dataset(frame: pd.DataFrame, root: Path) -> None:
     """The prepared data set as the run's dataset input (its manifest, digest and source)."""
     import json
 

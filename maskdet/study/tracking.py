@@ -128,7 +128,8 @@ def dvc_data_md5(root: Path | None = None) -> str:
 
 
 def hardware() -> str:
-    """The machine in a few words, for the Methods paragraph: CPU model, cores, GPUs TensorFlow could use."""
+    """The machine in a few words, for the Methods paragraph: CPU model and cores
+    (the project installs tensorflow-cpu, so training never uses a GPU)."""
     import platform
 
     name = platform.processor() or platform.machine()
@@ -169,21 +170,23 @@ def start_stage_run(stage: str, params: dict, root: Path | None = None, workspac
 
     configure(root=root)
     prov = provenance(params, root)
-    output = "." if workspace is None else workspace.out.relative_to(workspace.root).as_posix()
+    interactive = workspace is not None and workspace.interactive
+    output = workspace.out.relative_to(workspace.root).as_posix() if interactive else "."
+    # A name the runs table shows whole (about 15 characters): the commit and
+    # "p" + the params digest; the full key is in the tags.
+    short = (
+        f"interactive-{workspace.out.name}" if interactive else f"{prov['git_commit'][:7]}-p{prov['params_sha256'][:4]}"
+    )
     key = (
         os.environ.get("DVC_EXP_NAME")
-        or (f"interactive-{workspace.out.name}" if output != "." else None)
+        or (short if interactive else None)
         or f"{prov['git_commit'][:12]}-{prov['params_sha256'][:8]}-{prov['data_sha256'][:8]}"
     )
     found = mlflow.search_runs(filter_string=f"tags.`maskdet.pipeline` = '{key}'", max_results=1, output_format="list")
     if found:
         mlflow.start_run(run_id=found[0].info.run_id)
     else:
-        # A name the runs table shows whole (about 15 characters): the commit and
-        # "p" + the params digest; the full key is in the tags.
-        short = f"{prov['git_commit'][:7]}-p{prov['params_sha256'][:4]}"
-        short = f"interactive-{workspace.out.name}" if output != "." else short
-        tags = {"maskdet.pipeline": key, "mlflow.source.name": "dvc repro" if output == "." else "notebooks", **prov}
+        tags = {"maskdet.pipeline": key, "mlflow.source.name": "notebooks" if interactive else "dvc repro", **prov}
         mlflow.start_run(run_name=run_name(short), tags=tags)
         mlflow.log_params(flatten(params))
     child = mlflow.start_run(
