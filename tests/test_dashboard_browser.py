@@ -247,10 +247,7 @@ def test_webcam_soak_keeps_the_kernel_memory_flat(page):
     frame rate, latency and memory of every 10-s window go to
     test-artifacts/webcam-soak.json (README, Dashboard). Latency is recorded,
     not asserted: timings are for the README, not for a test."""
-    import psutil
-
-    children = psutil.Process(VOILA["pid"]).children(recursive=True)
-    kernels = [k for k in children if "ipykernel" in " ".join(k.cmdline())]
+    kernels = _kernel_processes()
     assert kernels, "no kernel behind the page"
     _tab(page, "Webcam")
     page.locator("button.mw-start").click()
@@ -293,10 +290,23 @@ def test_model_tab_and_no_page_errors(page, model_dir):
     assert not page.errors, page.errors
 
 
-def _kernels() -> int:
+def _kernel_processes() -> list:
+    """The Voila server's live kernels. A culled kernel is a zombie for a moment
+    before Voila reaps it (psutil then refuses its command line): it is gone."""
     import psutil
 
-    return sum("ipykernel" in " ".join(c.cmdline()) for c in psutil.Process(VOILA["pid"]).children(recursive=True))
+    kernels = []
+    for child in psutil.Process(VOILA["pid"]).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                kernels.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return kernels
+
+
+def _kernels() -> int:
+    return len(_kernel_processes())
 
 
 def test_a_kernel_nobody_watches_is_culled_and_an_open_page_keeps_its_own(page, server):
@@ -317,10 +327,7 @@ def test_a_kernel_nobody_watches_is_culled_and_an_open_page_keeps_its_own(page, 
 
 
 def _kernel_rss_mb() -> list[float]:
-    import psutil
-
-    kernels = [c for c in psutil.Process(VOILA["pid"]).children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
-    return [k.memory_info().rss / 2**20 for k in kernels]
+    return [k.memory_info().rss / 2**20 for k in _kernel_processes()]
 
 
 def test_three_visitors_at_once_each_get_their_own_answer(page, server, model_dir):
