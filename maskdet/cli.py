@@ -192,6 +192,42 @@ def _cmd_serve(args) -> int:
     os.execve(sys.executable, command, env)
 
 
+def _cmd_spark_predict(args) -> int:
+    from maskdet.scale.spark import spark_predict
+
+    done = spark_predict(args.input, args.output, args.model, args.master, args.batch_size)
+    print(
+        f"maskdet spark-predict: {done.images} images, {done.faces} faces, {done.failed} failed "
+        f"(see their 'error') -> {args.output} (Parquet)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_tracking_server(args) -> int:
+    import signal
+
+    from maskdet.paths import resolve
+    from maskdet.scale.tracking_server import tracking_server
+
+    for option, value in (("--port", args.port), ("--pg-port", args.pg_port)):
+        if not 0 < value < 65536:
+            raise InputError(f"{option} {value}: expected a port number from 1 to 65535")
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: expected at least 1")
+    # SIGTERM (kill, a service manager) stops PostgreSQL as Ctrl-C does
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    folder = resolve(args.folder)
+    with tracking_server(folder, args.port, args.pg_port, args.host, args.workers, log=None) as url:
+        print(f"maskdet tracking-server: {url} (PostgreSQL on port {args.pg_port}, data in {folder})", file=sys.stderr)
+        print(f"  use it with: export MLFLOW_TRACKING_URI={url}; Ctrl-C stops both", file=sys.stderr)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from maskdet.paths import project_root
     from maskdet.study import crosseval
@@ -432,6 +468,46 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_IN_FLIGHT,
         help=f"requests at once per worker (default {DEFAULT_MAX_IN_FLIGHT}; more: 503)",
     )
+    p = add(
+        "spark-predict",
+        _cmd_spark_predict,
+        "score a large image collection on Apache Spark into Parquet (the registered Predictor)",
+        "Every image file under INPUT (a folder, searched recursively, or a glob; local, HDFS or an object "
+        "store) through the registered Predictor inside Spark (mlflow.pyfunc.spark_udf), into Parquet at "
+        "OUTPUT: one row per face in the columns of `maskdet predict --format csv`, one row with its "
+        "'error' for an image that failed (the job goes on). Needs Java 17 or 21 (`make system`). On a "
+        "cluster: spark-submit --master URL maskdet/__main__.py spark-predict INPUT OUTPUT (README, "
+        '"Batch scoring on Spark").',
+    )
+    p.add_argument("input", help="a folder (recursive) or a glob of image files, as Spark reads paths")
+    p.add_argument("output", help="the Parquet folder to write (replaced if it exists)")
+    p.add_argument(
+        "--model",
+        default="models:/maskdet@champion",
+        help="an MLflow model URI (default: models:/maskdet@champion, registered by `make repro`)",
+    )
+    p.add_argument(
+        "--master", default=None, help="Spark master (default: spark-submit's, or local[*]: every core here)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images handed to the Predictor at once per task (default 32)"
+    )
+    p = add(
+        "tracking-server",
+        _cmd_tracking_server,
+        "a team MLflow server: PostgreSQL for runs and registry, artifacts proxied (make tracking-server)",
+        "Start PostgreSQL (the system's, its data in --folder/postgres, created on the first start) and "
+        "`mlflow server` on it with --serve-artifacts (artifacts in --folder/artifacts), until Ctrl-C. "
+        "Clients need only MLFLOW_TRACKING_URI=http://HOST:PORT: every stage, the registry alias and "
+        "`maskdet serve` then use the server instead of the project's sqlite store. compose.yaml runs the "
+        'same with containers. README, "A team tracking server".',
+    )
+    p.add_argument("--folder", default=".tracking", help="where the database and artifacts live (default .tracking)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a team)")
+    p.add_argument("--port", type=int, default=5000, help="the MLflow server's port (default 5000)")
+    # not 5432: a system PostgreSQL may hold it
+    p.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL's port, on 127.0.0.1 only (default 5433)")
+    p.add_argument("--workers", type=int, default=4, help="server processes (default 4, MLflow's own)")
     add(
         "report",
         _cmd_report,

@@ -95,7 +95,9 @@ class TrainParams(_Section):
     # faster, but one such training did worse on real photos (README). 0: the base
     # runs on fresh augmentations every epoch.
     frozen_copies: int = Field(0, ge=0, le=100)
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1, le=4096)  # per replica: a step takes batch_size x replicas crops
+    # default: one device; mirrored: tf.distribute.MirroredStrategy over the visible GPUs (study/train.py)
+    strategy: Literal["default", "mirrored"] = "default"
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     early_stopping_patience: int = Field(4, ge=0)

@@ -75,5 +75,11 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
-def artifact_location(root: Path | None = None) -> str:
+def artifact_location(root: Path | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts: <root>/mlartifacts for the
+    project's own store; None (the server decides) for a tracking server, which
+    stores them behind itself (``mlflow server --serve-artifacts``), so that no
+    client writes to a folder of its own machine that the others cannot read."""
+    if tracking_uri(root).startswith(("http://", "https://")):
+        return None
     return (store_root(root) / "mlartifacts").as_uri()

@@ -17,6 +17,7 @@ LONGEST_FIRST = (
     "test_crosseval.py",
     "test_dashboard_browser.py",
     "test_app.py",
+    "test_spark.py",
 )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -87,11 +88,26 @@ def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int =
 SMOKE_SAMPLE = {"crops_per_class_per_person": 3, "scene_renders": 1, "crop_size": 96}
 
 
-def run(cmd, cwd, **kw):
+def run(cmd, cwd, tracking_uri: str | None = None, **kw):
+    """``cmd`` in ``cwd`` as a user runs it: the venv first on PATH, the project's
+    own MLflow store unless ``tracking_uri`` names another (a tracking server)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MASKDET_ROOT", None)
     env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
+
+
+def require_system(what: str, found: bool, install: str) -> None:
+    """Skip a test whose system program is missing; fail it in CI, where `make
+    test` installs it (tools/ensure-system) and a skip would hide the gap."""
+    if found:
+        return
+    message = f"{what} not installed: {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 # What each `# NBVAL_CHECK_OUTPUT` cell must print, by its last line: the label

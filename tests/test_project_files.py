@@ -151,27 +151,30 @@ def test_make_test_installs_a_system_browser_and_ci_requires_it():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "CI=" in ci and "make test" in ci
     makefile = (ROOT / "Makefile").read_text()
-    assert "test: setup lint browser" in makefile and "tools/ensure-chromium" in makefile
-    script = (ROOT / "tools" / "ensure-chromium").read_text()
+    assert "test: setup lint system" in makefile and "tools/ensure-system" in makefile
+    script = (ROOT / "tools" / "ensure-system").read_text()
     assert "apt-get install" in script and "chromium" in script and "sudo -n" in script
+    assert "default-jre-headless" in script and "postgresql" in script
 
 
 def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
-    """tools/ensure-chromium on a PATH with no browser, no pdftoppm and no
-    apt-get: it goes on (exit 0) and names what is missing; with MASKDET_CHROMIUM
-    set and poppler's pdftoppm there it is quiet."""
+    """tools/ensure-system on a PATH with no browser, no pdftoppm, no Java and no
+    apt-get: it goes on (exit 0) and names what is missing; with MASKDET_CHROMIUM,
+    JAVA_HOME and PostgreSQL's pg_ctl given and poppler's pdftoppm there it is quiet."""
     import shutil
     import subprocess
 
     for tool in ("bash", "id"):
         (tmp_path / tool).symlink_to(shutil.which(tool))
-    script = str(ROOT / "tools" / "ensure-chromium")
+    script = str(ROOT / "tools" / "ensure-system")
     bare = subprocess.run([script], env={"PATH": str(tmp_path)}, capture_output=True, text=True)
-    assert bare.returncode == 0 and "missing: chromium poppler-utils" in bare.stderr, bare.stderr
-    (tmp_path / "pdftoppm").symlink_to(shutil.which("true"))
-    given = subprocess.run(
-        [script], env={"PATH": str(tmp_path), "MASKDET_CHROMIUM": shutil.which("bash")}, capture_output=True, text=True
-    )
+    assert bare.returncode == 0 and "missing: chromium poppler-utils default-jre-headless" in bare.stderr, bare.stderr
+    only = subprocess.run([script, "java"], env={"PATH": str(tmp_path)}, capture_output=True, text=True)
+    assert only.returncode == 0 and "missing: default-jre-headless (" in only.stderr, only.stderr
+    for tool in ("pdftoppm", "pg_ctl", "rclone"):
+        (tmp_path / tool).symlink_to(shutil.which("true"))
+    env = {"PATH": str(tmp_path), "MASKDET_CHROMIUM": shutil.which("bash"), "JAVA_HOME": str(tmp_path)}
+    given = subprocess.run([script], env=env, capture_output=True, text=True)
     assert given.returncode == 0 and given.stderr == ""
 
 
@@ -214,3 +217,26 @@ def test_verify_fails_on_a_moved_or_missing_metric_and_passes_within_the_toleran
     assert out_of_tolerance(diff, 0.0, ["test_f1_*"]) == [
         "reports/metrics.json: test_f1_macro: 0.98 -> 0.975 (moved -0.005)"
     ]
+
+
+def test_compose_runs_the_tracking_server_on_postgres_and_points_every_service_at_it():
+    """compose.yaml: PostgreSQL, `mlflow server` on it with proxied artifacts (from
+    the slim image, which therefore carries the PostgreSQL driver), and the REST
+    API and dashboard reaching the registry through MLFLOW_TRACKING_URI alone;
+    every port on this machine's loopback only."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "mlflow", "serve", "dashboard"} <= set(services)
+    command = services["mlflow"]["command"]
+    assert command[:4] == ["python", "-m", "mlflow", "server"] and "--serve-artifacts" in command
+    assert command[command.index("--backend-store-uri") + 1].startswith("postgresql+psycopg://mlflow:")
+    assert "mlflow:5000" in command[command.index("--allowed-hosts") + 1]
+    for name in ("serve", "dashboard"):
+        assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert services[name]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert services["dashboard"]["environment"]["MASKDET_MODEL"] == "models:/maskdet@champion"
+    for service in services.values():
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", []))
+    serve_lock = (ROOT / "requirements-serve.lock").read_text()
+    assert "\npsycopg-binary==" in serve_lock and "\nmlflow==" in serve_lock
+    assert "make tracking-server" in (ROOT / "README.md").read_text()

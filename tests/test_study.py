@@ -1,14 +1,24 @@
 """The whole study (`dvc repro`) on small data in a copy of the project: metrics,
-plots, HTML reports, and the MLflow store with runs, figures and the registered model."""
+plots, HTML reports, and the MLflow store with runs, figures and the registered model.
+
+The store is a team tracking server (PostgreSQL, `mlflow server` with proxied
+artifacts), started as `make tracking-server` starts it and reached through
+MLFLOW_TRACKING_URI alone: every stage, the registry alias, `maskdet serve`,
+the CLI and the dashboard are checked against it here (#16). The project's own
+sqlite store is what test_notebooks.py and test_tracking.py run on.
+"""
 
 import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -17,7 +27,7 @@ import yaml
 
 from maskdet.predict.rest import wait_until_ready
 from maskdet.study.metrics import HEADLINE_METRICS
-from tests.helpers import BIN, ROOT, free_port, run, smoke_project
+from tests.helpers import BIN, ROOT, free_port, require_system, run, smoke_project
 
 pytestmark = pytest.mark.slow
 TINY = {
@@ -28,15 +38,39 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def tracking(tmp_path_factory):
+    """The tracking server's URI; its PostgreSQL and artifacts live in a throw-away folder."""
+    from maskdet.scale.tracking_server import NoPostgresError, postgres_bin, tracking_server
+
+    try:
+        found = bool(postgres_bin())
+    except NoPostgresError:
+        found = False
+    require_system("PostgreSQL (initdb, pg_ctl)", found, "`make system` installs it")
+    # Under root PostgreSQL runs as the postgres user, who may not enter pytest's private folders.
+    folder = Path(tempfile.mkdtemp(prefix="maskdet-tracking-"))
+    folder.chmod(0o755)
+    log_path = tmp_path_factory.mktemp("tracking") / "server.log"
+    try:
+        with (
+            log_path.open("w") as log,
+            tracking_server(folder, port=free_port(), pg_port=free_port(), workers=1, log=log) as url,
+        ):
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tracking):
     project = smoke_project(tmp_path_factory.mktemp("study"), **TINY)
-    done = run(["dvc", "repro"], project, timeout=900)
+    done = run(["dvc", "repro"], project, tracking_uri=tracking, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return project
 
 
-def _client(project):
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+def _client(tracking):
+    return mlflow.MlflowClient(tracking_uri=tracking)
 
 
 def test_metrics_plots_and_dvc_views(study):
@@ -119,8 +153,8 @@ def test_the_combined_report_has_contents_and_prints_to_pdf(study):
     assert saturated.mean() > 0.02, saturated.mean()  # 0.04 on figure pages, 0.007 on the contents page
 
 
-def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
-    client = _client(study)
+def test_mlflow_has_one_execution_with_every_stage_and_the_model(study, tracking):
+    client = _client(tracking)
     exp = client.get_experiment_by_name("maskdet")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags.get("maskdet.stage"): r for r in runs if "maskdet.stage" in r.data.tags}
@@ -128,7 +162,9 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     loso = [r for r in runs if r.data.tags.get("maskdet.stage") == "evaluate.loso"]
     stages.pop("evaluate.loso")
     parents = {r.data.tags["mlflow.parentRunId"] for r in stages.values()}
-    assert len(parents) == 1  # one pipeline execution holds all four
+    assert len(parents) == 1, [  # one pipeline execution holds all four
+        (r.info.run_name, r.data.tags.get("mlflow.parentRunId"), r.data.tags.get("maskdet.pipeline_key")) for r in runs
+    ]
     train, evaluate = stages["train"], stages["evaluate"]
     assert train.data.params["train.epochs"] == "1" and "git_commit" in train.data.tags
     history = client.get_metric_history(train.info.run_id, "val_loss")
@@ -139,6 +175,9 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study):
     parent_id = next(iter(parents))
     reports = {f.path for f in client.list_artifacts(parent_id, "reports")}
     assert "reports/03_evaluate.html" in reports
+    # the server keeps the artifacts (proxied): nothing lands in a store of the project's own
+    assert evaluate.info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert not (study / "mlflow.db").exists() and not (study / "mlartifacts").exists()
     classifier = {f.path for f in client.list_artifacts(train.info.run_id, "classifier")}
     assert "classifier/MLmodel" in classifier  # the bare Keras network, for researchers
     version = client.get_model_version_by_alias("maskdet", "champion")
@@ -213,14 +252,14 @@ def _serving(command, cwd, env, log_path, port):
         server.wait(timeout=30)
 
 
-def test_served_model_answers_real_requests(study, tmp_path):
+def test_served_model_answers_real_requests(study, tracking, tmp_path):
     """`maskdet serve` (MLflow's scoring server for models:/maskdet@champion, with
     limits), as `make serve` runs it, on a loopback port."""
     from maskdet import LABELS
     from maskdet.io import assets
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8"]
     with _serving(command, study, env, tmp_path / "server.log", port) as base:
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
@@ -309,10 +348,10 @@ def _concurrent_clients_get_the_answers_of_one_client(base, group):
         assert [f["label"] for f in answer["faces"]] == [f["label"] for f in expected["faces"]]
 
 
-def test_cli_takes_the_registered_model_uri(study):
+def test_cli_takes_the_registered_model_uri(study, tracking):
     from maskdet.io import assets
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}", "MASKDET_ROOT": str(study)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MASKDET_ROOT": str(study)}
     done = subprocess.run(
         [
             str(BIN / "maskdet"),
@@ -334,7 +373,7 @@ def test_cli_takes_the_registered_model_uri(study):
     assert len(json.loads(done.stdout)["faces"]) == 3
 
 
-def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study, tmp_path):
+def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study, tracking, tmp_path):
     """The Dockerfile's slim `serve` target installs requirements-serve.lock
     alone. The same packages in a venv of their own: no TensorFlow, Keras, DVC
     or JupyterLab to import, the dashboard module imports, and `python -m
@@ -355,7 +394,7 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
         **{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
         "PYTHONPATH": str(ROOT),
         "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": tracking,
     }
     probe = subprocess.run(
         [str(python), "-c", "import importlib.util as u, maskdet.app.dashboard; "
@@ -384,36 +423,38 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
         assert [(f["label"], f["box"]) for f in served] == [(f["label"], f["box"]) for f in expected]
 
 
-def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tmp_path):
-    import shutil
-
+def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tracking):
     import mlflow
 
     from maskdet.study.registry import move_champion
 
-    shutil.copy(study / "mlflow.db", tmp_path / "mlflow.db")  # the study's own store stays as it is
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(tracking)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("maskdet", "champion")
+    same_model = f"models:/maskdet/{champion.version}"  # a new version of the champion's model
+    made = []
     try:
-        client = mlflow.MlflowClient()
-        champion = client.get_model_version_by_alias("maskdet", "champion")
         f1 = float(champion.tags["test_f1_macro"])
-        newer = client.create_model_version("maskdet", champion.source, champion.run_id).version
+        made.append(newer := client.create_model_version("maskdet", same_model, champion.run_id).version)
         assert move_champion(newer, f1)
         assert client.get_model_version_by_alias("maskdet", "champion").version == newer
-        worse = client.create_model_version("maskdet", champion.source, champion.run_id).version
+        made.append(worse := client.create_model_version("maskdet", same_model, champion.run_id).version)
         assert not move_champion(worse, f1 - 0.01)
         assert client.get_model_version_by_alias("maskdet", "champion").version == newer
-    finally:
+    finally:  # the study's registry as it was, for the tests after this one
+        client.set_registered_model_alias("maskdet", "champion", champion.version)
+        for version in made:
+            client.delete_model_version("maskdet", version)
         mlflow.set_tracking_uri(previous)
 
 
-def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
+def test_the_dashboard_model_card_names_the_champion(study, tracking, monkeypatch):
     """The card's registry line shows the alias (MLflow's search leaves aliases
     out), and its metrics are those its own evaluation logged."""
     from maskdet.app.logic import evaluation_figure, model_record
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{study / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
     train_run = json.loads((study / "models" / "metadata.json").read_text())["mlflow_run_id"]
     assert "alias champion" in model_record(train_run).line
     record = model_record(train_run)
@@ -423,7 +464,7 @@ def test_the_dashboard_model_card_names_the_champion(study, monkeypatch):
     assert evaluation_figure(record)[:4] == b"\x89PNG"
 
 
-def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study):
+def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study, tracking):
     """check_params runs first whenever params.yaml changes: a misspelled key,
     an unknown section or a missing data folder stop `dvc repro` with one line
     naming it, before any stage removes its outputs; fixed, nothing re-runs."""
@@ -448,42 +489,107 @@ def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study)
     try:
         for message, change in typos.items():
             params.write_text(edited(change))
-            done = run(["dvc", "repro"], study, timeout=300)
+            done = run(["dvc", "repro"], study, tracking_uri=tracking, timeout=300)
             said = done.stdout + done.stderr
             assert done.returncode != 0 and message in said, said[-2000:]
             assert "Running stage 'check_params'" in said and "Running stage 'sample'" not in said
             assert all(path.read_bytes() == data for path, data in kept.items()), message
     finally:
         params.write_text(good)
-    again = run(["dvc", "repro"], study, timeout=300)
+    again = run(["dvc", "repro"], study, tracking_uri=tracking, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     ran = [line for line in again.stdout.splitlines() if line.startswith("Running stage")]
     assert ran == ["Running stage 'check_params':"], again.stdout
 
 
-def test_dvc_experiment_lands_in_the_project_store(study):
+def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_name(study, tracking):
+    """A parallel sweep as DVC runs it: `dvc exp run --queue -S ...` twice, then
+    `dvc queue start -j 2`. Both write to the tracking server at once; each
+    pipeline run carries its own DVC name and its own parameters (no lost or
+    crossed runs)."""
     for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
         assert run(cmd, study).returncode == 0
-    # An evaluation parameter only: the experiment re-runs evaluate and report
-    # and takes the trained model from the cache (training again proves nothing more).
-    done = run(
-        ["dvc", "exp", "run", "--temp", "-n", "smoke-exp", "-S", "evaluate.leave_one_style_out=false"],
-        study,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Running stage 'evaluate'" in done.stdout and "Running stage 'train'" not in done.stdout, done.stdout
-    runs = _client(study).search_runs(
-        [_client(study).get_experiment_by_name("maskdet").experiment_id],
-        filter_string="attributes.run_name = 'smoke-exp'",
-    )
-    assert runs, "the experiment's pipeline run did not reach the project's MLflow store"
+    # Evaluation parameters only: each experiment re-runs evaluate and report and
+    # takes the trained model from the cache (training again proves nothing more).
+    sweep = {"sweep-a": 4, "sweep-b": 6}
+    for name, worst in sweep.items():
+        settings = ["-S", "evaluate.leave_one_style_out=false", "-S", f"evaluate.worst_mistakes={worst}"]
+        queued = run(["dvc", "exp", "run", "--queue", "-n", name, *settings], study, tracking_uri=tracking)
+        assert queued.returncode == 0, queued.stderr[-2000:]
+    started = run(["dvc", "queue", "start", "-j", "2"], study, tracking_uri=tracking)
+    assert started.returncode == 0, started.stderr[-2000:]
+    deadline = time.time() + 900
+    while True:  # the workers run in the background and stop when the queue is empty
+        status = run(["dvc", "queue", "status"], study).stdout
+        if not any(state in status for state in ("Queued", "Running")):
+            break
+        assert time.time() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "sweep-a"], study).stdout[-3000:]
+    client = _client(tracking)
+    experiment = client.get_experiment_by_name("maskdet").experiment_id
+    for name, worst in sweep.items():
+        (parent,) = client.search_runs([experiment], filter_string=f"attributes.run_name = '{name}'")
+        stages = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        assert {r.data.tags["maskdet.stage"] for r in stages} == {"evaluate", "report"}, name
+        (evaluate,) = [r for r in stages if r.data.tags["maskdet.stage"] == "evaluate"]
+        assert evaluate.data.params["evaluate.worst_mistakes"] == str(worst)
+        assert "test_f1_macro" in evaluate.data.metrics and "test_f1_macro" in parent.data.metrics
 
 
-def test_bench_serve_measures_a_real_server_and_checks_every_answer(study, tmp_path):
+def test_data_and_model_push_to_a_webdav_remote_and_a_clone_pulls_them(study, tmp_path):
+    """A second remote kind besides the local folder and Google Drive: WebDAV,
+    served by a real server (rclone, from the system packages) with a user and
+    password kept in .dvc/config.local. The study pushes data/processed and
+    models/; a fresh clone pulls them back byte for byte."""
+    require_system("rclone (a WebDAV server)", bool(shutil.which("rclone")), "`make system` installs it")
+    port = free_port()
+    (tmp_path / "store" / "maskdet").mkdir(parents=True)  # the remote's folder exists on the server
+    server = subprocess.Popen(
+        ["rclone", "serve", "webdav", str(tmp_path / "store"), "--addr", f"127.0.0.1:{port}",
+         "--user", "team", "--pass", "s3cret"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"webdav://127.0.0.1:{port}/maskdet"
+
+    def dvc(cwd, *args):
+        done = run(["dvc", *args], cwd, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    try:
+        deadline = time.time() + 30
+        while True:  # until rclone listens
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"http://127.0.0.1:{port}/", auth=("team", "s3cret"), timeout=2).ok:
+                    break
+            assert time.time() < deadline and server.poll() is None, "rclone serve webdav did not start"
+            time.sleep(0.2)
+        dvc(study, "remote", "add", "-f", "team", url)  # the URL in .dvc/config, committed
+        dvc(study, "remote", "modify", "--local", "team", "user", "team")  # secrets in config.local only
+        dvc(study, "remote", "modify", "--local", "team", "password", "s3cret")
+        dvc(study, "push", "-r", "team", "data", "train")
+        run(["git", "add", "-A"], study)
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "remote"], study)
+        clone = tmp_path / "clone"
+        assert run(["git", "clone", "-q", str(study), str(clone)], tmp_path).returncode == 0
+        assert not (clone / "models").exists() and "s3cret" not in (clone / ".dvc" / "config").read_text()
+        dvc(clone, "remote", "modify", "--local", "team", "user", "team")
+        dvc(clone, "remote", "modify", "--local", "team", "password", "s3cret")
+        dvc(clone, "pull", "-r", "team", "data", "train")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for folder in ("data/processed", "models"):
+        files = {p.relative_to(study): p.read_bytes() for p in (study / folder).rglob("*") if p.is_file()}
+        pulled = {p.relative_to(clone): p.read_bytes() for p in (clone / folder).rglob("*") if p.is_file()}
+        assert files and pulled == files, folder
+
+
+def test_bench_serve_measures_a_real_server_and_checks_every_answer(study, tracking, tmp_path):
     """`make bench-serve` end to end, small: it measures; it asserts nothing about speed."""
     out = tmp_path / "serve.json"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{study / 'mlflow.db'}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     args = ["--workers", "1", "--clients", "1,2", "--requests", "4", "--out", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.serve", *args], cwd=ROOT, env=env, capture_output=True, text=True

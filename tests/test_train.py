@@ -47,6 +47,7 @@ def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
     model, meta = load_model(tmp_path / "models")
     assert meta["labels"] == ["with_mask", "without_mask", "mask_weared_incorrect"]
     assert meta["input_size"] == 48 and meta["backbone"] == "small_cnn" and meta["git_commit"] == "abc"
+    assert meta["replicas"] == 1 and meta["global_batch_size"] == 32  # train.strategy default: one device
     test = _split(frame, "test")
     np.testing.assert_allclose(
         predict_probs(model, test["file"], 48), predict_probs(result.model, test["file"], 48), atol=1e-6
@@ -190,3 +191,48 @@ def test_flat_band_paints_the_lower_part_of_bare_and_masked_crops_but_never_an_i
         np.testing.assert_array_equal(out[: changed[0]], image.numpy()[: changed[0]])
     never = flat_band(image, tf.constant(0), 0.0, tf.constant([3, 4])).numpy()
     np.testing.assert_array_equal(never, image.numpy())
+
+
+MIRRORED = """
+import json, sys
+import pandas as pd
+import tensorflow as tf
+
+# Two logical CPU devices stand in for two GPUs; set before TensorFlow starts.
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from maskdet.params import parse_params
+from maskdet.study.train import train_classifier
+
+frame = pd.read_csv(sys.argv[1])
+params = parse_params(json.loads(sys.argv[2]))
+result = train_classifier(frame[frame["split"] == "train"], frame[frame["split"] == "val"], params)
+probs = result.model.predict(tf.zeros((2, 48, 48, 3)), verbose=0)
+print(json.dumps({"replicas": result.replicas, "epochs": len(result.history), "probs": probs.tolist()}))
+"""
+
+
+def test_mirrored_strategy_trains_on_two_replicas_with_the_batch_per_replica(frame, tmp_path):
+    """train.strategy: mirrored over two logical CPU devices (what two GPUs would
+    be), in a process of its own because devices are set before TensorFlow starts."""
+    import json
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "manifest.csv"
+    frame.to_csv(manifest, index=False)
+    settings = {
+        "model": {"backbone": "small_cnn", "input_size": 48},
+        "train": {"epochs": 2, "fine_tune_epochs": 0, "batch_size": 8, "early_stopping_patience": 0},
+    }
+    settings["train"]["strategy"] = "mirrored"
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(manifest), json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["epochs"] == 2
+    assert np.allclose(np.sum(result["probs"], axis=1), 1.0, atol=1e-5)  # a trained softmax classifier

@@ -43,6 +43,20 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def distribution(name: str):
+    """The tf.distribute strategy that ``train.strategy`` names. ``default``:
+    TensorFlow's own, one device. ``mirrored``: MirroredStrategy over every
+    visible GPU, or, where there is none, over the logical CPU devices (one on
+    an ordinary machine; the test splits the CPU in two). Each replica takes
+    ``train.batch_size`` crops a step."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
 def _epoch_logger():
     import keras
 
@@ -158,7 +172,7 @@ def frozen_features(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: 
     )
 
 
-def _copy_per_epoch(features: np.ndarray, labels: np.ndarray, weights: dict | None, cfg):
+def _copy_per_epoch(features: np.ndarray, labels: np.ndarray, weights: dict | None, cfg, batch: int):
     """All the frozen phase's batches as one dataset: epoch e is copy e % copies,
     shuffled anew, with class weights as sample weights. One dataset for every
     epoch (fitted with ``steps_per_epoch``) because Keras keeps such an iterator
@@ -172,7 +186,7 @@ def _copy_per_epoch(features: np.ndarray, labels: np.ndarray, weights: dict | No
     sample_weight = np.array([weights[int(y)] for y in labels] if weights else np.ones(n), np.float32)
     table, labels, sample_weight = (tf.constant(a) for a in (features, labels, sample_weight))
     ds = tf.data.Dataset.from_tensor_slices((copy, rows)).flat_map(
-        lambda c, r: tf.data.Dataset.from_tensor_slices((c, r)).batch(cfg.batch_size)
+        lambda c, r: tf.data.Dataset.from_tensor_slices((c, r)).batch(batch)
     )
     return ds.map(
         lambda c, r: (tf.gather_nd(table, tf.stack([c, r], axis=1)), tf.gather(labels, r), tf.gather(sample_weight, r))
@@ -186,6 +200,7 @@ class TrainResult:
     class_weights: dict[int, float]
     seconds: float
     features_seconds: float = 0.0  # of ``seconds``: computing the frozen base's features
+    replicas: int = 1  # devices that trained in step (train.strategy)
 
 
 def train_classifier(
@@ -198,22 +213,28 @@ def train_classifier(
     """Train on ``train_frame``, select the best epoch on ``val_frame`` (by val loss).
     ``features``: the frozen base's features of these two frames, when the caller
     has them already (``frozen_features``); computed here otherwise."""
-    import keras
-
-    cfg, size = params.train, params.model.input_size
+    cfg = params.train
     started = time.perf_counter()
     if features is None:
         features = frozen_features(train_frame, val_frame, params)
     set_determinism(cfg.seed)
+    strategy = distribution(cfg.strategy)
+    with strategy.scope():  # the model's and the optimizers' variables live on every replica
+        return _train(train_frame, val_frame, params, verbose, features, strategy.num_replicas_in_sync, started)
+
+
+def _train(train_frame, val_frame, params, verbose, features, replicas: int, started: float) -> TrainResult:
+    import keras
+
+    cfg, size = params.train, params.model.input_size
+    batch = cfg.batch_size * replicas  # train.batch_size is per replica
     train_y, val_y = train_frame["y"].to_numpy(np.int32), val_frame["y"].to_numpy(np.int32)
     weights = class_weights(train_y) if cfg.class_weights else None
     model = build_model(params.model, cfg.augment, len(LABELS), seed=cfg.seed)
     logger = _epoch_logger()
-    steps = int(np.ceil(len(train_frame) / cfg.batch_size))
-    train_ds = image_dataset(
-        train_frame["file"], train_y, size, cfg.batch_size, shuffle=True, seed=cfg.seed, look=cfg.augment
-    )
-    val_ds = image_dataset(val_frame["file"], val_y, size, cfg.batch_size)
+    steps = int(np.ceil(len(train_frame) / batch))
+    train_ds = image_dataset(train_frame["file"], train_y, size, batch, shuffle=True, seed=cfg.seed, look=cfg.augment)
+    val_ds = image_dataset(val_frame["file"], val_y, size, batch)
     best = _best_weights(model)
     callbacks = [logger, best]
     if cfg.early_stopping_patience > 0:
@@ -222,9 +243,9 @@ def train_classifier(
         _, head = _head_split(model)
         _compile(head, cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs)
         head.fit(
-            _copy_per_epoch(features.train, train_y, weights, cfg),
+            _copy_per_epoch(features.train, train_y, weights, cfg, batch),
             validation_data=(features.val, val_y),
-            batch_size=cfg.batch_size,
+            batch_size=batch,
             steps_per_epoch=steps,
             epochs=cfg.epochs,
             shuffle=False,  # shuffled in the dataset
@@ -261,7 +282,7 @@ def train_classifier(
     history = pd.DataFrame(logger.rows)
     history["best"] = history["val_loss"] == history["val_loss"].min()
     return TrainResult(
-        model, history, weights or {}, time.perf_counter() - started, features.seconds if features else 0.0
+        model, history, weights or {}, time.perf_counter() - started, features.seconds if features else 0.0, replicas
     )
 
 
@@ -291,6 +312,8 @@ def save_model(
             "class_weights": {LABELS[k]: v for k, v in result.class_weights.items()},
             "train_seconds": round(result.seconds, 1),
             "frozen_features_seconds": round(result.features_seconds, 1),
+            "replicas": result.replicas,
+            "global_batch_size": params.train.batch_size * result.replicas,
             "params": params.model_dump(),
             **provenance,
             **(extra_metadata or {}),
