@@ -63,10 +63,13 @@ verify: setup
 	$(BIN)/python tools/verify.py --tolerance $(or $(TOLERANCE),0) $(if $(ONLY),--only $(ONLY))
 
 # One worker per core, whole test files per worker (module fixtures such as the
-# smoke study run once); JOBS=0 runs them in this process.
+# smoke study run once); JOBS=0 runs them in this process. The tests marked
+# scale (Spark, queued sweeps, the WebDAV remote, mirrored training: about 4 min
+# of work, README "Tests") run where CI is set, as .ci/run sets it, or with SCALE=1.
 JOBS ?= auto
+SCALE ?= $(CI)
 test: setup lint system
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(if $(SCALE),,-m "not scale")
 
 # The edit-test loop: lint, then every test that neither trains a model nor
 # runs the pipeline, the notebooks or the browser (the tests marked slow).

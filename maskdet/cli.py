@@ -218,7 +218,7 @@ def _cmd_tracking_server(args) -> int:
     # SIGTERM (kill, a service manager) stops PostgreSQL as Ctrl-C does
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     folder = resolve(args.folder)
-    with tracking_server(folder, args.port, args.pg_port, args.host, args.workers, log=None) as url:
+    with tracking_server(folder, args.port, args.pg_port, args.host, args.workers, log=sys.stderr) as url:
         print(f"maskdet tracking-server: {url} (PostgreSQL on port {args.pg_port}, data in {folder})", file=sys.stderr)
         print(f"  use it with: export MLFLOW_TRACKING_URI={url}; Ctrl-C stops both", file=sys.stderr)
         try:

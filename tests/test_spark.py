@@ -15,7 +15,7 @@ from maskdet.io import assets
 from maskdet.predict.predictor import CSV_HEADER
 from tests.helpers import BIN, require_system
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.scale]
 
 
 @pytest.fixture(scope="module")

@@ -502,6 +502,7 @@ def test_a_params_typo_stops_the_pipeline_in_one_line_and_costs_no_output(study,
     assert ran == ["Running stage 'check_params':"], again.stdout
 
 
+@pytest.mark.scale
 def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_name(study, tracking):
     """A parallel sweep as DVC runs it: `dvc exp run --queue -S ...` twice, then
     `dvc queue start -j 2`. Both write to the tracking server at once; each
@@ -516,7 +517,9 @@ def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_n
         settings = ["-S", "evaluate.leave_one_style_out=false", "-S", f"evaluate.worst_mistakes={worst}"]
         queued = run(["dvc", "exp", "run", "--queue", "-n", name, *settings], study, tracking_uri=tracking)
         assert queued.returncode == 0, queued.stderr[-2000:]
-    started = run(["dvc", "queue", "start", "-j", "2"], study, tracking_uri=tracking)
+    # The queue's workers outlive this command: in a session of their own, so that
+    # nothing they signal when they stop reaches pytest's process group.
+    started = run(["dvc", "queue", "start", "-j", "2"], study, tracking_uri=tracking, start_new_session=True)
     assert started.returncode == 0, started.stderr[-2000:]
     deadline = time.time() + 900
     while True:  # the workers run in the background and stop when the queue is empty
@@ -537,6 +540,7 @@ def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_n
         assert "test_f1_macro" in evaluate.data.metrics and "test_f1_macro" in parent.data.metrics
 
 
+@pytest.mark.scale
 def test_data_and_model_push_to_a_webdav_remote_and_a_clone_pulls_them(study, tmp_path):
     """A second remote kind besides the local folder and Google Drive: WebDAV,
     served by a real server (rclone, from the system packages) with a user and

@@ -140,7 +140,7 @@ def test_frozen_phase_epochs_cycle_through_the_augmented_copies():
     features = np.stack([np.stack([np.full(2, 100 * k + row, np.float32) for row in range(n)]) for k in range(copies)])
     labels = np.arange(n, dtype=np.int32) % 3
     weights = {0: 1.0, 1: 2.0, 2: 3.0}
-    batches = list(_copy_per_epoch(features, labels, weights, SimpleNamespace(seed=0, epochs=5, batch_size=batch)))
+    batches = list(_copy_per_epoch(features, labels, weights, SimpleNamespace(seed=0, epochs=5), batch))
     per_epoch = -(-n // batch)
     assert len(batches) == 5 * per_epoch
     for epoch in range(5):
@@ -212,6 +212,7 @@ print(json.dumps({"replicas": result.replicas, "epochs": len(result.history), "p
 """
 
 
+@pytest.mark.scale
 def test_mirrored_strategy_trains_on_two_replicas_with_the_batch_per_replica(frame, tmp_path):
     """train.strategy: mirrored over two logical CPU devices (what two GPUs would
     be), in a process of its own because devices are set before TensorFlow starts."""
