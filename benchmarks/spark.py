@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         prog="python -m benchmarks.spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="models:/maskdet@champion", help="model URI (default: the champion)")
-    parser.add_argument("--images", type=int, default=120, help="photos in the folder (default 120)")
+    parser.add_argument("--images", type=int, default=400, help="photos in the folder (default 400)")
     parser.add_argument("--master", default=f"local[{os.cpu_count()}]", help="Spark master (default local[cores])")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "spark.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
