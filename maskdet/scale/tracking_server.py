@@ -78,7 +78,11 @@ class Postgres:
     def _run(self, *command: str) -> None:
         done = subprocess.run(_as_postgres_user(list(command)), capture_output=True, text=True)
         if done.returncode != 0:
-            raise MaskdetError(f"{Path(command[0]).name} failed for {self.data}: {done.stderr.strip()[-500:]}")
+            hint = " (as root, PostgreSQL runs as the postgres user: it must be able to enter every folder above)"
+            raise MaskdetError(
+                f"{Path(command[0]).name} failed for {self.data}: {done.stderr.strip()[-500:]}"
+                + (hint if os.geteuid() == 0 else "")
+            )
 
     def start(self) -> None:
         bin_dir = postgres_bin()
