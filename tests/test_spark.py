@@ -13,6 +13,7 @@ import pytest
 
 from maskdet.io import assets
 from maskdet.predict.predictor import CSV_HEADER
+from maskdet.scale.spark import java_found
 from tests.helpers import BIN, require_system
 
 pytestmark = [pytest.mark.slow, pytest.mark.scale]
@@ -71,7 +72,7 @@ def _key(row):
 def test_spark_scores_a_folder_as_the_cli_does_and_a_bad_image_never_fails_the_job(registered, tmp_path):
     import pandas as pd
 
-    require_system("Java (for Spark)", bool(shutil.which("java") or os.environ.get("JAVA_HOME")), "`make system`")
+    require_system("Java (for Spark)", java_found(), "`make system`")
     folder = _images(tmp_path / "in")
     out = tmp_path / "faces.parquet"
     done = _maskdet("spark-predict", str(folder), str(out), "--master", "local[2]", "--batch-size", "2", uri=registered)
@@ -95,7 +96,7 @@ def test_spark_scores_a_folder_as_the_cli_does_and_a_bad_image_never_fails_the_j
 
 
 def test_a_missing_input_is_one_clear_line(registered, tmp_path):
-    require_system("Java (for Spark)", bool(shutil.which("java") or os.environ.get("JAVA_HOME")), "`make system`")
+    require_system("Java (for Spark)", java_found(), "`make system`")
     done = _maskdet(
         "spark-predict", str(tmp_path / "nowhere"), str(tmp_path / "out"), "--master", "local[1]", uri=registered
     )

@@ -46,6 +46,11 @@ FACES_TYPE = (
 PREDICTION_TYPE = f"struct<image:string,width:double,height:double,ms:double,error:string,faces:{FACES_TYPE}>"
 
 
+def java_found() -> bool:
+    """Spark's JVM: java on PATH or JAVA_HOME set."""
+    return bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
+
+
 @dataclass
 class Summary:
     images: int
@@ -169,7 +174,7 @@ def spark_predict(source: str, output: str, model_uri: str, master: str | None =
     local = "://" not in source and not source.startswith("file:")
     if local and not any(ch in source for ch in "*?[{") and not Path(source).exists():
         raise InputError(f"{source}: no such file or folder; give a folder of images or a glob")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    if not java_found():
         raise MaskdetError("Spark needs Java 17 or 21, and none was found: `make system` installs it")
     # MLflow's download bars, and PySpark's notice about pandas 3 in every worker
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
