@@ -226,6 +226,8 @@ def test_webcam_frames_come_back_annotated_and_labels_update(page):
     assert _frames(page) >= 60, f"only {_frames(page)} annotated frames came back"
     assert {1, 3} <= seen, f"face counts seen: {seen}; the labels did not follow the video"
     assert page.locator(".mw-frame").get_attribute("src").startswith("blob:")
+    # the next frame leaves while the kernel works on the last, and never more than two are unanswered
+    assert page.locator(".maskdet-webcam").get_attribute("data-max-unanswered") == "2"
     default = _measure(page)
     _shot(page, "webcam")
     page.locator(".widget-toggle-buttons button", has_text="blazeface").click()

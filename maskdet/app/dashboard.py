@@ -203,10 +203,10 @@ def webcam_tab(predictor) -> w.Widget:
     )
     camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg))
     intro = w.HTML(
-        "<p>Your camera, live: each frame goes to the model and comes back annotated, one at a time "
-        "(frames never queue). The browser asks for permission; the camera works on localhost or "
-        "over HTTPS only. BlazeFace is the faster detector; Ultra-Light finds more masked faces "
-        "(see the README's benchmark).</p>"
+        "<p>Your camera, live: each frame goes to the model and comes back annotated; the next frame "
+        "is sent while the model works on the last, never more than two unanswered. The browser asks "
+        "for permission; the camera works on localhost or over HTTPS only. BlazeFace is the faster "
+        f"detector; {predictor.detector_name} finds more masked faces (see the README's benchmark).</p>"
     )
     return w.VBox([intro, detector, camera])
 

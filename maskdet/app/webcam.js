@@ -15,7 +15,10 @@ function render({ model, el }) {
   const $ = (s) => el.querySelector(s);
   const video = $(".mw-video"), img = $(".mw-frame"), status = $(".mw-status");
   const canvas = document.createElement("canvas");
-  let stream = null, running = false, inFlight = false, sentAt = 0, lastUrl = null, frames = 0, lastSync = 0;
+  let stream = null, running = false, encoding = false, lastUrl = null, frames = 0, lastSync = 0, lastTime = -1;
+  // send times of the frames the kernel has not answered yet, oldest first: the
+  // kernel answers in order, so the head of the queue is the next answer's frame
+  let pending = [];
   const arrivals = [], latencies = [];
 
   async function start() {
@@ -35,7 +38,7 @@ function render({ model, el }) {
     }
     video.srcObject = stream;
     await video.play();
-    running = true; inFlight = false;
+    running = true; pending = []; encoding = false; lastTime = -1;
     $(".mw-start").disabled = true; $(".mw-stop").disabled = false;
     status.textContent = "live";
     requestAnimationFrame(tick);
@@ -52,31 +55,39 @@ function render({ model, el }) {
   function tick() {
     if (!running) return;
     // a lost answer (kernel restarted) must not stall the loop for ever
-    if (inFlight && performance.now() - sentAt > 5000) inFlight = false;
+    if (pending.length && performance.now() - pending[0] > 5000) pending = [];
     capture();
     requestAnimationFrame(tick);
   }
 
   function capture() {
-    if (!running || inFlight || video.readyState < 2 || !video.videoWidth) return;
+    // The next frame is read and encoded while the kernel works on the last one
+    // (at most ``in_flight`` frames unanswered), so the browser's encoding and
+    // the messaging overlap the model instead of adding to it; a frame the
+    // camera has not replaced yet is not sent twice.
+    if (!running || encoding || pending.length >= model.get("in_flight")) return;
+    if (video.readyState < 2 || !video.videoWidth || video.currentTime === lastTime) return;
+    lastTime = video.currentTime;
     const scale = Math.min(1, model.get("max_width") / video.videoWidth);
     canvas.width = Math.round(video.videoWidth * scale);
     canvas.height = Math.round(video.videoHeight * scale);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-    inFlight = true;
-    sentAt = performance.now();
+    encoding = true;
     canvas.toBlob(async (blob) => {
-      if (!blob || !running) { inFlight = false; return; }
+      if (!blob || !running) { encoding = false; return; }
       const buffer = await blob.arrayBuffer();
-      sentAt = performance.now();  // the round trip starts when the bytes leave
+      encoding = false;
+      pending.push(performance.now());  // the round trip starts when the bytes leave
+      el.dataset.maxUnanswered = String(Math.max(pending.length, Number(el.dataset.maxUnanswered || 0)));
       model.send({ type: "frame" }, undefined, [buffer]);
+      capture();
     }, "image/jpeg", model.get("jpeg_quality"));
   }
 
   model.on("msg:custom", (msg, buffers) => {
     if (!msg || msg.type !== "result") return;
     const now = performance.now();
-    inFlight = false;
+    const sentAt = pending.length ? pending.shift() : now;
     frames += 1;
     arrivals.push(now);
     while (arrivals.length > 2 && now - arrivals[0] > 3000) arrivals.shift();
