@@ -19,18 +19,24 @@ METRICS = {
     "test_recall_mask_weared_incorrect": None,  # undefined (NaN in the run): no row, no made-up number
     "scene_faces": 9,
     "scene_recall": 0.888889,
+    "test_accuracy_ci95_low": 0.95,  # the bootstrap over people (stages.evaluate)
+    "test_accuracy_ci95_high": 1.0,
 }
 
 
 def test_the_table_carries_metrics_json_numbers_rounded_with_intervals_for_shares():
     table = results_table(METRICS)
-    assert set(table["key"]) == {k for k, v in METRICS.items() if v is not None and "support" not in k}
+    assert set(table["key"]) == {
+        k for k, v in METRICS.items() if v is not None and "support" not in k and "_ci95_" not in k
+    }
     for row in table.itertuples():
         expected = str(METRICS[row.key]) if row.key in ("test_n", "scene_faces") else f"{METRICS[row.key]:.3f}"
         assert row.value == expected, row
     ci = dict(zip(table["key"], table["ci95"]))
     assert ci["test_accuracy"] == "0.958-0.994"  # 236 of 240, Wilson
     assert ci["test_recall_with_mask"] and ci["scene_recall"] and ci["test_f1_macro"] == ""
+    people = dict(zip(table["key"], table["ci95_people"]))
+    assert people["test_accuracy"] == "0.950-1.000" and people["test_f1_macro"] == "" and people["scene_recall"] == ""
 
 
 def test_latex_and_markdown_show_every_number_and_escape_what_latex_needs():
@@ -38,6 +44,7 @@ def test_latex_and_markdown_show_every_number_and_escape_what_latex_needs():
     latex = to_latex(table, "Results on 240 crops (95 % Wilson)")
     assert latex.count(r"\begin{tabular}") == 1 and r"\toprule" in latex and r"\bottomrule" in latex
     assert r"with\_mask: recall" in latex and r"95 \% Wilson" in latex and "0.958--0.994" in latex
+    assert "0.958--0.994 & 0.950--1.000" in latex and "0.958–0.994 | 0.950–1.000 |" in to_markdown(table, "R")
     assert "with_mask" not in latex.replace(r"with\_mask", "")
     markdown = to_markdown(table, "Results")
     for row in table.itertuples():

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from maskdet.study.metrics import brier_score, classification_metrics, expected_calibration_error, reliability_bins
+from maskdet.study.metrics import (
+    bootstrap_by_group,
+    brier_score,
+    classification_metrics,
+    expected_calibration_error,
+    group_scores,
+    reliability_bins,
+)
 
 
 @pytest.fixture
@@ -58,3 +65,44 @@ def test_absent_class_gives_nan_not_a_number_made_up():
     m = classification_metrics(y, probs)
     assert np.isnan(m["roc_auc_mask_weared_incorrect"]) and np.isnan(m["roc_auc_ovr_macro"])
     assert m["roc_auc_with_mask"] == pytest.approx(1.0)
+
+
+def _one_hot(pred, k=3):
+    return np.eye(k)[np.asarray(pred)]
+
+
+def test_group_scores_give_accuracy_and_recall_of_the_classes_held_never_an_f1():
+    # a group of bare faces only (class 1): 39 of 40 right; no mask class to score
+    y = np.ones(40, int)
+    pred = np.r_[np.ones(39, int), 0]
+    scores = group_scores(y, _one_hot(pred))
+    assert scores["accuracy"] == pytest.approx(39 / 40) and scores["recall_without_mask"] == pytest.approx(39 / 40)
+    assert np.isnan(scores["recall_with_mask"]) and np.isnan(scores["recall_mask_weared_incorrect"])
+    assert not any("f1" in k for k in scores)
+
+
+def test_bootstrap_over_people_resamples_whole_people():
+    # four people of 60 crops, one class each of three; person d is wrong on 30 of their crops
+    people = np.repeat(list("abcd"), 60)
+    y = np.tile(np.repeat([0, 1, 2], 20), 4)
+    pred = y.copy()
+    pred[180:210] = (y[180:210] + 1) % 3
+    found = bootstrap_by_group(y, _one_hot(pred), people, draws=500)
+    point = classification_metrics(y, _one_hot(pred))
+    assert found["groups"] == 4
+    for name in ("accuracy", "f1_macro", "recall_with_mask", "recall_without_mask", "recall_mask_weared_incorrect"):
+        low, high = found[name]
+        assert low <= point[name] <= high, name
+    low, high = found["accuracy"]
+    # resampling people: a draw without person d is perfect, one with d twice or more is at 0.75 or below
+    assert high == 1.0 and low <= 0.75
+    # resampling single crops would give about +-0.04 around 0.875: people make it far wider
+    crops = bootstrap_by_group(y, _one_hot(pred), np.arange(len(y)), draws=500)["accuracy"]
+    assert crops[1] - crops[0] < 0.15 < high - low
+
+
+def test_bootstrap_says_nothing_with_one_group_and_collapses_without_mistakes():
+    y = np.repeat([0, 1, 2], 10)
+    assert bootstrap_by_group(y, _one_hot(y), np.zeros(30)) == {"groups": 1}
+    perfect = bootstrap_by_group(y, _one_hot(y), np.repeat([0, 1, 2], 10) * 0 + np.arange(30) % 3, draws=50)
+    assert perfect["accuracy"] == [1.0, 1.0]

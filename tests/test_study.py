@@ -92,6 +92,26 @@ def test_metrics_plots_and_dvc_views(study):
     assert "up to date" in run(["dvc", "status"], study).stdout
 
 
+def test_headline_numbers_carry_an_interval_over_people_and_groups_no_absent_class_f1(study):
+    """#15: a bootstrap over the test split's people for accuracy, macro-F1 and
+    each class's recall, in metrics.json and the results table; per-style and
+    per-person tables score only the classes a group holds."""
+    import pandas as pd
+
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert metrics["test_bootstrap_people"] >= 2
+    for name in ("accuracy", "f1_macro", "recall_with_mask", "recall_without_mask"):
+        low, high = metrics[f"test_{name}_ci95_low"], metrics[f"test_{name}_ci95_high"]
+        assert 0 <= low <= metrics[f"test_{name}"] <= high <= 1, name
+    markdown = (study / "reports" / "tables" / "results.md").read_text()
+    low, high = metrics["test_accuracy_ci95_low"], metrics["test_accuracy_ci95_high"]
+    assert f"| {low:.3f}–{high:.3f} |" in markdown and "over people" in markdown
+    by_style = pd.read_csv(study / "reports" / "tables" / "by_style.csv")
+    assert not any("f1" in c for c in by_style.columns) and {"accuracy", "recall_without_mask"} <= set(by_style.columns)
+    bare = by_style.set_index("style").loc["none"]
+    assert 0 <= bare["recall_without_mask"] <= 1 and pd.isna(bare["recall_with_mask"])
+
+
 def test_the_methods_paragraph_and_results_tables_match_the_metrics(study):
     """reports/methods.md and reports/tables/results.{tex,md}: the tables show
     metrics.json's numbers, the paragraph this run's settings and split, and the
@@ -279,7 +299,45 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         assert truncated["error"].startswith("truncated") and truncated["faces"] == []
         assert junk["error"].startswith("not_base64")
         _concurrent_clients_get_the_answers_of_one_client(base, group)
+        _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env)
         _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
+
+
+def _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env):
+    """One preprocessing path (#15): the same test crops through `maskdet predict
+    --crops`, the served champion (`"params": {"crops": true}`) and the
+    evaluation (reports/tables/test_predictions.csv, whose numbers every test
+    figure comes from) give the same probabilities within 1e-4 (the CLI and the
+    server round to 4 decimals)."""
+    import numpy as np
+    import pandas as pd
+
+    from maskdet import LABELS
+
+    table = pd.read_csv(study / "reports" / "tables" / "test_predictions.csv")
+    assert len(table) == json.loads((study / "reports" / "metrics.json").read_text())["test_n"]
+    sample = table.groupby("label").head(4).reset_index(drop=True)
+    files = [study / "data" / "processed" / p for p in sample["path"]]
+    evaluation = sample[[f"p_{k}" for k in LABELS]].to_numpy()
+    done = subprocess.run(
+        [str(BIN / "maskdet"), "predict", "--crops", "--model", "models", "--format", "jsonl", "-q", *map(str, files)],
+        cwd=study,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    cli = np.array([[json.loads(line)["faces"][0]["probs"][k] for k in LABELS] for line in done.stdout.splitlines()])
+    records = [{"image": base64.b64encode(f.read_bytes()).decode(), "name": f.name} for f in files]
+    answer = requests.post(
+        f"{base}/invocations", json={"dataframe_records": records, "params": {"crops": True}}, timeout=120
+    )
+    assert answer.status_code == 200, answer.text[:2000]
+    served = np.array([[a["faces"][0]["probs"][k] for k in LABELS] for a in answer.json()["predictions"]])
+    np.testing.assert_allclose(cli, evaluation, atol=1e-4)
+    np.testing.assert_allclose(served, evaluation, atol=1e-4)
+    assert list(sample["predicted"]) == [LABELS[i] for i in served.argmax(axis=1)]
 
 
 def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):

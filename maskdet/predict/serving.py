@@ -5,7 +5,9 @@ Request (``POST /invocations``, JSON)::
 
     {"dataframe_records": [{"image": "<base64 of the file's bytes>", "name": "a.jpg"}, ...]}
 
-(``name`` is optional), or ``{"inputs": {"image": ["<base64>", ...]}}``.
+(``name`` is optional), or ``{"inputs": {"image": ["<base64>", ...]}}``. With
+``"params": {"crops": true}`` beside either, each image is one face already cut
+out: no detection, as ``maskdet predict --crops``.
 Answer: ``{"predictions": [<one object per image, docs/architecture.md section 2>]}``; an
 image that cannot be decoded gets its ``error`` and no faces, never a 500. A
 fault of the model itself answers HTTP 500 with a message that says so: the
@@ -51,6 +53,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         if frame is None or "image" not in frame.columns:
             raise InputError("expected records with an 'image' field holding the base64 of an image file")
         names = list(frame["name"]) if "name" in frame.columns else [None] * len(frame)
+        crops_only = bool((params or {}).get("crops", False))
         answers = []
         for i, (encoded, name) in enumerate(zip(frame["image"], names)):
             name = name if isinstance(name, str) and name else f"image {i}"  # missing names read as NaN
@@ -64,7 +67,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
                 )
                 continue
             try:
-                answers.append(self.predictor.predict(data, name=name).to_dict())
+                answers.append(self.predictor.predict(data, name=name, crops_only=crops_only).to_dict())
             except Exception as exc:  # the Predictor turns every fault of the image into its `error`
                 raise MlflowException(
                     f"server fault while predicting {name!r}: {type(exc).__name__}: {exc}. "

@@ -11,15 +11,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from maskdet import LABELS
 from maskdet.io.atomic import write_json_atomic, write_text_atomic
+from maskdet.io.images import load_rgb
 from maskdet.params import Params
+from maskdet.predict.predictor import Predictor
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
 from maskdet.stages.workspace import workspace
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
-from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, predict_probs, worst_mistakes
-from maskdet.study.metrics import SCENE, TEST, classification_metrics, reliability_bins
+from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, worst_mistakes
+from maskdet.study.metrics import SCENE, TEST, bootstrap_by_group, classification_metrics, reliability_bins
 from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion, register
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
@@ -43,9 +46,10 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     model, meta = load_model(ws.models)
     frame = read_manifest(root)
     test = frame[frame["split"] == "test"].reset_index(drop=True)
-    found = _test_split(model, test, meta["input_size"], params)
-    found["serving"] = _serving_parity(ws.models, meta, test["file"], found["probs"], found["y"])
-    found["scenes"] = _scene_evaluation(root, ws.models, params)
+    predictor = Predictor(ws.models, params.predict)  # what the CLI, the dashboard and the served model run
+    found = _test_split(predictor, test, params)
+    found["serving"] = _serving_parity(ws.models, model, test["file"], found["y"])
+    found["scenes"] = _scene_evaluation(root, predictor, params)
     found["loso"] = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root, ws):
         _log_dataset(frame, root)
@@ -65,6 +69,9 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         _to_the_parent_run(summary)
     for name, table in curve_tables(found["y"], found["probs"]).items():
         write_csv(reports / "plots" / f"{name}.csv", table)
+    write_csv(reports / "tables" / "test_predictions.csv", _test_predictions(test, found["probs"]))
+    for name in ("by_style", "by_person"):
+        write_csv(reports / "tables" / f"{name}.csv", found[name])
     written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
     write_json_atomic(reports / "metrics.json", written)
     paper = _for_a_paper(params, frame, root, meta, written, reports)
@@ -89,7 +96,8 @@ def _to_the_parent_run(summary: dict) -> None:
 
     parent = mlflow.get_parent_run(mlflow.active_run().info.run_id)
     if parent is not None:
-        found = {k: summary[k] for k in HEADLINE_METRICS if k in summary and np.isfinite(summary[k])}
+        headline = {k for k in summary if k.removesuffix("_ci95_low").removesuffix("_ci95_high") in HEADLINE_METRICS}
+        found = {k: summary[k] for k in headline if np.isfinite(summary[k])}
         mlflow.MlflowClient().log_batch(
             parent.info.run_id, metrics=[mlflow.entities.Metric(k, v, 0, 0) for k, v in found.items()]
         )
@@ -133,7 +141,8 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
         f"Results on the test split ({len(test)} crops"
         + (f" of {people} people unseen in training" if people else "")
         + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")
-        + "). Shares with a 95 % Wilson interval."
+        + "). Shares with a 95 % Wilson interval over crops, and the headline test numbers with a 95 % "
+        + "bootstrap interval over people (whole people resampled: crops of one person are not independent)."
     )
     table = methods.results_table(metrics)
     paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())
@@ -144,9 +153,11 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
     return {"methods": paragraph, "table": table, "caption": caption, "markdown": markdown}
 
 
-def _test_split(model, test: pd.DataFrame, size: int, params: Params) -> dict:
-    """Probabilities on the test crops and what is computed from them."""
-    probs = predict_probs(model, test["file"], size)
+def _test_split(predictor: Predictor, test: pd.DataFrame, params: Params) -> dict:
+    """Probabilities on the test crops, from the Predictor exactly as `maskdet
+    predict --crops` and the served model compute them (same decoding, resize
+    and classifier runtime), and what is computed from them."""
+    probs = predictor.classify([load_rgb(f) for f in test["file"]])
     y = test["y"].to_numpy()
     bins = params.evaluate.calibration_bins
     return {
@@ -158,7 +169,20 @@ def _test_split(model, test: pd.DataFrame, size: int, params: Params) -> dict:
         "by_person": breakdown(test, probs, "person"),
         "by_photo": breakdown(test, probs, "photo"),  # the data source of every crop
         "mistakes": worst_mistakes(test, probs, params.evaluate.worst_mistakes),
+        # the person is the independent unit; data without people fall back on the split's groups
+        "intervals": bootstrap_by_group(y, probs, test["person"].where(test["person"] != "", test["group"])),
     }
+
+
+def _test_predictions(test: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """Each test crop (its path under data/processed) with the Predictor's
+    probabilities: the figures' raw material, and what a reader can recompute
+    any number from."""
+    table = test[["path", "label", "person", "style"]].copy()
+    table["predicted"] = [LABELS[i] for i in probs.argmax(axis=1)]
+    for k, label in enumerate(LABELS):
+        table[f"p_{label}"] = probs[:, k]
+    return table
 
 
 def _figures(found: dict, history: pd.DataFrame) -> dict:
@@ -171,7 +195,9 @@ def _figures(found: dict, history: pd.DataFrame) -> dict:
         "reliability": plots.reliability(found["bins"]),
         "confidence": plots.confidence_histograms(y, probs),
         "history": plots.history(history),
-        "f1_by_style": plots.metric_bars(found["by_style"], "style", title="Macro-F1 by mask style (test)"),
+        "accuracy_by_style": plots.metric_bars(
+            found["by_style"], "style", "accuracy", title="Accuracy by mask style (test crops)"
+        ),
     }
     if len(mistakes):
         figures["worst_mistakes"] = plots.image_grid(
@@ -189,6 +215,10 @@ def _figures(found: dict, history: pd.DataFrame) -> dict:
 def _summary(found: dict) -> dict[str, float]:
     """Every number of the evaluation, flat, under its reports/metrics.json name."""
     summary = {TEST + k: v for k, v in found["metrics"].items()}
+    intervals = dict(found["intervals"])
+    summary[TEST + "bootstrap_people"] = float(intervals.pop("groups"))
+    for name, (low, high) in intervals.items():
+        summary[f"{TEST}{name}_ci95_low"], summary[f"{TEST}{name}_ci95_high"] = low, high
     loso = found["loso"]
     if len(loso):
         summary["loso_f1_macro_mean"] = float(loso["f1_macro_style_unseen"].mean())
@@ -241,14 +271,15 @@ def _register(models: Path, params: Params, meta: dict, metrics: dict) -> tuple[
     return version, champion
 
 
-def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: np.ndarray) -> dict:
+def _serving_parity(folder: Path, model, files, y: np.ndarray) -> dict:
     """Each TFLite export against the Keras model on the test split (the same
-    tolerance as in training), and the test macro-F1 through each."""
-    from maskdet.predict.classifier import TFLITE_FILES, LiteClassifier, predict_batched
+    crops, the same tolerance as in training), and the test macro-F1 through each."""
+    from maskdet.predict.classifier import TFLITE_FILES, KerasClassifier, LiteClassifier, predict_batched
     from maskdet.study.export import parity
 
     out = {}
-    crops = load_crops(files, meta["input_size"])
+    crops = load_crops(files, int(model.input_shape[1]))
+    reference = predict_batched(KerasClassifier(model), crops)
     for kind, name in TFLITE_FILES.items():
         if not (folder / name).is_file():
             continue
@@ -265,19 +296,16 @@ def _serving_parity(folder: Path, meta: dict, files, reference: np.ndarray, y: n
     return out
 
 
-def _scene_evaluation(root: Path, models: Path, params: Params) -> dict:
+def _scene_evaluation(root: Path, predictor: Predictor, params: Params) -> dict:
     """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
     mAP@0.5) and each detector's recall on the same faces."""
-    from maskdet.io.images import load_rgb
     from maskdet.predict.drawing import annotate
-    from maskdet.predict.predictor import Predictor
     from maskdet.study.scenes import compared_detectors, detection_recall, detection_table, read_scenes, scene_metrics
 
     folder = root / "data" / "processed" / "scenes"
     scenes = read_scenes(folder) if folder.is_dir() else []
     if not scenes:
         return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
-    predictor = Predictor(models, params.predict)
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
     detectors = {

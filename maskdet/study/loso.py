@@ -35,8 +35,8 @@ def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
 
 
 def breakdown(frame: pd.DataFrame, probs: np.ndarray, by: str) -> pd.DataFrame:
-    """Accuracy and macro-F1 per value of ``by`` (e.g. mask style, person); the
-    F1 over the classes each group holds (``group_scores``)."""
+    """Accuracy and the recall of each class held, per value of ``by`` (e.g.
+    mask style, person): ``group_scores``."""
     rows = []
     for value, part in frame.groupby(by):
         idx = frame.index.get_indexer(part.index)

@@ -12,7 +12,8 @@ from maskdet.study.metrics import wilson_interval
 
 DECIMALS = 3
 
-# (section, row label, metrics.json key, key of the count it is a share of: a 95 % Wilson interval is given)
+# (section, row label, metrics.json key, key of the count it is a share of: a 95 % Wilson interval is given).
+# A key with `<key>_ci95_low` / `_high` in the metrics also gets the bootstrap interval over people.
 RESULT_ROWS = [
     ("Test crops", "crops", "test_n", None),
     ("Test crops", "accuracy", "test_accuracy", "test_n"),
@@ -57,8 +58,19 @@ def results_table(metrics: dict) -> pd.DataFrame:
         if isinstance(n, (int, float)) and n > 0:
             low, high = wilson_interval(round(value * n), int(n))
             interval = f"{low:.{DECIMALS}f}-{high:.{DECIMALS}f}"
-        rows.append({"section": section, "metric": label, "value": _number(key, value), "ci95": interval, "key": key})
-    return pd.DataFrame(rows, columns=["section", "metric", "value", "ci95", "key"])
+        low, high = metrics.get(f"{key}_ci95_low"), metrics.get(f"{key}_ci95_high")
+        people = f"{low:.{DECIMALS}f}-{high:.{DECIMALS}f}" if low is not None and high is not None else ""
+        rows.append(
+            {
+                "section": section,
+                "metric": label,
+                "value": _number(key, value),
+                "ci95": interval,
+                "ci95_people": people,
+                "key": key,
+            }
+        )
+    return pd.DataFrame(rows, columns=["section", "metric", "value", "ci95", "ci95_people", "key"])
 
 
 def _latex_escape(text: str) -> str:
@@ -74,22 +86,34 @@ def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-result
         r"\centering",
         rf"\caption{{{_latex_escape(caption)}}}",
         rf"\label{{{label}}}",
-        r"\begin{tabular}{lrr}",
+        r"\begin{tabular}{lrrr}",
         r"\toprule",
-        r"Metric & Value & 95\,\% CI \\",
+        r"Metric & Value & 95\,\% CI (crops) & 95\,\% CI (people) \\",
     ]
     for section, rows in table.groupby("section", sort=False):
-        lines += [r"\midrule", rf"\multicolumn{{3}}{{l}}{{\textit{{{_latex_escape(section)}}}}} \\"]
-        lines += [rf"{_latex_escape(r.metric)} & {r.value} & {r.ci95.replace('-', '--')} \\" for r in rows.itertuples()]
+        lines += [r"\midrule", rf"\multicolumn{{4}}{{l}}{{\textit{{{_latex_escape(section)}}}}} \\"]
+        lines += [
+            rf"{_latex_escape(r.metric)} & {r.value} & {r.ci95.replace('-', '--')} & "
+            rf"{r.ci95_people.replace('-', '--')} \\"
+            for r in rows.itertuples()
+        ]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
 def to_markdown(table: pd.DataFrame, caption: str) -> str:
-    lines = [f"**{caption}**", "", "| | metric | value | 95 % CI |", "|---|---|---:|---:|"]
+    lines = [
+        f"**{caption}**",
+        "",
+        "| | metric | value | 95 % CI (crops) | 95 % CI (people) |",
+        "|---|---|---:|---:|---:|",
+    ]
     for section, rows in table.groupby("section", sort=False):
         for i, r in enumerate(rows.itertuples()):
-            lines.append(f"| {section if i == 0 else ''} | {r.metric} | {r.value} | {r.ci95.replace('-', '–')} |")
+            lines.append(
+                f"| {section if i == 0 else ''} | {r.metric} | {r.value} | {r.ci95.replace('-', '–')} "
+                f"| {r.ci95_people.replace('-', '–')} |"
+            )
     return "\n".join(lines) + "\n"
 
 

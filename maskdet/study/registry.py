@@ -48,7 +48,8 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
             model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
             # The server runs in the project's own environment (`--env-manager local`,
             # as `make serve` does): requirements.lock pins it, so none are inferred here.
-            signature=infer_signature(example),
+            # the one request option: {"params": {"crops": true}} skips detection (`--crops`)
+            signature=infer_signature(example, params={"crops": False}),
             input_example=example,
             pip_requirements=[],
         )
