@@ -73,3 +73,14 @@ def test_without_chromium_the_pdf_step_says_what_to_run(tmp_path, monkeypatch):
     with pytest.raises(pdf.NoChromiumError, match=r"`make browser` installs it"):
         pdf.print_pdf(page, tmp_path / "report.pdf")
     assert not (tmp_path / "report.pdf").exists()
+
+
+def test_captions_number_figures_and_tables_apart_within_a_notebook():
+    from maskdet.stages.captions import Captions
+
+    cap = Captions("evaluate")
+    assert cap.figure_label("a") == "**Figure 3.1.** a" and cap.figure_label("b") == "**Figure 3.2.** b"
+    assert cap.table_label("c") == "**Table 3.1.** c"
+    assert Captions("eda").figure_label("d").startswith("**Figure 1.1.**")
+    with pytest.raises(ValueError, match="stage 'report'"):
+        Captions("report")

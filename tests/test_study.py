@@ -141,6 +141,25 @@ def test_html_reports_have_no_code_and_state_their_provenance(study):
         assert "data:image/png;base64" in html  # images embedded
 
 
+def test_every_figure_and_table_is_numbered_and_captioned_in_order(study):
+    """#13: "Figure 3.2." is the evaluation's second figure; numbers run 1, 2, 3...
+    in each report, captions carry this run's numbers, and the combined report
+    keeps every notebook's numbering."""
+    import re
+
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    for chapter, name, least in ((1, "01_eda", (2, 3)), (2, "02_train", (1, 3)), (3, "03_evaluate", (10, 8))):
+        html = (study / "reports" / "html" / f"{name}.html").read_text()
+        for kind, minimum in zip(("Figure", "Table"), least):
+            numbers = [int(n) for n in re.findall(rf"<strong>{kind} {chapter}\.(\d+)\.</strong>", html)]
+            assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= minimum, (name, kind, numbers)
+    evaluation = (study / "reports" / "html" / "03_evaluate.html").read_text()
+    assert f"Confusion matrix on the {int(metrics['test_n'])} test crops of " in evaluation
+    assert f"over the {int(metrics['test_bootstrap_people'])} people" in evaluation
+    combined = (study / "reports" / "html" / "report.html").read_text()
+    assert all(f"<strong>Figure {c}.1.</strong>" in combined for c in (1, 2, 3))
+
+
 def test_the_combined_report_has_contents_and_prints_to_pdf(study):
     """reports/html/report.html: the three notebooks in order behind a table of
     contents; reports/pdf/report.pdf: its print by the system Chromium, read

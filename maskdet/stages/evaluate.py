@@ -86,6 +86,43 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         "registered_version": version,
         "workspace": ws,
         "paper": paper,
+        "captions": _captions(test, summary, meta),
+    }
+
+
+def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
+    """What each figure and table of the evaluation report shows, with this run's numbers."""
+    people = test["person"].replace("", np.nan).nunique()
+    crops = f"{len(test)} test crops" + (f" of {people} people unseen in training" if people else "")
+    runtime = meta.get("serving", {}).get("runtime", "keras")
+    faces = int(summary.get("scene_faces", 0))
+    return {
+        "metrics": f"Every metric on the {crops}, through the Predictor (classifier runtime {runtime}).",
+        "intervals": f"Accuracy, macro-F1 and recall per class with a 95 % bootstrap interval over the "
+        f"{int(summary.get(TEST + 'bootstrap_people', 0))} people (2000 resamples of whole people).",
+        "confusion_counts": f"Confusion matrix on the {crops}: counts, true class by answer.",
+        "confusion_normalised": "The same, normalised by true class: each row is one class's recall and mistakes.",
+        "roc": f"ROC curves, one class against the others, on the {crops}; the area in the legend.",
+        "pr": "Precision-recall curves on the same crops; a curve along the top edge makes no trade-off.",
+        "reliability": "Calibration: accuracy against confidence in ten equal-width bins; the diagonal is "
+        "perfect calibration, the bars count crops.",
+        "confidence": "The top probability of right and wrong answers: a good model is sure when right.",
+        "history": "The training history of this model (as in the training report).",
+        "accuracy_by_style": "Accuracy by mask style on the test crops (style `none`: the bare faces).",
+        "by_style": "By mask style: crops, accuracy and the recall of each class the style holds.",
+        "by_person": "By person: crops, accuracy and the recall of each class.",
+        "by_photo": "By source photo: crops, accuracy and the recall of each class.",
+        "leave_one_style_out": "Leave one mask style out: macro-F1 on each style's test crops (with the bare "
+        "faces) of a model trained without the style, of a control trained the same way with it, and of the "
+        "main model.",
+        "loso": "The same numbers as the figure above.",
+        "worst_mistakes": "The most confident wrong answers on the test crops: true class, answer, confidence.",
+        "scene_metrics": f"The Predictor on the test scenes ({faces} faces, Pascal VOC matching at IoU 0.5): "
+        "too few faces for an interval.",
+        "detectors": "Each detector's recall on the same scene faces, masked and bare.",
+        "scene_predictions": "Test scenes as the Predictor annotates them, with the true labels below.",
+        "serving": "Each TFLite export against the Keras model on the test crops: the largest probability "
+        "difference, label agreement, whether it passes the tolerance, and macro-F1 through it.",
     }
 
 

@@ -143,4 +143,44 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
     # plot file they would change on every run of an otherwise identical training.
     write_csv(ws.out / "reports" / "plots" / "history.csv", result.history.drop(columns=["epoch_seconds"]))
     plt.close("all")
-    return {"result": result, "layers": layers, "figures": figures, "provenance": prov, "serving": serving}
+    return {
+        "result": result,
+        "layers": layers,
+        "figures": figures,
+        "provenance": prov,
+        "serving": serving,
+        "history_table": _history_table(result.history),
+        "captions": _captions(result, frame, layers, params),
+    }
+
+
+def _history_table(history: pd.DataFrame) -> pd.DataFrame:
+    """The per-epoch table as the report shows it: four decimals, except the
+    learning rate, which a cosine schedule takes below 0.0001."""
+    shown = history.round(4)
+    shown["learning_rate"] = history["learning_rate"].map("{:.2e}".format)
+    return shown
+
+
+LAYERS_SHOWN = 25
+
+
+def _captions(result, frame: pd.DataFrame, layers: pd.DataFrame, params: Params) -> dict[str, str]:
+    """What each figure and table of the training report shows, with this run's numbers."""
+    history = result.history
+    counts = frame["split"].value_counts()
+    frozen = int((history["phase"] == "frozen").sum())
+    tuned = int((history["phase"] == "fine_tune").sum())
+    best = int(history.loc[history["best"], "epoch"].iloc[0])
+    weighted = layers[layers["params"] > 0]
+    return {
+        "history": f"Loss and accuracy per epoch on the {counts.get('train', 0)} training crops (with "
+        f"augmentation) and the {counts.get('val', 0)} validation crops: {frozen} epochs with the base frozen"
+        + (f", then {tuned} fine-tuning its top layers (after the dotted line)" if tuned else "")
+        + f". Circled: epoch {best}, the lowest validation loss, whose weights are kept.",
+        "history_table": "The same per epoch, with the learning rate of the schedule "
+        f"({params.train.lr_schedule}) and the seconds each epoch took.",
+        "class_weights": "Class weights of the loss, from the inverse class frequency of the training split.",
+        "layers": f"The last {min(LAYERS_SHOWN, len(weighted))} of the {len(weighted)} layers with weights "
+        "(the top of the base and the head); every layer is in MLflow (model/layers.txt).",
+    }

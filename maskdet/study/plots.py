@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt  # without a display, matplotlib picks its Agg b
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from sklearn import metrics as skm
 
@@ -190,6 +191,7 @@ def history(frame: pd.DataFrame):
         best = frame[frame["best"]]
         ax.scatter(best["epoch"], best[f"val_{metric}"], s=120, facecolors="none", edgecolors="red", label="best epoch")
         ax.set(xlabel="epoch", title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 2.5
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
