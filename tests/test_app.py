@@ -209,6 +209,10 @@ def test_verdict_says_who_wears_a_mask():
     assert logic.verdict(pred("with_mask", "with_mask")).endswith("everyone wears a mask.")
     assert logic.verdict(pred("without_mask")).endswith("nobody wears a mask.")
     assert logic.verdict(pred("with_mask", "mask_weared_incorrect")).endswith("not everyone wears a mask correctly.")
+    # someone with no mask at all is not "wearing it incorrectly"
+    assert logic.verdict(pred("with_mask", "without_mask")).endswith("not everyone wears a mask.")
+    mixed = logic.verdict(pred("without_mask", "mask_weared_incorrect"))
+    assert mixed.endswith("some wear no mask, some wear it wrongly.")
     assert logic.verdict(pred()).startswith("No face found")
     assert logic.verdict(Prediction("y.jpg", error="truncated: cut")).startswith("Could not read y.jpg")
 

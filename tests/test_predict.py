@@ -365,3 +365,25 @@ def test_served_model_answers_500_for_its_own_fault_and_keeps_bad_images_per_ima
     assert failed.value.get_http_status_code() == 500
     assert "server fault while predicting 'a.jpg'" in failed.value.message and "RuntimeError" in failed.value.message
     assert "verify" not in failed.value.message.lower()
+
+
+def test_the_video_hud_fits_its_longest_line_and_moves_off_a_face_in_its_corner():
+    from collections import Counter
+
+    from maskdet.predict.video import draw_hud, hud_corner
+
+    frame = np.full((480, 640, 3), 255, np.uint8)
+    counts = Counter({"mask_weared_incorrect": 12})
+    shown = draw_hud(frame.copy(), 14.2, counts)
+    dark = (shown == (20, 20, 20)).all(axis=2)
+    columns = np.flatnonzero(dark[2])
+    assert columns[0] == 0  # top left when no face is there
+    rows = np.flatnonzero(dark[:, 2])
+    band = shown[: rows[-1] + 1, : columns[-1] + 1]
+    drawn = np.flatnonzero((band != (20, 20, 20)).any(axis=2).any(axis=0))
+    # the text ends inside the band: "mask_weared_incorrect: 12" fits, and nothing outside it was drawn
+    assert drawn[-1] < columns[-1] and (shown[:, columns[-1] + 1 :] == 255).all()
+    face = (10, 40, 150, 200)  # a face (and its label above it) in the top-left corner
+    assert hud_corner(640, 480, 250, 120, [face], label_height=14) == (390, 0)
+    moved = (draw_hud(frame.copy(), 14.2, counts, [face]) == (20, 20, 20)).all(axis=2)
+    assert moved[2, 637] and not moved[2, 2]

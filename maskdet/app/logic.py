@@ -73,6 +73,10 @@ def verdict(pred: Prediction) -> str:
         advice = "everyone wears a mask"
     elif counts["without_mask"] == len(pred.faces):
         advice = "nobody wears a mask"
+    elif counts["without_mask"] and counts["mask_weared_incorrect"]:
+        advice = "some wear no mask, some wear it wrongly"
+    elif counts["without_mask"]:
+        advice = "not everyone wears a mask"
     else:
         advice = "not everyone wears a mask correctly"
     return f"{len(pred.faces)} {noun}: {', '.join(parts)} - {advice}."

@@ -42,16 +42,45 @@ def has_display() -> bool:
     return gui and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def draw_hud(rgb: np.ndarray, fps: float, counts: Counter) -> np.ndarray:
-    """FPS and the frame's faces per class, top left, on a dark band."""
+def draw_hud(rgb: np.ndarray, fps: float, counts: Counter, boxes=()) -> np.ndarray:
+    """FPS and the frame's faces per class on a dark band, in the corner that
+    covers the faces' boxes and labels least (top left when free): a fixed
+    corner hid the label of a face there. The band is as wide as its longest
+    line ("mask_weared_incorrect: 12" did not fit a fixed width)."""
     lines = [(f"{fps:5.1f} FPS", (255, 255, 255))]
     lines += [(f"{label}: {counts.get(label, 0)}", COLOURS[label]) for label in LABELS]
     scale = max(0.5, rgb.shape[1] / 1280)
     step = int(28 * scale)
-    cv2.rectangle(rgb, (0, 0), (int(290 * scale), step * len(lines) + 8), (20, 20, 20), -1)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale
+    width = max(cv2.getTextSize(text, font, size, 2)[0][0] for text, _ in lines) + 16
+    height = step * len(lines) + 8
+    x, y = hud_corner(rgb.shape[1], rgb.shape[0], width, height, boxes, label_height=step)
+    cv2.rectangle(rgb, (x, y), (x + width, y + height), (20, 20, 20), -1)
     for i, (text, colour) in enumerate(lines):
-        cv2.putText(rgb, text, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour, 2, cv2.LINE_AA)
+        cv2.putText(rgb, text, (x + 8, y + step * (i + 1)), font, size, colour, 2, cv2.LINE_AA)
     return rgb
+
+
+def hud_corner(width: int, height: int, hud_w: int, hud_h: int, boxes, label_height: int = 0) -> tuple[int, int]:
+    """The top-left point of the corner (top left, top right, bottom left,
+    bottom right, in that order of preference) where a ``hud_w`` x ``hud_h``
+    band overlaps the least of the boxes, each grown upwards by its label."""
+    corners = [
+        (0, 0),
+        (max(0, width - hud_w), 0),
+        (0, max(0, height - hud_h)),
+        (max(0, width - hud_w), max(0, height - hud_h)),
+    ]
+
+    def covered(corner):
+        x, y = corner
+        area = 0
+        for x1, y1, x2, y2 in boxes:
+            y1 -= label_height
+            area += max(0, min(x + hud_w, x2) - max(x, x1)) * max(0, min(y + hud_h, y2) - max(y, y1))
+        return area
+
+    return min(corners, key=covered)  # min keeps the first of equals: top left when nothing is hidden
 
 
 @dataclass
@@ -107,7 +136,7 @@ def run_video(
                     break
                 frame = process_frame(predictor, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 faces, counts, ms = frame.faces, frame.counts, frame.ms
-                shown = draw_hud(frame.annotated, fps, counts)
+                shown = draw_hud(frame.annotated, fps, counts, [f.box for f in faces])
                 fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
                 summary.frames += 1
                 summary.faces.update(counts)
