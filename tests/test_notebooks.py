@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from maskdet.study.metrics import read_metrics
 from tests.helpers import BIN, ROOT, run, smoke_project
 
 pytestmark = pytest.mark.slow
@@ -88,7 +89,7 @@ def test_notebooks_run_under_nbval_with_smoke_defaults(tmp_path):
     run_folder = runs[0]
     assert (run_folder / "models" / "model.keras").is_file()
     assert (run_folder / "reports" / "plots" / "history.csv").is_file()
-    assert json.loads((run_folder / "reports" / "metrics.json").read_text())["test_f1_macro"] >= 0
+    assert read_metrics(run_folder / "reports" / "metrics.json")["test_f1_macro"] >= 0
     assert not (project / "models").exists() and not (project / "notebooks" / "runs").exists()
     assert {rel: (project / rel).read_bytes() for rel in tracked} == tracked
     assert (project / "mlflow.db").is_file() and not (project / "notebooks" / "mlflow.db").exists()

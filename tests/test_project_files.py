@@ -200,23 +200,37 @@ def test_citation_file_is_valid_cff_and_every_pinned_asset_is_cited():
 def test_verify_fails_on_a_moved_or_missing_metric_and_passes_within_the_tolerance():
     from tools.verify import out_of_tolerance
 
-    diff = {
+    diff = {  # DVC's names for the nested reports/metrics.json
         "reports/metrics.json": {
-            "test_f1_macro": {"old": 0.98, "new": 0.975, "diff": -0.005},
-            "test_accuracy": {"old": 1.0, "new": 1.0, "diff": 0.0},
-            "scene_map50": {"old": 0.93, "new": None},
+            "test.f1_macro": {"old": 0.98, "new": 0.975, "diff": -0.005},
+            "test.accuracy": {"old": 1.0, "new": 1.0, "diff": 0.0},
+            "scene.map50": {"old": 0.93, "new": None},
         }
     }
     assert out_of_tolerance(diff, 0.01) == [
-        "reports/metrics.json: scene_map50: 0.93 -> None (present on one side only)"
+        "reports/metrics.json: scene.map50: 0.93 -> None (present on one side only)"
     ]
     moved = out_of_tolerance(diff, 0.0)
-    assert len(moved) == 2 and any("test_f1_macro: 0.98 -> 0.975 (moved -0.005)" in line for line in moved)
-    # --only judges the named metrics alone (the scene numbers rest on 9 faces)
-    assert out_of_tolerance(diff, 0.01, ["test_*"]) == []
+    assert len(moved) == 2 and any("test.f1_macro: 0.98 -> 0.975 (moved -0.005)" in line for line in moved)
+    # --only judges the named metrics alone (the scene numbers rest on 9 faces), by DVC's or the flat name
+    assert out_of_tolerance(diff, 0.01, ["test_*"]) == [] == out_of_tolerance(diff, 0.01, ["test.*"])
     assert out_of_tolerance(diff, 0.0, ["test_f1_*"]) == [
-        "reports/metrics.json: test_f1_macro: 0.98 -> 0.975 (moved -0.005)"
+        "reports/metrics.json: test.f1_macro: 0.98 -> 0.975 (moved -0.005)"
     ]
+
+
+def test_metrics_nest_by_section_and_flatten_back():
+    from maskdet.study.metrics import flat_metrics, nest_metrics
+
+    flat = {"test_accuracy": 1.0, "test_f1_macro": 0.9, "scene_map50": 0.8, "serving_float32_passed": 1.0, "x": 2}
+    nested = nest_metrics(flat)
+    assert nested == {
+        "test": {"accuracy": 1.0, "f1_macro": 0.9},
+        "scene": {"map50": 0.8},
+        "serving": {"float32_passed": 1.0},
+        "x": 2,
+    }
+    assert flat_metrics(nested) == flat
 
 
 def test_compose_runs_the_tracking_server_on_postgres_and_points_every_service_at_it():

@@ -28,13 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def out_of_tolerance(diff: dict, tolerance: float, only: list[str] | None = None) -> list[str]:
     """Lines for each metric of a `dvc metrics diff --json` answer that moved by
     more than ``tolerance`` or that is missing on one side; with ``only``
-    (fnmatch patterns such as ``test_f1_*``), for the metrics named there alone."""
+    (fnmatch patterns such as ``test_f1_*`` or ``test.f1_*``), for the metrics
+    named there alone. DVC names a nested metric ``test.f1_macro``; a pattern
+    may also use the flat name MLflow shows (``test_f1_macro``)."""
     from fnmatch import fnmatch
 
     lines = []
     for path, metrics in sorted(diff.items()):
         for name, change in sorted(metrics.items()):
-            if only and not any(fnmatch(name, pattern) for pattern in only):
+            names = (name, name.replace(".", "_", 1))
+            if only and not any(fnmatch(n, pattern) for pattern in only for n in names):
                 continue
             old, new = change.get("old"), change.get("new")
             if old is None or new is None:

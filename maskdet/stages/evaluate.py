@@ -22,7 +22,14 @@ from maskdet.stages.workspace import workspace
 from maskdet.study import plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, worst_mistakes
-from maskdet.study.metrics import SCENE, TEST, bootstrap_by_group, classification_metrics, reliability_bins
+from maskdet.study.metrics import (
+    SCENE,
+    TEST,
+    bootstrap_by_group,
+    classification_metrics,
+    nest_metrics,
+    reliability_bins,
+)
 from maskdet.study.registry import REGISTERED_MODEL, log_predictor, move_champion, register
 from maskdet.study.tracking import stage_run
 from maskdet.study.train import load_model
@@ -73,7 +80,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     for name in ("by_style", "by_person"):
         write_csv(reports / "tables" / f"{name}.csv", found[name])
     written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
-    write_json_atomic(reports / "metrics.json", written)
+    write_json_atomic(reports / "metrics.json", nest_metrics(written))
     paper = _for_a_paper(params, frame, root, meta, written, reports)
     plt.close("all")
     found.pop("probs"), found.pop("y")

@@ -204,3 +204,42 @@ def bootstrap_by_group(y_true, probs, groups, draws: int = 2000, seed: int = 0, 
         if len(values):
             out[name] = [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
     return out
+
+
+# reports/metrics.json groups the evaluation's numbers by section, so that
+# `dvc metrics show` and `dvc metrics diff` list them as test.accuracy,
+# scene.map50, serving.float32_passed... instead of one row of 90 flat keys.
+# MLflow keeps the flat names (test_accuracy): a section is the part before
+# the first underscore.
+SECTIONS = ("test", "scene", "serving", "loso", "detector")
+
+
+def nest_metrics(flat: dict) -> dict:
+    """``{"test_accuracy": 1.0, ...}`` -> ``{"test": {"accuracy": 1.0}, ...}``."""
+    nested: dict = {}
+    for key, value in flat.items():
+        section, _, name = key.partition("_")
+        if section in SECTIONS and name:
+            nested.setdefault(section, {})[name] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def flat_metrics(nested: dict) -> dict:
+    """The inverse of ``nest_metrics``: the flat names MLflow uses."""
+    flat = {}
+    for key, value in nested.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update({f"{key}_{name}": v for name, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_metrics(path) -> dict:
+    """reports/metrics.json under the flat names (``test_accuracy``)."""
+    import json
+    from pathlib import Path
+
+    return flat_metrics(json.loads(Path(path).read_text()))
