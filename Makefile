@@ -48,6 +48,8 @@ setup: $(VENV)/.installed
 		git config filter.nbstripout.required true; \
 		git config filter.nbstripout.extrakeys "metadata.language_info.version"; \
 	fi
+	@# `dvc plots show` with Vega inlined, so that its page works offline (maskdet/io/vega.py)
+	@$(BIN)/python -m maskdet.io.vega >/dev/null
 
 assets: setup
 	$(BIN)/maskdet assets

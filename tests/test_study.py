@@ -96,6 +96,41 @@ def test_metrics_plots_and_dvc_views(study):
     assert "up to date" in run(["dvc", "status"], study).stdout
 
 
+def test_dvc_plots_show_draws_every_plot_offline(study, tmp_path):
+    """#13: DVC's own page loads Vega from a CDN and is blank offline; `make
+    setup` writes the template with Vega inlined that .dvc/config names. Drawn
+    here by the system Chromium with every request off this machine refused."""
+    from playwright.sync_api import sync_playwright
+
+    from maskdet.stages.pdf import find_chromium
+
+    browser_path = find_chromium()
+    require_system("Chromium", bool(browser_path), "`make browser` installs it")
+    written = run([str(BIN / "python"), "-m", "maskdet.io.vega"], study)  # as `make setup` does
+    assert written.returncode == 0, written.stderr
+    shown = run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], study)
+    assert shown.returncode == 0, shown.stderr
+    page_html = (tmp_path / "plots" / "index.html").read_text()
+    assert "<script src" not in page_html and page_html.count("vegaEmbed(") == 5
+    refused = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page()
+
+        def local(route):
+            if route.request.url.startswith("file:"):
+                route.continue_()
+            else:
+                refused.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", local)
+        page.goto((tmp_path / "plots" / "index.html").as_uri())
+        page.wait_for_function("document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= 5")
+        browser.close()
+    assert refused == []
+
+
 def test_headline_numbers_carry_an_interval_over_people_and_groups_no_absent_class_f1(study):
     """#15: a bootstrap over the test split's people for accuracy, macro-F1 and
     each class's recall, in metrics.json and the results table; per-style and

