@@ -105,9 +105,10 @@ def limits_from_environment() -> tuple[int, int]:
     return values[MAX_REQUEST_MB_ENV] * 2**20, values[MAX_IN_FLIGHT_ENV]
 
 
-def wait_until_ready(base_url: str, process, timeout_s: float) -> float:
-    """Seconds until ``base_url``/ping answers 200 (each worker loads its Predictor
-    first). RuntimeError when ``process`` (the server's Popen) exits or the time runs out."""
+def wait_until_ready(base_url: str, process, timeout_s: float, path: str = "/ping") -> float:
+    """Seconds until ``base_url`` + ``path`` answers 200 (the scoring server's
+    /ping: each worker loads its Predictor first; MLflow's tracking server's
+    /health). RuntimeError when ``process`` (the server's Popen) exits or the time runs out."""
     import time
 
     import requests
@@ -115,7 +116,7 @@ def wait_until_ready(base_url: str, process, timeout_s: float) -> float:
     started = time.perf_counter()
     while True:
         try:
-            if requests.get(f"{base_url}/ping", timeout=2).status_code == 200:
+            if requests.get(f"{base_url}{path}", timeout=2).status_code == 200:
                 return time.perf_counter() - started
         except requests.ConnectionError:
             pass

@@ -19,12 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from maskdet.errors import MaskdetError
+from maskdet.predict.rest import wait_until_ready
 
 DATABASE = "mlflow"
 USER = "mlflow"
@@ -130,21 +130,6 @@ def server_command(backend_uri: str, artifacts: Path, host: str, port: int, work
     ]
 
 
-def wait_for_server(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    """Return once ``url``/health answers; MaskdetError if the server exits or never answers."""
-    import requests
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise MaskdetError(f"mlflow server exited with status {process.returncode} before it answered on {url}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise MaskdetError(f"mlflow server did not answer on {url} within {timeout_s:.0f} s")
-
-
 @contextlib.contextmanager
 def tracking_server(
     folder: Path, port: int = 5000, pg_port: int = 5433, host: str = "127.0.0.1", workers: int = 4, log=None
@@ -166,7 +151,10 @@ def tracking_server(
             start_new_session=True,  # its workers go with it
         )
         try:
-            wait_for_server(url, process)
+            try:
+                wait_until_ready(url, process, 120, path="/health")
+            except RuntimeError as exc:
+                raise MaskdetError(f"mlflow server on {url}: {exc}") from None
             yield url
         finally:
             with contextlib.suppress(ProcessLookupError):
