@@ -94,3 +94,11 @@ def test_only_regular_files_of_bounded_size_are_read(tmp_path):
         with pytest.raises(ImageError) as err:
             load_rgb(path)
         assert err.value.reason == reason and str(path) in str(err.value)
+
+
+def test_an_error_on_bytes_names_the_image_it_was_given():
+    from maskdet.io.images import ImageError, load_rgb
+
+    with pytest.raises(ImageError, match="^upload.jpg: ") as caught:
+        load_rgb(b"not an image", name="upload.jpg")
+    assert "<bytes>" not in str(caught.value)

@@ -355,6 +355,7 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         for face in first["faces"]:
             assert face["label"] in LABELS and set(face["probs"]) == set(LABELS) and len(face["box"]) == 4
         assert truncated["error"].startswith("truncated") and truncated["faces"] == []
+        assert "truncated.jpg" in truncated["error"] and "<bytes>" not in truncated["error"]  # named as sent
         assert junk["error"].startswith("not_base64")
         _concurrent_clients_get_the_answers_of_one_client(base, group)
         _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env)

@@ -47,17 +47,12 @@ class Analysed:
 def analyse(predictor: Predictor, data: bytes, name: str, thumb: bool = False) -> Analysed:
     """Never raises for a bad image: its reason is in ``prediction.error``."""
     try:
-        rgb = load_rgb(data)
+        rgb = load_rgb(data, name=name)
     except ImageError as exc:
-        return Analysed(Prediction(image=name, error=f"{exc.reason}: {_plain(exc, name)}"))
+        return Analysed(Prediction(image=name, error=f"{exc.reason}: {exc}"))
     pred = predictor.predict(rgb, name=name)
     shown = annotate(rgb, pred.faces)
     return Analysed(pred, encode_jpeg(shown, 85), thumbnail(shown) if thumb else None)
-
-
-def _plain(exc: ImageError, name: str) -> str:
-    """The reason without the '<bytes>' placeholder that load_rgb uses for in-memory data."""
-    return str(exc).replace("<bytes>", name)
 
 
 def verdict(pred: Prediction) -> str:

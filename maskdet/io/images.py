@@ -57,14 +57,17 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None) -> np.ndarray:
+def load_rgb(source: str | os.PathLike | bytes, notes: list[str] | None = None, name: str | None = None) -> np.ndarray:
     """Decode ``source`` (a path or the file's bytes) into an (H, W, 3) uint8 RGB array.
 
     EXIF orientation is applied; grayscale, palette, alpha and 16-bit images are
-    converted. ``notes`` (when given) receives what was normalised.
+    converted. ``notes`` (when given) receives what was normalised. ``name``:
+    what an error calls the image (default: the path, or "<bytes>" for bytes,
+    which have no name of their own: give the upload's or request's name).
     """
     notes = notes if notes is not None else []
-    name = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    if name is None:
+        name = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:

@@ -253,7 +253,7 @@ class Predictor:
             image=name if name is not None else ("<array>" if isinstance(source, np.ndarray) else str(source))
         )
         try:
-            rgb = source if isinstance(source, np.ndarray) else load_rgb(source)
+            rgb = source if isinstance(source, np.ndarray) else load_rgb(source, name=name)
         except ImageError as exc:
             result.error = f"{exc.reason}: {exc}"
         else:
