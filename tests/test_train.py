@@ -166,7 +166,11 @@ def test_head_trained_on_cached_features_is_the_saved_models_head(frame):
     assert features.train.shape[:2] == (2, len(train)) and features.val.shape[0] == len(val)
     assert not np.allclose(features.train[0], features.train[1])  # each copy its own augmentation
     result = train_classifier(train, val, params, features=features)
-    probs = predict_probs(result.model, val["file"], 48)
+    # the validation crops as training reads them (TensorFlow's decoder: study.datasets.image_dataset)
+    from maskdet.study.datasets import image_dataset
+
+    ds = image_dataset(val["file"], val["y"], 48, 64)
+    probs = np.concatenate([np.asarray(result.model.predict_on_batch(x)) for x, _ in ds])
     loss = -np.mean(np.log(probs[np.arange(len(val)), val["y"].to_numpy()]))
     assert loss == pytest.approx(result.history["val_loss"].min(), abs=1e-4)
     assert list(result.history["phase"]) == ["frozen"] * 3

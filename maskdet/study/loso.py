@@ -13,7 +13,7 @@ import pandas as pd
 
 from maskdet import LABELS
 from maskdet.params import Params
-from maskdet.study.datasets import image_dataset
+from maskdet.study.datasets import load_crops
 from maskdet.study.export import inference_function
 from maskdet.study.metrics import classification_metrics, group_scores
 
@@ -29,8 +29,9 @@ def _inference(model):
 
 
 def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
-    ds = image_dataset(list(files), np.zeros(len(files), np.int32), size, batch_size)
-    parts = [np.asarray(_inference(model)(x)) for x, _ in ds]
+    """A Keras model's probabilities on crop files, read as the Predictor reads them (``load_crops``)."""
+    crops = load_crops(list(files), size)
+    parts = [np.asarray(_inference(model)(crops[i : i + batch_size])) for i in range(0, len(crops), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
 
 
