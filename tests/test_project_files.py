@@ -255,3 +255,23 @@ def test_compose_runs_the_tracking_server_on_postgres_and_points_every_service_a
     serve_lock = (ROOT / "requirements-serve.lock").read_text()
     assert "\npsycopg-binary==" in serve_lock and "\nmlflow==" in serve_lock
     assert "make tracking-server" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_counts_are_the_committed_studys():
+    """The README's crops per class and people per split are those of the
+    committed Methods paragraph, which the evaluation writes from the data
+    (it said 18 / 4 / 4 people when the data had 17 / 4 / 4)."""
+    import re
+
+    methods = (ROOT / "reports" / "methods.md").read_text()
+    found = {
+        split: (int(people), int(per_class))
+        for split, people, per_class in re.findall(
+            r"(train|val|test) \d+ crops of (\d+) people \((\d+) with_mask", methods
+        )
+    }
+    assert set(found) == {"train", "val", "test"}, methods[:300]
+    readme = (ROOT / "README.md").read_text()
+    crops = " / ".join(str(found[s][1]) for s in ("train", "val", "test"))
+    people = " / ".join(str(found[s][0]) for s in ("train", "val", "test"))
+    assert f"(train / val / test: {crops} per class; {people} people)" in readme
