@@ -204,6 +204,8 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
         f"Augmentation of the training crops: {_augmentation(t.augment)}. "
         + (f"Training took {seconds / 60:.1f} min on {metadata.get('hardware', 'a CPU')}. " if seconds else "")
         + f"Software: {software}. "
-        "Results are on the test split only (people unseen in training and validation); intervals are 95 % "
-        "Wilson score intervals.\n"
+        "Results are on the test split only (people unseen in training and validation), each crop read and "
+        "classified as the released predictor does it; intervals are 95 % Wilson score intervals over crops "
+        "and, for the headline numbers, 95 % bootstrap intervals over people (whole people resampled, 2000 "
+        "times).\n"
     )
