@@ -378,16 +378,8 @@ def _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env):
     sample = table.groupby("label").head(4).reset_index(drop=True)
     files = [study / "data" / "processed" / p for p in sample["path"]]
     evaluation = sample[[f"p_{k}" for k in LABELS]].to_numpy()
-    done = subprocess.run(
-        [str(BIN / "maskdet"), "predict", "--crops", "--model", "models", "--format", "jsonl", "-q", *map(str, files)],
-        cwd=study,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    cli = np.array([[json.loads(line)["faces"][0]["probs"][k] for k in LABELS] for line in done.stdout.splitlines()])
+    answers = _maskdet_predict(study, env, "--crops", "--model", "models", "--format", "jsonl", *map(str, files))
+    cli = np.array([[json.loads(line)["faces"][0]["probs"][k] for k in LABELS] for line in answers.splitlines()])
     records = [{"image": base64.b64encode(f.read_bytes()).decode(), "name": f.name} for f in files]
     answer = requests.post(
         f"{base}/invocations", json={"dataframe_records": records, "params": {"crops": True}}, timeout=120
@@ -465,29 +457,22 @@ def _concurrent_clients_get_the_answers_of_one_client(base, group):
         assert [f["label"] for f in answer["faces"]] == [f["label"] for f in expected["faces"]]
 
 
+def _maskdet_predict(study, env, *args) -> str:
+    """`maskdet predict ARGS -q` in the study as a user runs it; its standard output."""
+    done = subprocess.run(
+        [str(BIN / "maskdet"), "predict", *args, "-q"], cwd=study, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def test_cli_takes_the_registered_model_uri(study, tracking):
     from maskdet.io import assets
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MASKDET_ROOT": str(study)}
-    done = subprocess.run(
-        [
-            str(BIN / "maskdet"),
-            "predict",
-            str(assets.extract(assets.FACE_API_PHOTOS[0])),
-            "--model",
-            "models:/maskdet@champion",
-            "--format",
-            "jsonl",
-            "-q",
-        ],
-        cwd=study,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert len(json.loads(done.stdout)["faces"]) == 3
+    photo = str(assets.extract(assets.FACE_API_PHOTOS[0]))
+    answer = _maskdet_predict(study, env, photo, "--model", "models:/maskdet@champion", "--format", "jsonl")
+    assert len(json.loads(answer)["faces"]) == 3
 
 
 def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study, tracking, tmp_path):
