@@ -50,6 +50,8 @@ def test_latex_and_markdown_show_every_number_and_escape_what_latex_needs():
     for row in table.itertuples():
         assert f" & {row.value} & " in latex and f"| {row.value} |" in markdown
     assert markdown.count("\n| ") == len(table) + 1  # header and one line per row
+    bare = to_markdown(table, None)  # for a report that numbers the caption itself
+    assert bare.startswith("| | metric |") and bare.count("\n| ") == len(table)  # the header opens it
 
 
 def test_methods_paragraph_states_data_split_model_schedule_and_machine():

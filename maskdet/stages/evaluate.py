@@ -194,7 +194,13 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
     write_text_atomic(reports / "tables" / "results.tex", methods.to_latex(table, caption))
     markdown = methods.to_markdown(table, caption)
     write_text_atomic(reports / "tables" / "results.md", markdown)
-    return {"methods": paragraph, "table": table, "caption": caption, "markdown": markdown}
+    return {
+        "methods": paragraph,
+        "table": table,
+        "caption": caption,
+        "markdown": markdown,
+        "markdown_table": methods.to_markdown(table, None),
+    }
 
 
 def _test_split(predictor: Predictor, test: pd.DataFrame, params: Params) -> dict:

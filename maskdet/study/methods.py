@@ -101,10 +101,11 @@ def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-result
     return "\n".join(lines)
 
 
-def to_markdown(table: pd.DataFrame, caption: str) -> str:
+def to_markdown(table: pd.DataFrame, caption: str | None) -> str:
+    """The table in Markdown, under its caption in bold (none: the table alone,
+    for a report that numbers its captions itself)."""
     lines = [
-        f"**{caption}**",
-        "",
+        *([f"**{caption}**", ""] if caption else []),
         "| | metric | value | 95 % CI (crops) | 95 % CI (people) |",
         "|---|---|---:|---:|---:|",
     ]
