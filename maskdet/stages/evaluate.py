@@ -93,8 +93,15 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
         "registered_version": version,
         "workspace": ws,
         "paper": paper,
+        "intervals_table": _intervals_table(found["metrics"], found["intervals"]),
         "captions": _captions(test, summary, meta),
     }
+
+
+def _intervals_table(metrics: dict, intervals: dict) -> pd.DataFrame:
+    """The bootstrapped metrics, one row each: the test value and its interval over people."""
+    rows = {k: {"test": metrics[k], "low": v[0], "high": v[1]} for k, v in intervals.items() if k != "groups"}
+    return pd.DataFrame(rows).T.round(3)
 
 
 def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from maskdet import LABELS
 from maskdet.params import Params
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
@@ -116,7 +117,7 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
             {
                 "params_total": float(result.model.count_params()),
                 "train_seconds": result.seconds,
-                "best_epoch": float(result.history.loc[result.history["best"], "epoch"].iloc[0]),
+                "best_epoch": float(_best_epoch(result.history)),
             }
         )
         figures = {"history": plots.history(result.history)}
@@ -150,8 +151,18 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         "provenance": prov,
         "serving": serving,
         "history_table": _history_table(result.history),
+        "best_epoch": _best_epoch(result.history),
+        "class_weights": pd.Series(
+            {LABELS[k]: round(v, 3) for k, v in result.class_weights.items()}, name="weight"
+        ).to_frame(),
+        "layers_shown": _layers_shown(layers),
         "captions": _captions(result, frame, layers, params),
     }
+
+
+def _best_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose weights were kept (lowest validation loss)."""
+    return int(history.loc[history["best"], "epoch"].iloc[0])
 
 
 def _history_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -165,14 +176,23 @@ def _history_table(history: pd.DataFrame) -> pd.DataFrame:
 LAYERS_SHOWN = 25
 
 
+def _with_weights(layers: pd.DataFrame) -> pd.DataFrame:
+    return layers[layers["params"] > 0]
+
+
+def _layers_shown(layers: pd.DataFrame) -> pd.DataFrame:
+    """The report's layer table: the last LAYERS_SHOWN layers with weights (the caption says so)."""
+    return _with_weights(layers).tail(LAYERS_SHOWN)
+
+
 def _captions(result, frame: pd.DataFrame, layers: pd.DataFrame, params: Params) -> dict[str, str]:
     """What each figure and table of the training report shows, with this run's numbers."""
     history = result.history
     counts = frame["split"].value_counts()
     frozen = int((history["phase"] == "frozen").sum())
     tuned = int((history["phase"] == "fine_tune").sum())
-    best = int(history.loc[history["best"], "epoch"].iloc[0])
-    weighted = layers[layers["params"] > 0]
+    best = _best_epoch(history)
+    weighted = _with_weights(layers)
     return {
         "history": f"Loss and accuracy per epoch on the {counts.get('train', 0)} training crops (with "
         f"augmentation) and the {counts.get('val', 0)} validation crops: {frozen} epochs with the base frozen"

@@ -95,19 +95,15 @@ def _clipped(probs: np.ndarray, floor: float = 1e-7) -> np.ndarray:
     return clipped / clipped.sum(axis=1, keepdims=True)
 
 
-def group_scores(y_true, probs, labels=LABELS) -> dict[str, float]:
+def group_scores(y_true, probs) -> dict[str, float]:
     """Accuracy and the recall of each class a group (a mask style, a person)
     holds; NaN for the classes it does not hold. No F1 or macro average: a
     group of bare faces alone has no mask class to score, and a macro-F1 over
     all three classes counted the two empty ones as zero (style `none`: F1
     0.33 at 97.5 % accuracy)."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(probs).argmax(axis=1)
-    out = {"accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else float("nan")}
-    for k, label in enumerate(labels):
-        held = y_true == k
-        out[f"recall_{label}"] = float(np.mean(y_pred[held] == k)) if held.any() else float("nan")
-    return out
+    probs = np.asarray(probs)
+    scores = confusion_scores(np.asarray(y_true), probs.argmax(axis=1), probs.shape[1])
+    return {k: float(v) for k, v in scores.items() if k != "f1_macro"}
 
 
 def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict[str, float]:
@@ -161,14 +157,20 @@ def classification_metrics(y_true, probs, labels=LABELS, bins: int = 10) -> dict
 BOOTSTRAPPED = ("accuracy", "f1_macro", *(f"recall_{label}" for label in LABELS))
 
 
-def _bootstrap_scores(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, float]:
-    """BOOTSTRAPPED from one resample (a confusion matrix in NumPy: thousands
-    of resamples in a second). F1 and recall over the classes present in it."""
+def confusion_scores(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, float]:
+    """BOOTSTRAPPED from labels and answers (class indices), through one
+    confusion matrix in NumPy (thousands of bootstrap resamples in a second).
+    F1 averaged over the classes present; a class's recall is NaN where the
+    items hold none of it, the accuracy NaN when there are no items."""
     confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
     tp, truth, said = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
     present = (truth + said) > 0
     f1 = np.divide(2 * tp, truth + said, out=np.zeros(k), where=present)
-    out = {"accuracy": tp.sum() / max(1, confusion.sum()), "f1_macro": f1[present].mean() if present.any() else np.nan}
+    total = confusion.sum()
+    out = {
+        "accuracy": tp.sum() / total if total else np.nan,
+        "f1_macro": f1[present].mean() if present.any() else np.nan,
+    }
     for j, label in enumerate(LABELS[:k]):
         out[f"recall_{label}"] = tp[j] / truth[j] if truth[j] else np.nan
     return out
@@ -194,7 +196,7 @@ def bootstrap_by_group(y_true, probs, groups, draws: int = 2000, seed: int = 0, 
     samples: dict[str, list[float]] = {m: [] for m in BOOTSTRAPPED}
     for _ in range(draws):
         idx = np.concatenate([members[i] for i in rng.integers(len(names), size=len(names))])
-        for name, value in _bootstrap_scores(y_true[idx], y_pred[idx], k).items():
+        for name, value in confusion_scores(y_true[idx], y_pred[idx], k).items():
             samples[name].append(value)
     tail = (1 - level) / 2 * 100
     out: dict = {"groups": len(names)}
