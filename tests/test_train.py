@@ -40,6 +40,25 @@ def test_same_seed_same_data_same_metrics(frame):
     assert list(a.history["phase"]) == ["frozen", "fine_tune"]
 
 
+def test_frozen_phase_validation_from_cached_features_is_the_models_own(frame):
+    """The frozen phase scores the validation crops on the base's features computed
+    once: the loss and accuracy it logs for the kept epoch must be the returned
+    model's own, run whole over the validation crops as training reads them."""
+    from maskdet.study.datasets import image_dataset
+
+    params = parse_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fine_tune_epochs": 0}})
+    val = _split(frame, "val")
+    result = train_classifier(_split(frame, "train"), val, params)
+    probs = np.concatenate(
+        [np.asarray(result.model.predict_on_batch(x)) for x, _ in image_dataset(val["file"], val["y"], 48, 32)]
+    )
+    y = val["y"].to_numpy()
+    best = result.history[result.history["best"]].iloc[0]
+    assert len(result.history) == 3 and result.history["val_loss"].nunique() == 3  # a new score each epoch
+    assert best["val_loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(y)), y])), abs=1e-5)
+    assert best["val_accuracy"] == pytest.approx(np.mean(probs.argmax(axis=1) == y))
+
+
 def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
     params = parse_params({**TINY, "model": {"input_size": 48, "backbone": "small_cnn"}})
     result = train_classifier(_split(frame, "train"), _split(frame, "val"), params)

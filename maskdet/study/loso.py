@@ -30,7 +30,10 @@ def _inference(model):
 
 def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
     """A Keras model's probabilities on crop files, read as the Predictor reads them (``load_crops``)."""
-    crops = load_crops(list(files), size)
+    return _probs(model, load_crops(list(files), size), batch_size)
+
+
+def _probs(model, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
     parts = [np.asarray(_inference(model)(crops[i : i + batch_size])) for i in range(0, len(crops), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
 
@@ -118,8 +121,9 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
             held_out = train_classifier(train, val, cfg, features=subset).model
         test = style_subset(frame[frame["split"] == "test"], style, keep=True)
         y = test["y"].to_numpy()
+        crops = {s: load_crops(test["file"], s) for s in {size, main_size}}  # read once for the three models
         scores = {
-            name: classification_metrics(y, predict_probs(model, test["file"], s))
+            name: classification_metrics(y, _probs(model, crops[s]))
             for name, model, s in (("unseen", held_out, size), ("seen", control, size), ("main", main_model, main_size))
         }
         rows.append(
