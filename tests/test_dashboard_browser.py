@@ -240,11 +240,13 @@ def test_webcam_frames_come_back_annotated_and_labels_update(page):
     assert default["fps"] > 0 and fast["fps"] > 0 and default["p50_ms"] > 0
 
 
-SOAK_S = 120
+# One minute in `make test` (about 1200 frames: a leak of 1 kB a frame shows as
+# 1.2 MB); MASKDET_SOAK_S=120 gives the README's two-minute soak.
+SOAK_S = int(os.environ.get("MASKDET_SOAK_S", "60"))
 
 
 def test_webcam_soak_keeps_the_kernel_memory_flat(page):
-    """Two minutes of webcam frames through the kernel. Its memory over the
+    """A minute of webcam frames through the kernel (SOAK_S). Its memory over the
     last 10 s stays within 10 % of the first 10 s, and frames still flow; the
     frame rate, latency and memory of every 10-s window go to
     test-artifacts/webcam-soak.json (README, Dashboard). Latency is recorded,
