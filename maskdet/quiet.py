@@ -29,6 +29,22 @@ def quiet_libraries() -> None:
 
 
 @contextlib.contextmanager
+def logger_level(name: str, level: int) -> Iterator[None]:
+    """Python logger ``name`` held at ``level`` for the block, then put back:
+    for a library that logs a notice on one call we make on purpose (each use
+    says which notice and why)."""
+    import logging
+
+    log = logging.getLogger(name)
+    saved = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(saved)
+
+
+@contextlib.contextmanager
 def native_stderr_quiet() -> Iterator[None]:
     """Standard error closed at the file-descriptor level for the span. Native
     libraries write there directly, past Python's warnings and logging:

@@ -79,6 +79,7 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
     processed crop gives the training/evaluation pipeline's probabilities. (When
     the pipeline decoded with TensorFlow, its JPEG decoder differed from the
     Predictor's by up to 14 grey levels, and the probabilities by up to 0.12.)"""
+    from maskdet.study.datasets import load_crops
     from maskdet.study.loso import predict_probs
 
     _, model_dir, frame = tiny
@@ -87,7 +88,7 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
     ours = np.array(
         [[f.probs[k] for k in LABELS] for path in test["file"] for f in predictor.predict(path, crops_only=True).faces]
     )
-    theirs = predict_probs(predictor.classifier.model, test["file"], predictor.input_size)
+    theirs = predict_probs(predictor.classifier.model, load_crops(test["file"], predictor.input_size))
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 

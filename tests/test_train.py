@@ -7,7 +7,7 @@ import pytest
 
 from maskdet.io import assets
 from maskdet.params import parse_params
-from maskdet.study.datasets import class_weights
+from maskdet.study.datasets import class_weights, load_crops
 from maskdet.study.loso import predict_probs, style_subset, styles_to_hold_out
 from maskdet.study.model import CLASSIC_CLASSIFIER, load_imagenet_base_weights
 from maskdet.study.train import load_model, save_model, train_classifier
@@ -35,8 +35,8 @@ def test_same_seed_same_data_same_metrics(frame):
     b = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
     cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
     pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
-    test = _split(frame, "test")
-    np.testing.assert_array_equal(predict_probs(a.model, test["file"], 48), predict_probs(b.model, test["file"], 48))
+    crops = load_crops(_split(frame, "test")["file"], 48)
+    np.testing.assert_array_equal(predict_probs(a.model, crops), predict_probs(b.model, crops))
     assert list(a.history["phase"]) == ["frozen", "fine_tune"]
 
 
@@ -67,10 +67,8 @@ def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
     assert meta["labels"] == ["with_mask", "without_mask", "mask_weared_incorrect"]
     assert meta["input_size"] == 48 and meta["backbone"] == "small_cnn" and meta["git_commit"] == "abc"
     assert meta["replicas"] == 1 and meta["global_batch_size"] == 32  # train.strategy default: one device
-    test = _split(frame, "test")
-    np.testing.assert_allclose(
-        predict_probs(model, test["file"], 48), predict_probs(result.model, test["file"], 48), atol=1e-6
-    )
+    crops = load_crops(_split(frame, "test")["file"], 48)
+    np.testing.assert_allclose(predict_probs(model, crops), predict_probs(result.model, crops), atol=1e-6)
     assert not list(tmp_path.glob("models.*"))  # no temporary folder left behind
 
 

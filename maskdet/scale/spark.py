@@ -34,6 +34,7 @@ from maskdet import LABELS
 from maskdet.errors import InputError, MaskdetError
 from maskdet.io.images import IMAGE_EXTENSIONS, MAX_FILE_BYTES
 from maskdet.predict.predictor import CSV_HEADER
+from maskdet.quiet import logger_level
 
 # What the served model answers per image (docs/architecture.md, section 2), as Spark types.
 FACES_TYPE = (
@@ -105,13 +106,8 @@ def predictions(spark, source: str, model_uri: str):
     # env_manager="local": the executors' Python already has the serving packages
     # (requirements-serve.lock); MLflow would otherwise build an environment per executor.
     # (MLflow warns about that choice each time; the lock is the environment, so its warning is kept out.)
-    pyfunc_log = logging.getLogger("mlflow.pyfunc")
-    level = pyfunc_log.level
-    pyfunc_log.setLevel(logging.ERROR)
-    try:
+    with logger_level("mlflow.pyfunc", logging.ERROR):
         udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=PREDICTION_TYPE, env_manager="local")
-    finally:
-        pyfunc_log.setLevel(level)
     files = _image_files(spark, source)
     # The file source filters on length before it reads a file, so an oversized one
     # is never loaded (Spark fails a job on a file over 2 GB); it gets its error.

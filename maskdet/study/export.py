@@ -10,7 +10,6 @@ in ``metadata.json``; the evaluation checks it again on the test split.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import statistics
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 from maskdet.errors import InputError
 from maskdet.predict.classifier import TFLITE_FILES, KerasClassifier, LiteClassifier, predict_batched
-from maskdet.quiet import native_stderr_quiet
+from maskdet.quiet import logger_level, native_stderr_quiet
 
 PARITY_MAX_ABS = 0.02
 
@@ -41,18 +40,6 @@ def inference_function(model):
     return call.get_concrete_function()
 
 
-@contextlib.contextmanager
-def _absl_quiet():
-    """absl's Python logger held to errors for the block."""
-    log = logging.getLogger("absl")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def export_tflite(model, kind: str, function=None) -> bytes:
     """The Keras model as a TFLite flatbuffer: ``float32``, ``float16`` weights,
     or ``int8`` dynamic-range quantisation (weights int8, activations float).
@@ -66,7 +53,7 @@ def export_tflite(model, kind: str, function=None) -> bytes:
     # (md5 of all three committed exports), 1.5 s instead of 7 a kind. That path
     # is marked deprecated in TensorFlow 2.21 (pinned); the parity check below
     # still holds every export to the Keras model.
-    with _absl_quiet():  # its deprecation note would land in the training report
+    with logger_level("absl", logging.ERROR):  # its deprecation note would land in the training report
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function or inference_function(model)])
     if kind != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -28,12 +28,8 @@ def _inference(model):
     return inference_function(model)
 
 
-def predict_probs(model, files, size: int, batch_size: int = 64) -> np.ndarray:
-    """A Keras model's probabilities on crop files, read as the Predictor reads them (``load_crops``)."""
-    return _probs(model, load_crops(list(files), size), batch_size)
-
-
-def _probs(model, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_probs(model, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """A Keras model's probabilities on crops (read as the Predictor reads them: ``load_crops``)."""
     parts = [np.asarray(_inference(model)(crops[i : i + batch_size])) for i in range(0, len(crops), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
 
@@ -123,7 +119,7 @@ def leave_one_style_out(frame: pd.DataFrame, params: Params, main_model, main_si
         y = test["y"].to_numpy()
         crops = {s: load_crops(test["file"], s) for s in {size, main_size}}  # read once for the three models
         scores = {
-            name: classification_metrics(y, _probs(model, crops[s]))
+            name: classification_metrics(y, predict_probs(model, crops[s]))
             for name, model, s in (("unseen", held_out, size), ("seen", control, size), ("main", main_model, main_size))
         }
         rows.append(

@@ -98,6 +98,12 @@ def build_model(model_cfg, augment_cfg, num_classes: int, seed: int = 0):
     return keras.Model(inputs, outputs, name=f"maskdet_{model_cfg.backbone}")
 
 
+def has_frozen_base(model_cfg) -> bool:
+    """Whether ``build_model`` gives this backbone a pretrained base that starts frozen
+    (the first training phase fits the head alone)."""
+    return model_cfg.backbone == "mobilenetv2"
+
+
 def set_trainable_top(model, layers: int) -> int:
     """Unfreeze the top ``layers`` layers of the MobileNetV2 base (BatchNorm stays frozen);
     returns how many layers are trainable."""

@@ -28,7 +28,7 @@ from maskdet.errors import MissingFileError
 from maskdet.io.atomic import atomic_path
 from maskdet.params import Params
 from maskdet.study.datasets import class_weights, image_dataset
-from maskdet.study.model import build_model, set_trainable_top
+from maskdet.study.model import build_model, has_frozen_base, set_trainable_top
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -129,7 +129,7 @@ def _frozen_validation(model, val_ds, val_y: np.ndarray):
     import keras
 
     extractor, head = _head_split(model)
-    features = np.concatenate([np.asarray(extractor(x, training=False)) for x, _ in val_ds])
+    features = _pooled(lambda x: extractor(x, training=False), val_ds, extractor.output_shape[-1])
 
     class FrozenValidation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -155,6 +155,12 @@ class FrozenFeatures:
         return FrozenFeatures(self.train[:, train_rows], self.val[val_rows], self.seconds)
 
 
+def _pooled(function, ds, width: int) -> np.ndarray:
+    """``function`` (crops to the base's pooled features) over every batch of ``ds``."""
+    parts = [np.asarray(function(x)) for x, _ in ds]
+    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+
+
 def _head_split(model):
     """(extractor, head) of a model with a frozen base: augmentation to pooling, and
     dropout plus dense, sharing the model's layers (training the head trains the model)."""
@@ -171,7 +177,7 @@ def frozen_features(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: 
     """The features the frozen phase trains the head on (see the module's note);
     None for a backbone without a frozen base (``small_cnn`` trains whole) or
     with ``train.frozen_copies`` 0 (the base runs on fresh augmentations every epoch)."""
-    if params.model.backbone != "mobilenetv2" or params.train.frozen_copies == 0:
+    if not has_frozen_base(params.model) or params.train.frozen_copies == 0:
         return None
     import tensorflow as tf
 
@@ -183,10 +189,10 @@ def frozen_features(train_frame: pd.DataFrame, val_frame: pd.DataFrame, params: 
     augmented = tf.function(lambda x: extractor(x, training=True), input_signature=spec)
     plain = tf.function(lambda x: extractor(x, training=False), input_signature=spec)
 
+    width = extractor.output_shape[-1]
+
     def run(function, frame, **kwargs):
-        ds = image_dataset(frame["file"], frame["y"], size, 64, **kwargs)
-        parts = [function(x).numpy() for x, _ in ds]
-        return np.concatenate(parts) if parts else np.zeros((0, extractor.output_shape[-1]), np.float32)
+        return _pooled(function, image_dataset(frame["file"], frame["y"], size, 64, **kwargs), width)
 
     copies = cfg.frozen_copies
     train = run(augmented, train_frame, seed=cfg.seed, look=cfg.augment, repeat=copies)
@@ -277,7 +283,7 @@ def _train(train_frame, val_frame, params, verbose, features, replicas: int, sta
         )
     else:
         _compile(model, cfg.learning_rate, cfg.lr_schedule, steps * cfg.epochs)
-        frozen_base = params.model.backbone == "mobilenetv2"
+        frozen_base = has_frozen_base(params.model)
         model.fit(
             train_ds,
             validation_data=None if frozen_base else val_ds,
