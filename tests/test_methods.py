@@ -77,4 +77,5 @@ def test_methods_paragraph_states_data_split_model_schedule_and_machine():
     assert f"up to {params.train.epochs} epochs" in text and f"top {params.train.fine_tune_layers} layers" in text
     assert "(epoch 17)" in text and "6.0 min on Test CPU (2 cores, CPU only)" in text
     assert "MIT" in text and "public domain" in text and "tensorflow 2.20.0" in text
-    assert "colour casts" in text and "flat-coloured" not in text  # the flat band is off by default
+    assert "colour casts" in text and "20% of crops with a flat-coloured lower part" in text  # the default band
+    assert "incorrectly worn masks zoomed in keep the chin" in text

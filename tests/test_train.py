@@ -129,22 +129,47 @@ def test_zoom_in_cuts_the_face_tight_and_zoom_out_frames_it_loose():
     the middle, up to 1 / (1 - zoom_in) times, and zoom_out only shrinks it."""
     import tensorflow as tf
 
-    from maskdet.params import AugmentParams
-    from maskdet.study.model import _augmentation
+    from maskdet.study.datasets import label_safe_zoom
 
-    still = dict(flip=False, rotation=0, translation=0, brightness=0, contrast=0)
-    square = np.zeros((1, 64, 64, 3), np.float32)
-    square[:, 24:40, 24:40] = 255.0  # 16 pixels wide, centred
+    square = np.zeros((64, 64, 3), np.float32)
+    square[24:40, 24:40] = 255.0  # 16 pixels wide, centred
 
-    def widths(cfg, draws=12):
-        layer = _augmentation(cfg, seed=1)
-        out = [layer(tf.constant(square), training=True).numpy()[0, 32, :, 0] for _ in range(draws)]
-        return np.array([(row > 127).sum() for row in out])
+    def widths(zoom_in, zoom_out, label=0):
+        out = [label_safe_zoom(square, tf.constant(label), zoom_in, zoom_out, tf.constant([s, 1])) for s in range(12)]
+        return np.array([(o.numpy()[32, :, 0] > 127).sum() for o in out])
 
-    tight = widths(AugmentParams(zoom_in=0.5, zoom_out=0.0, **still))
+    tight = widths(0.5, 0.0)
     assert tight.min() >= 15 and tight.max() > 20 and tight.max() <= 33
-    loose = widths(AugmentParams(zoom_in=0.0, zoom_out=0.5, **still))
+    loose = widths(0.0, 0.5)
     assert loose.max() <= 17 and loose.min() < 13
+    np.testing.assert_array_equal(label_safe_zoom(square, tf.constant(0), 0.0, 0.0, tf.constant([0, 1])), square)
+
+
+def test_a_zoomed_in_incorrect_crop_keeps_its_chin_and_the_others_zoom_around_the_middle():
+    """A mask under the chin sits at the bottom of the crop: zoomed around the
+    middle it left the picture and a bare-looking face was labelled incorrect.
+    mask_weared_incorrect crops keep their bottom row; the others lose as much
+    at the bottom as at the top; a zoom out reflects the crop's edge."""
+    import tensorflow as tf
+
+    from maskdet import LABELS
+    from maskdet.study.datasets import label_safe_zoom
+
+    rows = np.tile(np.arange(64, dtype=np.float32)[:, None, None], (1, 64, 3))  # each pixel holds its row
+    incorrect = LABELS.index("mask_weared_incorrect")
+    zoomed_in = 0
+    for s in range(20):
+        seed = tf.constant([s, 5])
+        centred = label_safe_zoom(rows, tf.constant(LABELS.index("with_mask")), 0.3, 0.2, seed).numpy()[:, 32, 0]
+        chin = label_safe_zoom(rows, tf.constant(incorrect), 0.3, 0.2, seed).numpy()[:, 32, 0]
+        top, bottom = centred[0], 63 - centred[-1]
+        assert abs(top - bottom) < 0.5  # the same cut at both ends (or the same reflected border)
+        if centred[1] > centred[0]:  # zoomed in (a zoom out starts with the reflected border, rows falling)
+            zoomed_in += top > 0.5
+            assert chin[-1] > 62.5 and chin[0] >= top  # the incorrect crop loses its brow instead
+        else:
+            np.testing.assert_allclose(chin, centred)  # zoomed out: the same for every label
+    assert zoomed_in >= 5
 
 
 def test_frozen_phase_epochs_cycle_through_the_augmented_copies():

@@ -113,6 +113,34 @@ def flat_band(image, label, share: float, seed):
     return tf.where(tf.logical_and(apply, below), colour * tf.ones_like(image), image)
 
 
+def label_safe_zoom(image, label, zoom_in: float, zoom_out: float, seed):
+    """One training crop (float RGB, square) zoomed by a factor drawn from
+    [1 - ``zoom_in``, 1 + ``zoom_out``] of its side, bilinear, reflected where
+    it zooms out: Keras' RandomZoom, except that it sees the label. A
+    ``mask_weared_incorrect`` crop zoomed in keeps its bottom edge (it loses
+    brow, not chin): zoomed around the centre, a mask under the chin left the
+    crop, and a face cut at the lips, bare to the eye, was labelled incorrect.
+    Real bare faces cropped at the lips were then called incorrect."""
+    import tensorflow as tf
+
+    from maskdet import LABELS
+
+    side = tf.cast(tf.shape(image)[0], tf.float32)
+    shown = 1.0 + tf.random.stateless_uniform((), seed, -zoom_in, zoom_out)  # share of the side shown
+    margin = tf.minimum(tf.cast(tf.math.ceil(side * zoom_out / 2.0), tf.int32) + 1, tf.shape(image)[0] - 1)
+    padded = tf.pad(image, [[margin, margin], [margin, margin], [0, 0]], mode="REFLECT")
+    keep_chin = tf.logical_and(label == LABELS.index("mask_weared_incorrect"), shown < 1.0)
+    centre_y = tf.where(keep_chin, side * (1.0 - shown / 2.0), side / 2.0)
+    # Sample i of the output at i + 0.5 of the shown span, in the padded crop's pixel-centre coordinates.
+    offset = tf.cast(margin, tf.float32) - 0.5 + 0.5 * shown
+    start_y, start_x = offset + centre_y - side * shown / 2.0, offset + side / 2.0 - side * shown / 2.0
+    span = (side - 1.0) * shown
+    full = tf.cast(tf.shape(padded)[0], tf.float32) - 1.0
+    box = tf.stack([start_y, start_x, start_y + span, start_x + span]) / full
+    size = tf.shape(image)[:2]
+    return tf.image.crop_and_resize(padded[None], box[None], [0], size, method="bilinear")[0]
+
+
 def image_dataset(
     files, labels, size: int, batch_size: int, shuffle: bool = False, seed: int = 0, look=None, repeat: int = 1
 ):
@@ -136,7 +164,8 @@ def image_dataset(
         ds = ds.repeat(repeat)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if look is not None and any((look.colour_cast, look.grayscale, look.blur, look.jpeg, look.flat_band)):
+    zooms = look is not None and (look.zoom_in > 0 or look.zoom_out > 0)
+    if look is not None and any((look.colour_cast, look.grayscale, look.blur, look.jpeg, look.flat_band, zooms)):
         # A seed per position from a seeded stream: with the shuffle each crop draws anew every epoch,
         # and a run repeats exactly.
         draws = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s % (2**31), tf.int32))
@@ -145,7 +174,10 @@ def image_dataset(
             image, label = item
             if look.flat_band > 0:
                 image = flat_band(image, label, look.flat_band, s + 1)  # its own draws: the look's stay as they were
-            return web_photo_look(image, look, s), label
+            image = web_photo_look(image, look, s)
+            if zooms:  # its own draws, after the look (as when the zoom was a layer of the model)
+                image = label_safe_zoom(image, label, look.zoom_in, look.zoom_out, s + 2)
+            return image, label
 
         ds = tf.data.Dataset.zip((ds, draws)).map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

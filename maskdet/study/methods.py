@@ -136,7 +136,10 @@ def _augmentation(augment) -> str:
     if a.rotation:
         parts.append(f"rotation up to {a.rotation:g} degrees")
     if a.zoom_in or a.zoom_out:
-        parts.append(f"zoom from {1 - a.zoom_in:g} to {1 + a.zoom_out:g} times the side")
+        parts.append(
+            f"zoom from {1 - a.zoom_in:g} to {1 + a.zoom_out:g} times the side "
+            "(incorrectly worn masks zoomed in keep the chin)"
+        )
     if a.translation:
         parts.append(f"shifts up to {a.translation:.0%} of the side")
     if a.brightness or a.contrast:

@@ -55,8 +55,7 @@ def _augmentation(cfg, seed: int):
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if cfg.rotation > 0:
         layers.append(keras.layers.RandomRotation(cfg.rotation / 360.0, fill_mode="reflect", seed=seed + 1))
-    if cfg.zoom_in > 0 or cfg.zoom_out > 0:  # Keras: negative zooms in
-        layers.append(keras.layers.RandomZoom((-cfg.zoom_in, cfg.zoom_out), fill_mode="reflect", seed=seed + 2))
+    # The zoom is drawn in the input pipeline, where the label is known (datasets.label_safe_zoom).
     if cfg.translation > 0:
         layers.append(
             keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect", seed=seed + 5)
