@@ -10,6 +10,10 @@ import pandas as pd
 from maskdet import LABELS
 from maskdet.errors import MissingFileError
 
+# The class whose evidence (a mask under the nose or on the chin) sits low in the
+# crop: the flat band never paints it, the zoom never cuts its bottom edge.
+INCORRECT = LABELS.index("mask_weared_incorrect")
+
 
 def read_manifest(root: Path) -> pd.DataFrame:
     """data/processed/manifest.csv with absolute paths in ``file`` and the label index in ``y``."""
@@ -100,8 +104,6 @@ def flat_band(image, label, share: float, seed):
     class, whose chin mask the band could hide."""
     import tensorflow as tf
 
-    from maskdet import LABELS
-
     seeds = tf.random.experimental.stateless_split(seed, 4)
     side = tf.shape(image)[0]
     top = side - tf.cast(tf.cast(side, tf.float32) * (0.1 + 0.25 * tf.random.stateless_uniform((), seeds[0])), tf.int32)
@@ -109,7 +111,7 @@ def flat_band(image, label, share: float, seed):
     colour = tf.clip_by_value(grey + tf.random.stateless_uniform((3,), seeds[2], -20.0, 20.0), 0.0, 255.0)
     below = tf.range(side)[:, None, None] >= top
     draw = tf.random.stateless_uniform((), seeds[3]) < share
-    apply = tf.logical_and(draw, label != LABELS.index("mask_weared_incorrect"))
+    apply = tf.logical_and(draw, label != INCORRECT)
     return tf.where(tf.logical_and(apply, below), colour * tf.ones_like(image), image)
 
 
@@ -123,13 +125,11 @@ def label_safe_zoom(image, label, zoom_in: float, zoom_out: float, seed):
     Real bare faces cropped at the lips were then called incorrect."""
     import tensorflow as tf
 
-    from maskdet import LABELS
-
     side = tf.cast(tf.shape(image)[0], tf.float32)
     shown = 1.0 + tf.random.stateless_uniform((), seed, -zoom_in, zoom_out)  # share of the side shown
     margin = tf.minimum(tf.cast(tf.math.ceil(side * zoom_out / 2.0), tf.int32) + 1, tf.shape(image)[0] - 1)
     padded = tf.pad(image, [[margin, margin], [margin, margin], [0, 0]], mode="REFLECT")
-    keep_chin = tf.logical_and(label == LABELS.index("mask_weared_incorrect"), shown < 1.0)
+    keep_chin = tf.logical_and(label == INCORRECT, shown < 1.0)
     centre_y = tf.where(keep_chin, side * (1.0 - shown / 2.0), side / 2.0)
     # Sample i of the output at i + 0.5 of the shown span, in the padded crop's pixel-centre coordinates.
     offset = tf.cast(margin, tf.float32) - 0.5 + 0.5 * shown

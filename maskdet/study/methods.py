@@ -9,6 +9,7 @@ import pandas as pd
 
 from maskdet import LABELS
 from maskdet.study.metrics import wilson_interval
+from maskdet.study.model import has_frozen_base
 
 DECIMALS = 3
 
@@ -179,7 +180,7 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
         f"The head was trained for up to {t.epochs} epochs with the base frozen (Adam, learning rate "
         f"{t.learning_rate:g}, {'cosine decay' if t.lr_schedule == 'cosine' else 'constant'})"
     )
-    if m.backbone == "mobilenetv2" and t.fine_tune_epochs:
+    if has_frozen_base(m) and t.fine_tune_epochs:
         schedule += (
             f", then the top {t.fine_tune_layers} layers of the base were fine-tuned for up to "
             f"{t.fine_tune_epochs} epochs at {t.fine_tune_learning_rate:g} (batch normalisation frozen)"
