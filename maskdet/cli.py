@@ -117,7 +117,25 @@ def _load_predictor(args):
     from maskdet.predict.predictor import Predictor
 
     settings = load_params(args.params, check_paths=False).predict
+    if args.incorrect_share is not None:  # none must reach the settings, which an override of None cannot
+        share = None if args.incorrect_share == "none" else args.incorrect_share
+        settings = type(settings).model_validate({**settings.model_dump(), "incorrect_share": share})
     return Predictor(args.model or project_root() / "models", settings, detector=args.detector, runtime=args.runtime)
+
+
+def _incorrect_share(text: str):
+    """--incorrect-share: a share strictly between 0 and 1, or none."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a share between 0 and 1 (e.g. 0.03), or none for the classifier's own probabilities"
+        )
+    return share
 
 
 def _cmd_predict(args) -> int:
@@ -245,7 +263,10 @@ def _cmd_evaluate(args) -> int:
     rows = crosseval.predict_rows(predictor, data, views, progress=not args.quiet)
     summary = crosseval.summarise(rows, data)
     summary.update(
-        model=str(args.model or "models"), detector=predictor.detector_name, detector_input=predictor.detector_input
+        model=str(args.model or "models"),
+        detector=predictor.detector_name,
+        detector_input=predictor.detector_input,
+        incorrect_share=predictor.incorrect_share,
     )
     if "scenes" in views:
         summary["scenes"] = crosseval.scene_scores(predictor, data)
@@ -307,6 +328,15 @@ def _predictor_options(p) -> None:
         default=None,
         help="classifier runtime: auto is the fastest TFLite export that passed parity in training "
         "(default: params.yaml predict.runtime)",
+    )
+    p.add_argument(
+        "--incorrect-share",
+        type=_incorrect_share,
+        default=None,
+        metavar="SHARE",
+        help="share of faces with a mask worn incorrectly to answer for: the probabilities are moved from "
+        "the classes' shares in training to this one by Bayes' rule; none: the classifier's own "
+        "(default: params.yaml predict.incorrect_share, 0.03 as in the public Kaggle 853-image set)",
     )
 
 

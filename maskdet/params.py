@@ -141,6 +141,9 @@ class PredictParams(_Section):
         return {"centerface": tuple(self.centerface_input), "ultralight": tuple(self.ultralight_input)}
 
     runtime: RuntimeName = "auto"  # auto: the fastest TFLite export that passed parity in training
+    # Share of faces with a mask worn incorrectly that the Predictor answers for
+    # (predict/prior.py); None: the classifier's own probabilities.
+    incorrect_share: float | None = Field(0.03, gt=0.0, lt=1.0)
 
 
 class Params(_Section):

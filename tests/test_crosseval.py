@@ -62,6 +62,8 @@ def test_two_class_folders_in_three_views_with_figures_and_an_mlflow_run(tiny, t
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = mlflow.get_run(printed["mlflow_run_id"])
     assert run.data.tags["model"] == str(model_dir) and run.data.tags["detector"] == "centerface"
+    # the prior it answered for
+    assert metrics["incorrect_share"] == 0.03 and run.data.tags["incorrect_share"] == "0.03"
     assert run.data.metrics["crops_accuracy"] == pytest.approx(metrics["crops"]["accuracy"])
 
 

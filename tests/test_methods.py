@@ -79,3 +79,6 @@ def test_methods_paragraph_states_data_split_model_schedule_and_machine():
     assert "MIT" in text and "public domain" in text and "tensorflow 2.20.0" in text
     assert "colour casts" in text and "20% of crops with a flat-coloured lower part" in text  # the default band
     assert "incorrectly worn masks zoomed in keep the chin" in text
+    assert "answers for a share of 0.03 of faces with a mask worn incorrectly" in text and "Bayes' rule" in text
+    own = parse_params({"predict": {"incorrect_share": None}})
+    assert "Bayes" not in methods_paragraph(own, manifest, {}, {}, {})  # the classifier's own probabilities

@@ -12,8 +12,10 @@ import pytest
 
 from maskdet import LABELS
 from maskdet.io import assets
+from maskdet.params import PredictParams
 from maskdet.predict.drawing import annotate
 from maskdet.predict.predictor import Predictor
+from maskdet.predict.prior import reweight
 from tests.helpers import ROOT, run_maskdet
 
 pytestmark = pytest.mark.slow
@@ -89,7 +91,37 @@ def test_predictor_sees_a_crop_exactly_as_evaluation_does(tiny):
         [[f.probs[k] for k in LABELS] for path in test["file"] for f in predictor.predict(path, crops_only=True).faces]
     )
     theirs = predict_probs(predictor.classifier.model, load_crops(test["file"], predictor.input_size))
-    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    np.testing.assert_allclose(ours, reweight(theirs, predictor.trained_prior, predictor.incorrect_share), atol=1e-5)
+
+
+def test_every_answer_is_at_the_incorrect_share_and_none_gives_the_classifiers_own(tiny, face_rgb):
+    """The Predictor moves the classifier's probabilities from the shares it was
+    trained on (a third each, recorded in metadata.json) to predict.incorrect_share
+    (0.03 by default); the CLI takes the share or none."""
+    _, model_dir, _ = tiny
+    crops = [face_rgb, face_rgb[::2, ::2], np.full((60, 50, 3), 90, np.uint8)]
+    own = Predictor(model_dir, PredictParams(incorrect_share=None)).classify(crops)
+    default = Predictor(model_dir)
+    assert default.incorrect_share == 0.03
+    np.testing.assert_allclose(default.trained_prior, np.full(3, 1 / 3), atol=1e-6)
+    ratio = np.where(np.array(LABELS) == "mask_weared_incorrect", 0.03, 0.97 / 2) * 3
+    np.testing.assert_allclose(default.classify(crops), own * ratio / (own * ratio).sum(1, keepdims=True), rtol=1e-5)
+
+    photo = assets.extract(assets.PORTRAIT_PHOTOS[0])
+    lines = {}
+    for share in ("none", "0.5"):
+        done = _predict(
+            ["--crops", "--format", "jsonl", "--runtime", "keras", "--incorrect-share", share, str(photo)], model_dir
+        )
+        assert done.returncode == 0, done.stderr
+        lines[share] = json.loads(done.stdout)["faces"][0]["probs"]
+    own_photo = Predictor(model_dir, PredictParams(incorrect_share=None), runtime="keras").predict(
+        photo, crops_only=True
+    )
+    assert lines["none"] == own_photo.faces[0].to_dict()["probs"]
+    assert lines["0.5"]["mask_weared_incorrect"] > lines["none"]["mask_weared_incorrect"]
+    refused = _predict(["--incorrect-share", "1.5", str(photo)], model_dir)
+    assert refused.returncode == 2 and "--incorrect-share: '1.5': expected a share between 0 and 1" in refused.stderr
 
 
 def test_annotate_draws_in_the_class_colour(model_dir):

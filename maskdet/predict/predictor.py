@@ -21,6 +21,7 @@ from maskdet.io.images import ImageError, load_rgb
 from maskdet.params import PredictParams, with_overrides
 from maskdet.predict.crops import padded_box, resize_crop
 from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
+from maskdet.predict.prior import reweight, training_prior
 
 _BLAS = ThreadpoolController()  # sees NumPy's OpenBLAS, loaded by now
 
@@ -179,6 +180,8 @@ class Predictor:
         self.runtime = trained if s.runtime == "auto" else s.runtime
         self.classifier = load_classifier(self.folder, self.metadata, self.runtime)
         self.input_size = int(self.metadata["input_size"])
+        self.trained_prior = training_prior(self.metadata)
+        self.incorrect_share = s.incorrect_share
         self.detector = make_detector(s.detector, s.score_threshold, detector_path, s.input_sizes().get(s.detector))
         self.detector_name = s.detector
         self.min_face = s.min_face
@@ -201,7 +204,8 @@ class Predictor:
         return twin
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities for face crops (RGB uint8, any size), one batch."""
+        """Class probabilities for face crops (RGB uint8, any size), one batch, at
+        the class prior of ``predict.incorrect_share`` (``predict.prior``)."""
         if not crops:
             return np.zeros((0, len(LABELS)), np.float32)
         # The resizes are small matrix products. OpenBLAS would run them on all
@@ -209,7 +213,7 @@ class Predictor:
         # classifier's own threads: 3.9 instead of 1.9 ms a face on 2 cores.
         with _BLAS.limit(limits=1, user_api="blas"):
             batch = np.stack([resize_crop(c, self.input_size) for c in crops])
-        return self.classifier(batch)
+        return reweight(self.classifier(batch), self.trained_prior, self.incorrect_share)
 
     def detect(self, rgb: np.ndarray) -> list:
         """Faces of at least ``min_face`` pixels. When none is found and

@@ -253,6 +253,7 @@ def log_run(summary: dict, files: list[Path], model: str, predictor) -> str:
         "detector": predictor.detector_name,
         "detector_input": predictor.detector_input,
         "runtime": predictor.runtime,
+        "incorrect_share": str(predictor.incorrect_share),
         "model_run_id": str(predictor.metadata.get("mlflow_run_id", "")),
     }
     if str(model).startswith("models:/"):

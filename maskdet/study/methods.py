@@ -209,7 +209,14 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
         f"Augmentation of the training crops: {_augmentation(t.augment)}. "
         + (f"Training took {seconds / 60:.1f} min on {metadata.get('hardware', 'a CPU')}. " if seconds else "")
         + f"Software: {software}. "
-        "Results are on the test split only (people unseen in training and validation), each crop read and "
+        + (
+            f"The predictor answers for a share of {params.predict.incorrect_share:g} of faces with a mask worn "
+            "incorrectly: it moves the classifier's probabilities from the classes' shares in training to that "
+            "prior by Bayes' rule (Saerens et al., 2002) before it decides. "
+            if params.predict.incorrect_share is not None
+            else ""
+        )
+        + "Results are on the test split only (people unseen in training and validation), each crop read and "
         "classified as the released predictor does it; intervals are 95 % Wilson score intervals over crops "
         "and, for the headline numbers, 95 % bootstrap intervals over people (whole people resampled, 2000 "
         "times).\n"

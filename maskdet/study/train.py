@@ -230,6 +230,7 @@ class TrainResult:
     seconds: float
     features_seconds: float = 0.0  # of ``seconds``: computing the frozen base's features
     replicas: int = 1  # devices that trained in step (train.strategy)
+    class_prior: dict[int, float] | None = None  # the class shares the loss saw (predict.prior)
 
 
 def train_classifier(
@@ -312,8 +313,25 @@ def _train(train_frame, val_frame, params, verbose, features, replicas: int, sta
     history = pd.DataFrame(logger.rows)
     history["best"] = history["val_loss"] == history["val_loss"].min()
     return TrainResult(
-        model, history, weights or {}, time.perf_counter() - started, features.seconds if features else 0.0, replicas
+        model,
+        history,
+        weights or {},
+        time.perf_counter() - started,
+        features.seconds if features else 0.0,
+        replicas,
+        loss_prior(train_y, weights),
     )
+
+
+def loss_prior(labels: np.ndarray, weights: dict[int, float] | None) -> dict[int, float]:
+    """The share of each class in the loss: its share of the training crops, times
+    its class weight, normalised (a third each with balancing weights). A
+    classifier's probabilities carry these shares; the Predictor moves them to
+    the ones it answers for (``predict.prior``)."""
+    mass = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    if weights:
+        mass *= np.array([weights.get(k, 1.0) for k in range(len(LABELS))])
+    return {k: float(v) for k, v in enumerate(mass / mass.sum())}
 
 
 def save_model(
@@ -340,6 +358,7 @@ def save_model(
             "best_val_loss": float(best["val_loss"]),
             "best_val_accuracy": float(best["val_accuracy"]),
             "class_weights": {LABELS[k]: v for k, v in result.class_weights.items()},
+            "class_prior": {LABELS[k]: round(v, 6) for k, v in (result.class_prior or {}).items()},
             "train_seconds": round(result.seconds, 1),
             "frozen_features_seconds": round(result.features_seconds, 1),
             "replicas": result.replicas,
