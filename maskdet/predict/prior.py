@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskdet import LABELS
+from maskdet import INCORRECT, LABELS
 from maskdet.errors import InputError
-
-INCORRECT = LABELS.index("mask_weared_incorrect")
 
 
 def training_prior(metadata: dict) -> np.ndarray:

@@ -7,12 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskdet import LABELS
+from maskdet import INCORRECT, LABELS
 from maskdet.errors import MissingFileError
-
-# The class whose evidence (a mask under the nose or on the chin) sits low in the
-# crop: the flat band never paints it, the zoom never cuts its bottom edge.
-INCORRECT = LABELS.index("mask_weared_incorrect")
 
 
 def read_manifest(root: Path) -> pd.DataFrame:
