@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskdet import LABELS
+from maskdet import INCORRECT, LABELS
 from maskdet.io.images import ImageError, encode_jpeg, load_rgb
 from maskdet.predict.drawing import HEX_COLOURS, annotate
 from maskdet.predict.frames import process_frame
@@ -247,6 +247,17 @@ def evaluation_figure(record: ModelRecord, name: str = "confusion_counts.png") -
         return None
 
 
+def _prior_line(predictor) -> str:
+    """The class prior the Predictor's probabilities are for (``predict.prior``)."""
+    trained = f"{predictor.trained_prior[INCORRECT]:.0%} in training"
+    if predictor.incorrect_share is None:
+        return f"the classifier's own probabilities ({trained} wear the mask incorrectly)"
+    return (
+        f"{predictor.incorrect_share:.0%} of faces with a mask worn incorrectly ({trained}; "
+        "predict.incorrect_share in params.yaml)"
+    )
+
+
 def _runtime_line(runtime: str, serving: dict) -> str:
     if runtime == "keras":
         return "Keras model (no TFLite export passed parity)" if serving else "Keras model"
@@ -281,6 +292,7 @@ def model_card(predictor: Predictor, record: ModelRecord) -> str:
         ("backbone", html.escape(str(meta.get("backbone", "-")))),
         ("classifier runtime", _runtime_line(predictor.runtime, serving)),
         ("detector", f"{predictor.detector_name}, input {predictor.detector_input}"),
+        ("answers for", _prior_line(predictor)),
         ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
         ("training params", html.escape(json.dumps(train))),
         ("commit", html.escape(str(meta.get("git_commit", "-")))),
