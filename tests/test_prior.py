@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from maskdet import LABELS
+from maskdet.errors import InputError
 from maskdet.predict.prior import reweight, target_prior, training_prior
 from maskdet.study.datasets import class_weights
 from maskdet.study.train import loss_prior
@@ -55,3 +56,5 @@ def test_the_loss_prior_is_a_third_each_under_balancing_weights_and_models_befor
     np.testing.assert_allclose(list(loss_prior(labels, class_weights(labels)).values()), THIRDS)
     np.testing.assert_allclose(list(loss_prior(labels, None).values()), np.bincount(labels) / 100)
     np.testing.assert_allclose(training_prior({}), THIRDS)
+    with pytest.raises(InputError, match="class_prior .*no class has a share above 0"):
+        training_prior({"class_prior": {"with_mask": 0.0}})

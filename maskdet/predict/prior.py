@@ -42,8 +42,7 @@ def target_prior(trained: np.ndarray, incorrect_share: float) -> np.ndarray:
     """``trained`` with the incorrect class at ``incorrect_share`` and the other two
     scaled to share the rest."""
     rest = np.delete(trained, INCORRECT)
-    rest = rest / rest.sum() * (1.0 - incorrect_share) if rest.sum() > 0 else rest
-    return np.insert(rest, INCORRECT, incorrect_share)
+    return np.insert(rest / rest.sum() * (1.0 - incorrect_share), INCORRECT, incorrect_share)
 
 
 def reweight(probs: np.ndarray, trained: np.ndarray, incorrect_share: float | None) -> np.ndarray:
