@@ -118,8 +118,8 @@ def _load_predictor(args):
 
     settings = load_params(args.params, check_paths=False).predict
     if args.incorrect_share is not None:  # none must reach the settings, which an override of None cannot
-        share = None if args.incorrect_share == "none" else args.incorrect_share
-        settings = type(settings).model_validate({**settings.model_dump(), "incorrect_share": share})
+        share = None if args.incorrect_share == "none" else args.incorrect_share  # checked by _incorrect_share
+        settings = settings.model_copy(update={"incorrect_share": share})
     return Predictor(args.model or project_root() / "models", settings, detector=args.detector, runtime=args.runtime)
 
 

@@ -4,14 +4,14 @@ from the shares a classifier was trained on to ``predict.incorrect_share``."""
 import numpy as np
 import pytest
 
-from maskdet import LABELS
+from maskdet import INCORRECT, LABELS
 from maskdet.errors import InputError
 from maskdet.predict.prior import reweight, target_prior, training_prior
 from maskdet.study.datasets import class_weights
 from maskdet.study.train import loss_prior
 
 THIRDS = np.full(3, 1 / 3)
-WITH, WITHOUT, INCORRECT = (LABELS.index(k) for k in ("with_mask", "without_mask", "mask_weared_incorrect"))
+WITH, WITHOUT = LABELS.index("with_mask"), LABELS.index("without_mask")
 
 
 def _probs(with_mask, without_mask, incorrect):

@@ -152,16 +152,15 @@ def test_a_zoomed_in_incorrect_crop_keeps_its_chin_and_the_others_zoom_around_th
     at the bottom as at the top; a zoom out reflects the crop's edge."""
     import tensorflow as tf
 
-    from maskdet import LABELS
+    from maskdet import INCORRECT, LABELS
     from maskdet.study.datasets import label_safe_zoom
 
     rows = np.tile(np.arange(64, dtype=np.float32)[:, None, None], (1, 64, 3))  # each pixel holds its row
-    incorrect = LABELS.index("mask_weared_incorrect")
     zoomed_in = 0
     for s in range(20):
         seed = tf.constant([s, 5])
         centred = label_safe_zoom(rows, tf.constant(LABELS.index("with_mask")), 0.3, 0.2, seed).numpy()[:, 32, 0]
-        chin = label_safe_zoom(rows, tf.constant(incorrect), 0.3, 0.2, seed).numpy()[:, 32, 0]
+        chin = label_safe_zoom(rows, tf.constant(INCORRECT), 0.3, 0.2, seed).numpy()[:, 32, 0]
         top, bottom = centred[0], 63 - centred[-1]
         assert abs(top - bottom) < 0.5  # the same cut at both ends (or the same reflected border)
         if centred[1] > centred[0]:  # zoomed in (a zoom out starts with the reflected border, rows falling)
