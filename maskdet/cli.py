@@ -268,10 +268,12 @@ def _cmd_evaluate(args) -> int:
         detector_input=predictor.detector_input,
         incorrect_share=predictor.incorrect_share,
     )
+    scene_rows = None
     if "scenes" in views:
-        summary["scenes"] = crosseval.scene_scores(predictor, data)
+        summary["scenes"], scene_rows = crosseval.scene_scores(predictor, data, progress=not args.quiet)
+        print(crosseval.scene_line(summary["scenes"], data.labels), file=sys.stderr)
     out = Path(args.out) if args.out else project_root() / "reports" / "crosseval"
-    files = crosseval.write_outputs(out, rows, summary, data)
+    files = crosseval.write_outputs(out, rows, summary, data, scene_rows=scene_rows)
     if not args.no_mlflow:
         summary["mlflow_run_id"] = crosseval.log_run(summary, files, args.model or "models", predictor)
     print(json.dumps(summary, indent=2))

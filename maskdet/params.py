@@ -125,12 +125,26 @@ RuntimeName = Literal["auto", "keras", "float32", "float16", "int8"]
 RUNTIME_NAMES = get_args(RuntimeName)
 
 
+class PhotoParams(_Section):
+    """How the Predictor looks at a still photo (CLI, dashboard uploads, served
+    model, evaluation). Video and webcam frames keep the fast settings of the
+    predict section (``min_face``, ``<detector>_input``)."""
+
+    # The detector sees the photo at this many times its own size: street photos
+    # hold faces of 10-20 px, which the detectors miss at 1x (README, Real scenes).
+    scale: float = Field(2.0, ge=0.25, le=4.0)
+    # Cap on the detector's input (width x height): a larger photo is seen shrunk to it.
+    max_pixels: int = Field(2_000_000, ge=65_536, le=16_000_000)
+    min_face: int = Field(4, ge=1)  # pixels, shorter side of the detector's box, in the photo
+
+
 class PredictParams(_Section):
     """The Predictor used by the CLI, the dashboard, the served model and the scene evaluation."""
 
     detector: DetectorName = "centerface"
     score_threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own
-    min_face: int = Field(20, ge=1)  # pixels, shorter side of the detector's box
+    min_face: int = Field(20, ge=1)  # video and webcam frames: pixels, shorter side of the detector's box
+    photo: PhotoParams = PhotoParams()
     closeup_retry: bool = True  # no face found: look again at the image shrunk into a frame twice its size
     # Width and height the image is fitted into for each detector that takes a size (BlazeFace is fixed at 192x192).
     centerface_input: list[Annotated[int, Field(ge=64, le=2048)]] = Field([320, 240], min_length=2, max_length=2)

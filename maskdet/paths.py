@@ -13,6 +13,9 @@ from pathlib import Path
 from maskdet.errors import MissingFileError
 
 ROOT_MARKER = "dvc.yaml"
+# Under data/processed: the training photos of a VOC set, written by the data
+# stage, read by training to fit the detector's box correction.
+TRAIN_SCENES = "scenes_train"
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from maskdet.io import assets
@@ -76,7 +77,14 @@ def test_voc_scenes_give_crops_and_detection_scores(tiny, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads(done.stdout)
     assert metrics["kind"] == "voc" and metrics["crops"]["n"] == metrics["faces"] > 0
-    assert 0 < metrics["scenes"]["recall"] <= 1 and "map50" in metrics["scenes"]
+    scenes = metrics["scenes"]
+    assert 0 < scenes["recall"] <= scenes["recall_iou30"] <= 1 and scenes["map50"] <= scenes["map30"]
+    assert sum(v for k, v in scenes.items() if k.startswith("faces_")) == scenes["faces"]
+    # AP per class and at both IoUs on one line of the terminal
+    assert f"mAP@0.5 {scenes['map50']:.3f}" in done.stderr and "mAP@0.3" in done.stderr
+    answers = pd.read_csv(out / "scene_predictions.csv")
+    assert len(answers) and {"x1", "y1", "x2", "y2", "label", "score", "true_label", "true_box"} <= set(answers)
+    assert (out / "scenes_pr.png").stat().st_size > 0 and (out / "scenes_recall_by_size.png").stat().st_size > 0
     assert not (tmp_path / "mlflow.db").exists()
 
 

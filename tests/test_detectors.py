@@ -63,7 +63,7 @@ def test_ultralight_at_smaller_inputs_finds_the_same_faces(group_rgb, size):
     found = small(group_rgb)
     assert len(found) == len(native) == 3
     assert (iou_matrix([d.box for d in found], [d.box for d in native]).max(axis=1) > 0.6).all()
-    assert len(small.priors) < 17640  # fewer anchors: the speed comes from there
+    assert len(small.priors(small.input_size)) < 17640  # fewer anchors: the speed comes from there
 
 
 def test_ultralight_priors_equal_the_published_graphs_constants():

@@ -316,9 +316,9 @@ def test_predictor_takes_the_predict_section_whole_and_checks_its_overrides(mode
 
     settings = PredictParams(score_threshold=0.55, min_face=33, ultralight_input=[320, 240], closeup_retry=False)
     predictor = Predictor(model_dir, settings, detector="ultralight", runtime="keras")
-    assert (predictor.detector_name, predictor.runtime, predictor.min_face) == ("ultralight", "keras", 33)
+    assert (predictor.detector_name, predictor.runtime, predictor.settings.min_face) == ("ultralight", "keras", 33)
     assert predictor.detector.score_threshold == 0.55 and predictor.detector_input == "320x240"
-    assert predictor.closeup_retry is False
+    assert predictor.settings.closeup_retry is False
     twin = predictor.with_detector("centerface")
     assert twin.detector.score_threshold == 0.55 and twin.detector_input == "320x240"  # centerface_input's default
     assert twin.settings.min_face == 33 and twin.classifier is predictor.classifier

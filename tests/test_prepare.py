@@ -150,3 +150,35 @@ def test_voc_layout_crops_clips_and_reports(tmp_path, voc_set):
     crop = Image.open(tmp_path / "processed" / next(r["path"] for r in rows if r["label"] == "with_mask"))
     x1, y1, x2, y2 = (v // 2 for v in GROUP_FACES[1])
     assert crop.width == pytest.approx((x2 - x1) * 1.2, abs=2)
+
+
+def test_a_voc_street_set_keeps_small_faces_and_its_training_photos(tmp_path, group_rgb):
+    """Faces of 12 to 60 px in twelve photos of the same three people: with a
+    small ``min_size`` every face becomes a crop, the photos form one group
+    (near duplicates of each other), and the photos of the training side are
+    kept whole with their boxes, for the detector's box correction. (A rare
+    class on every side: test_small_faces.)"""
+    from maskdet.study.scenes import read_scenes
+    from tests.test_small_faces import street_photo
+
+    root = tmp_path / "street"
+    for i, width in enumerate((12, 16, 20, 24, 30, 36, 40, 44, 48, 52, 56, 60)):
+        photo, boxes = street_photo(group_rgb, width, size=(640, 480))
+        save(root / "images" / f"p{i}.png", photo)
+        rare = "mask_weared_incorrect" if i % 4 == 0 else "without_mask"
+        write_voc(
+            root / "annotations" / f"p{i}.xml",
+            f"p{i}.png",
+            photo.shape,
+            [VocObject("with_mask", boxes[0]), VocObject(rare, boxes[1]), VocObject("with_mask", boxes[2])],
+        )
+    report, rows = _run(tmp_path, _params(root, "voc", min_size=8))
+    assert report["kept"] == 36 and not report["dropped"]
+    assert min(int(r["width"]) for r in rows) < 16  # a 12-px face, padded, is data
+    assert len({r["group"] for r in rows}) == 1 and {r["split"] for r in rows} == {"train"}
+    train_photos = {r["photo"] for r in rows if r["split"] == "train"}
+    kept = {p.stem for p in (tmp_path / "processed" / "scenes_train" / "images").iterdir()}
+    assert kept == train_photos and report["train_scenes"] == len(train_photos)
+    assert report["test_scenes"] == 0
+    scenes = read_scenes(tmp_path / "processed" / "scenes_train")
+    assert sum(len(s.objects) for s in scenes) == 36 and not any(o.difficult for s in scenes for o in s.objects)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from maskdet import LABELS
 from maskdet.io.images import ImageError, load_rgb, write_jpeg
 from maskdet.params import Params
-from maskdet.paths import resolve
+from maskdet.paths import TRAIN_SCENES, resolve
 from maskdet.data.readers import READERS, Item, ReadResult
 from maskdet.data.split import SPLITS, connected_groups, split_by_group
 from maskdet.io.atomic import atomic_path, write_json_atomic
@@ -115,15 +115,15 @@ def _links(item: Item) -> tuple[str | None, str | None]:
     return (f"person:{item.person}" if item.person else None, f"photo:{item.photo}" if item.photo else None)
 
 
-def _write_scenes(folder: Path, read: ReadResult, split_of_key: dict[str, str]) -> int:
-    """Copy the scenes that show test faces; faces of people outside the test
-    split are marked difficult, which VOC evaluation ignores."""
+def _write_scenes(folder: Path, read: ReadResult, split_of_key: dict[str, str], split: str = "test") -> int:
+    """Copy the scenes that show faces of ``split``; faces of people outside it
+    are marked difficult, which VOC evaluation ignores."""
     written = 0
     for scene in read.scenes:
         objects = []
         for obj in scene.objects:
             key = f"person:{obj.person}" if obj.person else f"photo:{scene.image.stem}"
-            objects.append(type(obj)(obj.label, obj.box, split_of_key.get(key) != "test", obj.person, obj.style))
+            objects.append(type(obj)(obj.label, obj.box, split_of_key.get(key) != split, obj.person, obj.style))
         if all(o.difficult for o in objects):
             continue
         (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -179,6 +179,8 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
             writer.writeheader()
             writer.writerows(rows)
         report["test_scenes"] = _write_scenes(tmp / "scenes", read, split_of_key)
+        if cfg.source == "voc":  # hand-drawn boxes: the detector's box correction is fitted on them in training
+            report["train_scenes"] = _write_scenes(tmp / TRAIN_SCENES, read, split_of_key, "train")
         counts = Counter((r["split"], r["label"]) for r in rows)
         report["counts"] = {s: {label: counts[(s, label)] for label in LABELS} for s in SPLITS}
         report["groups"] = {s: len({r["group"] for r in rows if r["split"] == s}) for s in SPLITS}

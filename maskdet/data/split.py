@@ -4,7 +4,9 @@ Items that share a person, a source photo or a near-duplicate group form one
 group (connected components over those links), and a group is never cut:
 every item of it lands in the same split. Groups are then placed one at a
 time, largest first, where they bring the per-class counts closest to the
-target fractions.
+target fractions, each class's miss counted relative to its size: a rare
+class (86 incorrectly worn masks beside 2,248 masks on a real VOC set) lands
+on every side instead of being outweighed by the common ones.
 """
 
 from __future__ import annotations
@@ -67,12 +69,13 @@ def split_by_group(labels: Sequence[str], groups: Sequence[Hashable], fractions:
     total = Counter(labels)
     target = {s: np.array([fractions[s] * total[c] for c in classes]) for s in SPLITS}
     current = {s: np.zeros(len(classes)) for s in SPLITS}
+    weight = np.array([1.0 / total[c] for c in classes])  # a miss of one face counts more in a small class
     placed: dict[Hashable, str] = {}
     for g in order:
         counts = np.array([members[g][c] for c in classes], dtype=float)
 
         def cost_if(split: str) -> float:
-            return sum(float(np.sum(((current[s] + (counts if s == split else 0)) - target[s]) ** 2))
+            return sum(float(np.sum(weight * ((current[s] + (counts if s == split else 0)) - target[s]) ** 2))
                        for s in SPLITS)
 
         best = min((s for s in SPLITS if fractions[s] > 0), key=cost_if)

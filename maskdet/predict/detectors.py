@@ -86,7 +86,7 @@ class UltraLightDetector:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         heads = ultralight_heads(model_path or assets.extract(self.weights))
         self.net = cv2.dnn.readNetFromONNX(np.frombuffer(heads, np.uint8))
-        self.priors = self.make_priors(*self.input_size)
+        self._priors = {self.input_size: self.make_priors(*self.input_size)}
         self._lock = threading.Lock()  # a cv2.dnn net holds its input and outputs: one call at a time
 
     @classmethod
@@ -102,24 +102,34 @@ class UltraLightDetector:
                 rows.extend((cx, cy, side / width, side / height) for side in sides)
         return np.clip(np.array(rows, np.float32), 0.0, 1.0)
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+    def priors(self, size: tuple[int, int]) -> np.ndarray:
+        """The anchors for an input ``size``, kept for the last few sizes (photos
+        come in many sizes; a server must not keep one set per size for ever)."""
+        if size not in self._priors:
+            if len(self._priors) >= 8:
+                self._priors.pop(next(iter(self._priors)))
+            self._priors[size] = self.make_priors(*size)
+        return self._priors[size]
+
+    def __call__(self, rgb: np.ndarray, input_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Faces in ``rgb``, seen at ``input_size`` (default: the detector's own)."""
         h, w = rgb.shape[:2]
-        blob = cv2.dnn.blobFromImage(
-            cv2.resize(rgb, self.input_size), 1 / 128, self.input_size, (127, 127, 127), swapRB=False
-        )
+        size = tuple(int(v) for v in input_size) if input_size else self.input_size
+        blob = cv2.dnn.blobFromImage(cv2.resize(rgb, size), 1 / 128, size, (127, 127, 127), swapRB=False)
         with self._lock:
             self.net.setInput(blob)
             heads = {out.shape[-1]: out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
         logits, locations = heads[2], heads[4]  # (background, face) logits; box regressions
-        if len(logits) != len(self.priors):
+        all_priors = self.priors(size)
+        if len(logits) != len(all_priors):
             raise InputError(
-                f"Ultra-Light input {self.input_size}: the network gave {len(logits)} anchors, "
-                f"the priors {len(self.priors)}; use a size the model supports (e.g. 640x480)"
+                f"Ultra-Light input {size}: the network gave {len(logits)} anchors, "
+                f"the priors {len(all_priors)}; use a size the model supports (e.g. 640x480)"
             )
         logits = logits - logits.max(axis=1, keepdims=True)
         scores = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)  # softmax, face column
         keep = scores >= self.score_threshold
-        loc, priors = locations[keep], self.priors[keep]
+        loc, priors = locations[keep], all_priors[keep]
         centres = loc[:, :2] * self.center_variance * priors[:, 2:] + priors[:, :2]
         sides = np.exp(loc[:, 2:] * self.size_variance) * priors[:, 2:]
         boxes = np.column_stack([centres - sides / 2, centres + sides / 2])
@@ -195,7 +205,8 @@ class BlazeFaceDetector:
         self.anchors = np.column_stack([xs.ravel(), ys.ravel()])
         self._lock = threading.Lock()  # a LiteRT interpreter is not thread-safe: one call at a time
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+    def __call__(self, rgb: np.ndarray, input_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Faces in ``rgb``. ``input_size`` is ignored: the model's input is fixed at 192x192."""
         h, w = rgb.shape[:2]
         # The image keeps its aspect ratio, centred on a black square.
         x, scale, left, top = letterbox(rgb, self.input_side, self.input_side)
@@ -254,9 +265,11 @@ class CenterFaceDetector:
         )
         self._input = self.session.get_inputs()[0].name
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+    def __call__(self, rgb: np.ndarray, input_size: tuple[int, int] | None = None) -> list[Detection]:
+        """Faces in ``rgb``, fitted into ``input_size`` (default: the detector's own)."""
         h, w = rgb.shape[:2]
-        scale = min(self.input_size[0] / w, self.input_size[1] / h)
+        fit = input_size or self.input_size
+        scale = min(fit[0] / w, fit[1] / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         canvas = np.zeros((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), np.float32)
         canvas[:nh, :nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -291,6 +304,15 @@ def centerface_graph(path: Path) -> bytes:
         out_dims[0].dim_value = 1
         out_dims[2].dim_param, out_dims[3].dim_param = "rows", "cols"
     return model.SerializeToString()
+
+
+def photo_input(width: int, height: int, scale: float, max_pixels: int) -> tuple[int, int]:
+    """The detector input for a still photo: the photo at ``scale`` times its own
+    size, shrunk to ``max_pixels`` where that is more. A street photo's faces
+    are often 10-20 px wide, smaller than the detectors find reliably; grown
+    twice, most are found (README, Real scenes)."""
+    factor = min(scale, (max_pixels / (width * height)) ** 0.5)
+    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def detect_zoomed_out(detector, rgb: np.ndarray, factor: float = 2.0, fill: int = 128) -> list[Detection]:

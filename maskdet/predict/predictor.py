@@ -19,8 +19,16 @@ from maskdet import LABELS
 from maskdet.errors import InputError, MissingFileError
 from maskdet.io.images import ImageError, load_rgb
 from maskdet.params import PredictParams, with_overrides
+from maskdet.predict.boxfit import BoxCorrection
 from maskdet.predict.crops import padded_box, resize_crop
-from maskdet.predict.detectors import BlazeFaceDetector, CenterFaceDetector, UltraLightDetector, detect_zoomed_out
+from maskdet.predict.detectors import (
+    BlazeFaceDetector,
+    CenterFaceDetector,
+    Detection,
+    UltraLightDetector,
+    detect_zoomed_out,
+    photo_input,
+)
 from maskdet.predict.prior import reweight, training_prior
 
 _BLAS = ThreadpoolController()  # sees NumPy's OpenBLAS, loaded by now
@@ -144,6 +152,23 @@ def model_folder(model: str | Path) -> Path:
     return found[0].parent
 
 
+def detect_faces(detector, rgb: np.ndarray, settings: PredictParams, photo: bool = True) -> list[Detection]:
+    """Faces in a still photo (``photo``: seen at ``settings.photo.scale`` times
+    its size, faces of ``photo.min_face`` pixels and up) or in a video frame
+    (fitted into the detector's fast input, ``min_face`` and up). When none is
+    found and ``closeup_retry`` is on, the detector looks again, at its fast
+    input, at the image centred in a frame twice its size: a face that fills
+    the picture is found there (a second detection, on images without a face
+    only)."""
+    h, w = rgb.shape[:2]
+    size = photo_input(w, h, settings.photo.scale, settings.photo.max_pixels) if photo else None
+    min_face = settings.photo.min_face if photo else settings.min_face
+    found = [d for d in detector(rgb, input_size=size) if min(d.width, d.height) >= min_face]
+    if not found and settings.closeup_retry:
+        found = [d for d in detect_zoomed_out(detector, rgb) if min(d.width, d.height) >= settings.min_face]
+    return found
+
+
 class Predictor:
     """Detect and classify faces: the one implementation that the CLI, the
     dashboard and the served model share. Loads everything once; a call builds
@@ -184,8 +209,8 @@ class Predictor:
         self.incorrect_share = s.incorrect_share
         self.detector = make_detector(s.detector, s.score_threshold, detector_path, s.input_sizes().get(s.detector))
         self.detector_name = s.detector
-        self.min_face = s.min_face
-        self.closeup_retry = s.closeup_retry
+        correction = self.metadata.get("box_correction")
+        self.box_correction = BoxCorrection.from_dict(correction) if correction else None
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 
     @property
@@ -215,22 +240,23 @@ class Predictor:
             batch = np.stack([resize_crop(c, self.input_size) for c in crops])
         return reweight(self.classifier(batch), self.trained_prior, self.incorrect_share)
 
-    def detect(self, rgb: np.ndarray) -> list:
-        """Faces of at least ``min_face`` pixels. When none is found and
-        ``closeup_retry`` is on, the detector looks again at the image centred
-        in a frame twice its size: a face that fills the picture is found
-        there (costs a second detection on frames without a face only)."""
-        found = [d for d in self.detector(rgb) if min(d.width, d.height) >= self.min_face]
-        if not found and self.closeup_retry:
-            found = [d for d in detect_zoomed_out(self.detector, rgb) if min(d.width, d.height) >= self.min_face]
-        return found
+    def detect(self, rgb: np.ndarray, photo: bool = True) -> list:
+        """The faces ``detect_faces`` keeps, in the annotators' box shape where the
+        model carries a correction for this detector (``predict.boxfit``)."""
+        found = detect_faces(self.detector, rgb, self.settings, photo)
+        if self.box_correction is None or self.box_correction.detector != self.detector_name:
+            return found
+        h, w = rgb.shape[:2]
+        return [Detection(self.box_correction.apply(d.box, w, h), d.score) for d in found]
 
-    def faces(self, rgb: np.ndarray, crops_only: bool = False) -> list[Face]:
+    def faces(self, rgb: np.ndarray, crops_only: bool = False, photo: bool = True) -> list[Face]:
+        """The faces of ``rgb``, found as ``detect`` does (``photo`` False for a
+        video frame) or, with ``crops_only``, the whole image as one face."""
         h, w = rgb.shape[:2]
         if crops_only:
             boxes, scores = [(0, 0, w, h)], [1.0]
         else:
-            found = self.detect(rgb)
+            found = self.detect(rgb, photo)
             boxes, scores = [d.box for d in found], [d.score for d in found]
         crops = []
         for box in boxes:

@@ -187,13 +187,15 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
 
     data_report = json.loads((root / "reports" / "data_validation.json").read_text())
     test = frame[frame["split"] == "test"]
-    people = test["person"].nunique() if "person" in test else 0
+    if methods.has_people(test):
+        whose, units = f" of {test['person'].nunique()} people unseen in training", "people"
+    else:
+        whose, units = f" in {test['group'].nunique()} photo groups unseen in training", "photo groups"
     caption = (
-        f"Results on the test split ({len(test)} crops"
-        + (f" of {people} people unseen in training" if people else "")
+        f"Results on the test split ({len(test)} crops{whose}"
         + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")
         + "). Shares with a 95 % Wilson interval over crops, and the headline test numbers with a 95 % "
-        + "bootstrap interval over people (whole people resampled: crops of one person are not independent)."
+        + f"bootstrap interval over {units} (whole {units} resampled: crops of one of them are not independent)."
     )
     table = methods.results_table(metrics)
     paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())

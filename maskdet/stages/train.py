@@ -12,12 +12,15 @@ import pandas as pd
 
 from maskdet import LABELS
 from maskdet.params import Params
+from maskdet.paths import TRAIN_SCENES
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
 from maskdet.stages.workspace import workspace
 from maskdet.study import plots
+from maskdet.study.boxes import fit_on_scenes
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.export import build_exports
+from maskdet.study.scenes import read_scenes
 from maskdet.study.tracking import hardware, provenance, stage_run
 from maskdet.study.train import save_model, train_classifier
 
@@ -138,7 +141,12 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
             }
         )
         mlflow.set_tag("serving_runtime", serving["runtime"])
-        save_model(result, out, params, prov, exports, {"serving": serving, "hardware": hardware()})
+        correction = _box_correction(root, params)
+        if correction is not None:
+            mlflow.log_dict(correction, "model/box_correction.json")
+            mlflow.log_metric("box_correction_pairs", float(correction["pairs"]))
+        extra = {"serving": serving, "hardware": hardware(), "box_correction": correction}
+        save_model(result, out, params, prov, exports, extra)
         mlflow.log_artifact(str(out / "metadata.json"), "model")
     # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
     # plot file they would change on every run of an otherwise identical training.
@@ -158,6 +166,15 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         "layers_shown": _layers_shown(layers),
         "captions": _captions(result, frame, layers, params),
     }
+
+
+def _box_correction(root: Path, params: Params) -> dict | None:
+    """The detector's box correction fitted on the training photos of a VOC set
+    (``maskdet.study.boxes``); None for data without hand-drawn scene boxes."""
+    folder = root / "data" / "processed" / TRAIN_SCENES
+    scenes = read_scenes(folder) if folder.is_dir() else []
+    correction = fit_on_scenes(params.predict, scenes, progress=True) if scenes else None
+    return correction.to_dict() if correction is not None else None
 
 
 def _best_epoch(history: pd.DataFrame) -> int:

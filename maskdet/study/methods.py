@@ -119,13 +119,24 @@ def to_markdown(table: pd.DataFrame, caption: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def has_people(manifest: pd.DataFrame) -> bool:
+    """Whether every crop names its person (the built-in set does; VOC scenes and class folders do not)."""
+    return "person" in manifest and bool(len(manifest)) and manifest["person"].fillna("").astype(str).ne("").all()
+
+
 def _counts(manifest: pd.DataFrame) -> str:
+    people = has_people(manifest)
     parts = []
     for split in ("train", "val", "test"):
         rows = manifest[manifest["split"] == split]
         by_class = ", ".join(f"{(rows['label'] == label).sum()} {label}" for label in LABELS)
-        people = f" of {rows['person'].nunique()} people" if "person" in rows and rows["person"].notna().any() else ""
-        parts.append(f"{split} {len(rows)} crops{people} ({by_class})")
+        if people:
+            whose = f" of {rows['person'].nunique()} people"
+        elif "photo" in rows and rows["photo"].fillna("").astype(str).ne("").any():
+            whose = f" from {rows['photo'].nunique()} photos in {rows['group'].nunique()} groups"
+        else:
+            whose = f" in {rows['group'].nunique()} groups" if "group" in rows else ""
+        parts.append(f"{split} {len(rows)} crops{whose} ({by_class})")
     return "; ".join(parts)
 
 
@@ -193,6 +204,7 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
     best = metadata.get("best_epoch")
     seconds = metadata.get("train_seconds")
     software = ", ".join(f"{k} {v}" for k, v in versions.items())
+    units = "people" if has_people(manifest) else "photo groups"
     return (
         "**Methods.** "
         f"Data: {DATA_SOURCES.get(d.source, d.source)}. After validation and de-duplication "
@@ -216,8 +228,8 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
             if params.predict.incorrect_share is not None
             else ""
         )
-        + "Results are on the test split only (people unseen in training and validation), each crop read and "
+        + f"Results are on the test split only ({units} unseen in training and validation), each crop read and "
         "classified as the released predictor does it; intervals are 95 % Wilson score intervals over crops "
-        "and, for the headline numbers, 95 % bootstrap intervals over people (whole people resampled, 2000 "
+        f"and, for the headline numbers, 95 % bootstrap intervals over {units} (whole {units} resampled, 2000 "
         "times).\n"
     )

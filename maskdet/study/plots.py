@@ -231,3 +231,25 @@ def confusion_counts(table: pd.DataFrame, title: str):
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def scene_pr_curves(curves: dict[str, tuple], title: str):
+    """Precision against recall per class on scenes: ``curves[label] = (recall, precision, ap)``."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for label, (recall, precision, ap) in curves.items():
+        ax.plot(recall, precision, label=f"{label} (AP {ap:.2f})", color=PALETTE.get(label))
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def recall_by_size(scores: dict, title: str):
+    """Bars of detection recall per face-width bin (``recall_<bin>`` and ``faces_<bin>`` in ``scores``)."""
+    bins = [k.removeprefix("recall_") for k in scores if k.startswith("recall_") and f"faces_{k[7:]}" in scores]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bars = ax.bar(bins, [scores[f"recall_{b}"] for b in bins], color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{scores[f'recall_{b}']:.2f}\n{scores[f'faces_{b}']} faces" for b in bins], fontsize=7)
+    ax.set(ylim=(0, 1.25), xlabel="face width (pixels)", ylabel="faces found", title=title)
+    fig.tight_layout()
+    return fig

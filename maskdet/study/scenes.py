@@ -115,15 +115,34 @@ def detection_recall(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, float], pd.DataFrame]:
-    """Detection precision / recall at IoU 0.5 and AP@0.5 per class from the
-    Predictor's answers (one ``Prediction`` per scene, in order). Returns the
-    scalars and one row per prediction (for the figures)."""
+# Face widths (pixels) at which recall is reported: the Kaggle set's median face
+# is 23 px wide and 4 in 10 are under 20; COCO's small / medium / large split
+# at 32 and 96 px (of area's square root) would put most of them in one bin.
+SIZE_BINS = (0, 12, 16, 24, 32, 64, 96, float("inf"))
+
+
+def size_bin(width: float) -> str:
+    """The name of the SIZE_BINS bin of a face ``width`` px wide: "<12", "12-16", ..., "96+"."""
+    k = int(np.searchsorted(SIZE_BINS, width, side="right")) - 1
+    low, high = SIZE_BINS[k], SIZE_BINS[k + 1]
+    return f"<{high:g}" if low == 0 else (f"{low:g}+" if high == float("inf") else f"{low:g}-{high:g}")
+
+
+def scene_metrics(scenes: list[Scene], predictions: list, iou: float = 0.5) -> tuple[dict[str, float], pd.DataFrame]:
+    """Detection precision / recall and AP per class (``ap50_<label>``, ``map50``
+    at IoU 0.5; ``ap30_...`` at 0.3) at ``iou`` from the
+    Predictor's answers (one ``Prediction`` per scene, in order), with recall
+    by face width (``recall_<bin>``, SIZE_BINS). Returns the scalars and one
+    row per prediction, its box and the face it matched (for the figures and
+    the predictions file)."""
     rows, faces = [], []
     for scene, pred in zip(scenes, predictions):
         boxes, scores = [f.box for f in pred.faces], [f.score for f in pred.faces]
-        matched, taken = match(scene.objects, boxes, scores)
-        faces += [{"label": t.label, "difficult": t.difficult, "found": hit} for t, hit in zip(scene.objects, taken)]
+        matched, taken = match(scene.objects, boxes, scores, iou)
+        faces += [
+            {"label": t.label, "difficult": t.difficult, "found": hit, "size": size_bin(t.box[2] - t.box[0])}
+            for t, hit in zip(scene.objects, taken)
+        ]
         for face, j in zip(pred.faces, matched):
             truth = scene.objects[j] if j is not None else None
             if truth is not None and truth.difficult:
@@ -131,27 +150,45 @@ def scene_metrics(scenes: list[Scene], predictions: list) -> tuple[dict[str, flo
             rows.append(
                 {
                     "scene": scene.image.name,
+                    **dict(zip(("x1", "y1", "x2", "y2"), face.box)),
                     "label": face.label,
                     "score": face.score,
                     "confidence": face.score * face.probs[face.label],
                     "true_label": truth.label if truth else None,
+                    "true_box": " ".join(str(v) for v in truth.box) if truth else None,
                 }
             )
-    preds = pd.DataFrame(rows, columns=["scene", "label", "score", "confidence", "true_label"])
-    faces = pd.DataFrame(faces, columns=["label", "difficult", "found"])
+    columns = ["scene", "x1", "y1", "x2", "y2", "label", "score", "confidence", "true_label", "true_box"]
+    preds = pd.DataFrame(rows, columns=columns)
+    faces = pd.DataFrame(faces, columns=["label", "difficult", "found", "size"])
     out = detection_recall(faces)
+    kept = faces[~faces["difficult"]]
+    for k in range(len(SIZE_BINS) - 1):
+        name = size_bin(SIZE_BINS[k])
+        mine = kept[kept["size"] == name]
+        if len(mine):  # a bin without faces has no recall
+            out[f"recall_{name}"] = float(mine["found"].mean())
+            out[f"faces_{name}"] = int(len(mine))
     hits = preds["true_label"].notna()
     out["precision"] = float(hits.mean()) if len(preds) else float("nan")
-    aps = []
+    aps, at = [], f"{round(iou * 100)}"  # ap50_with_mask, map50 at IoU 0.5; ap30_..., map30 at 0.3
     for label in LABELS:
         mine = preds[preds["label"] == label]
         positives = int(((faces["label"] == label) & ~faces["difficult"]).sum())
         ap = average_precision(mine["confidence"].to_numpy(), (mine["true_label"] == label).to_numpy(), positives)
-        out[f"ap50_{label}"] = ap
+        out[f"ap{at}_{label}"] = ap
         aps.append(ap)
     finite = [a for a in aps if np.isfinite(a)]
-    out["map50"] = float(np.mean(finite)) if finite else float("nan")
+    out[f"map{at}"] = float(np.mean(finite)) if finite else float("nan")
     return out, preds
+
+
+def precision_recall_curve(preds: pd.DataFrame, label: str, positives: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision of ``label``'s answers, most confident first (``scene_metrics``' rows)."""
+    mine = preds[preds["label"] == label].sort_values("confidence", ascending=False, kind="stable")
+    correct = (mine["true_label"] == label).to_numpy()
+    tp = np.cumsum(correct)
+    return tp / max(positives, 1), tp / np.arange(1, len(correct) + 1)
 
 
 def compared_detectors(predict_params) -> dict:
