@@ -158,3 +158,29 @@ def test_the_correction_is_fitted_on_training_photos_with_the_predictor_s_detect
     assert fitted.detector == "centerface" and fitted.pairs == sum(len(s.objects) for s in scenes) >= 30
     assert fitted.coef["shift_y"][0] == pytest.approx(0.12, abs=0.02)
     assert fitted.coef["log_height"][0] == pytest.approx(np.log(1.1), abs=0.02)
+
+
+def test_a_crowd_gets_numbers_a_few_faces_get_labels():
+    """Thirty 16-px faces in a 400x300 photo: "mask_weared_incorrect 87%" above
+    each would cover its neighbours, so each box carries its number (the
+    dashboard table's #); three faces with room between them keep their labels."""
+    from maskdet.predict.drawing import annotate, label_texts
+    from maskdet.predict.predictor import Face
+
+    probs = {"with_mask": 0.1, "without_mask": 0.03, "mask_weared_incorrect": 0.87}
+    rgb = np.full((300, 400, 3), 200, np.uint8)
+    crowd = [
+        Face(
+            (10 + 38 * (i % 10), 40 + 80 * (i // 10), 26 + 38 * (i % 10), 58 + 80 * (i // 10)),
+            0.9,
+            "mask_weared_incorrect",
+            probs,
+        )
+        for i in range(30)
+    ]
+    texts = [t for t, _ in label_texts(rgb, crowd)]
+    assert texts == [str(i) for i in range(1, 31)]
+    few = [Face((10 + 400 * i, 100, 210 + 400 * i, 320), 0.9, "mask_weared_incorrect", probs) for i in range(3)]
+    assert [t for t, _ in label_texts(np.zeros((600, 1200, 3), np.uint8), few)] == ["mask_weared_incorrect 87%"] * 3
+    drawn = annotate(rgb, crowd)
+    assert (drawn != rgb).any() and (rgb == 200).all()  # a copy, drawn on

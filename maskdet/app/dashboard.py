@@ -233,6 +233,8 @@ def load_predictor(model: str | Path | None = None):
 
     root = project_root()
     chosen = model or os.environ.get("MASKDET_MODEL") or root / "models"
+    # MLflow's download bar would print into the page every visitor opens.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return Predictor(chosen, load_params(root / "params.yaml", check_paths=False).predict), root
 
 
@@ -254,7 +256,7 @@ def dashboard(model: str | Path | None = None) -> w.Widget:
         "<div class='maskdet-note'>Every face is classified as <b>with_mask</b>, <b>without_mask</b> "
         f"or <b>mask_weared_incorrect</b>. Uploads: up to {logic.UPLOAD_LIMIT_MB} MB per selection "
         "(images or zip archives). Model: "
-        f"<code>{html.escape(predictor.source)}</code>, {predictor.runtime} runtime, "
+        f"<code>{html.escape(predictor.model_name)}</code>, {predictor.runtime} runtime, "
         f"{predictor.detector_name} detector.</div></div>"
     )
     tabs = w.Tab(children=[upload_tab(predictor), batch_tab(predictor), webcam_tab(predictor), model_tab(predictor)])

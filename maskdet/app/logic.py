@@ -60,7 +60,7 @@ def verdict(pred: Prediction) -> str:
     if pred.error:
         return f"Could not read {pred.image}: {pred.error}"
     if not pred.faces:
-        return "No face found. Try a sharper or closer photo, with faces at least 20 pixels tall."
+        return "No face found. Try a sharper or closer photo."
     counts = Counter(f.label for f in pred.faces)
     parts = [f"{counts[k]} {k}" for k in LABELS if counts[k]]
     noun = "face" if len(pred.faces) == 1 else "faces"
@@ -268,6 +268,18 @@ def _runtime_line(runtime: str, serving: dict) -> str:
     )
 
 
+def _detector_line(predictor: Predictor) -> str:
+    photo = predictor.settings.photo
+    line = (
+        f"{predictor.detector_name}: photos seen at {photo.scale:g}x their size (faces from {photo.min_face} px), "
+        f"webcam frames at {predictor.detector_input} (faces from {predictor.settings.min_face} px)"
+    )
+    correction = predictor.box_correction
+    if correction is not None and correction.detector == predictor.detector_name:
+        line += f"; boxes in the annotators' shape (fitted on {correction.pairs} faces of its training photos)"
+    return line
+
+
 def model_card(predictor: Predictor, record: ModelRecord) -> str:
     """Which model is loaded, how it was trained and how its own evaluation
     scored it (``record``: ``model_record`` of its training run)."""
@@ -284,14 +296,14 @@ def model_card(predictor: Predictor, record: ModelRecord) -> str:
     train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}
     serving = meta.get("serving", {})
     items = [
-        ("model", html.escape(predictor.source)),
+        ("model", html.escape(predictor.model_name)),
         ("registered as", html.escape(record.line)),
         ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
         ("labels, in output order", ", ".join(meta["labels"])),
         ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
         ("backbone", html.escape(str(meta.get("backbone", "-")))),
         ("classifier runtime", _runtime_line(predictor.runtime, serving)),
-        ("detector", f"{predictor.detector_name}, input {predictor.detector_input}"),
+        ("detector", _detector_line(predictor)),
         ("answers for", _prior_line(predictor)),
         ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
         ("training params", html.escape(json.dumps(train))),

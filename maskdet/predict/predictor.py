@@ -214,6 +214,12 @@ class Predictor:
         self.crop_padding = float(self.metadata.get("params", {}).get("data", {}).get("crop_padding", 0.15))
 
     @property
+    def model_name(self) -> str:
+        """The model as a visitor may see it: an MLflow URI whole, a folder by its
+        name only (a server's paths are nobody else's business)."""
+        return self.source if self.source.startswith(("models:/", "runs:/")) else Path(self.source).name
+
+    @property
     def detector_input(self) -> str:
         """The size the detector sees the image at, as WIDTHxHEIGHT."""
         return "x".join(str(v) for v in self.detector.input_size)
