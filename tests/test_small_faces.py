@@ -117,10 +117,10 @@ def test_recall_is_reported_by_face_width():
     probs = {"with_mask": 0.9, "without_mask": 0.05, "mask_weared_incorrect": 0.05}
     pred = Prediction("x.png", faces=[Face((51, 52, 80, 88), 0.9, "with_mask", probs)])
     scores, rows = scene_metrics([Scene(Path("x.png"), objects)], [pred])
-    assert scores["recall_<12"] == 0 and scores["recall_24-32"] == 1
-    assert scores["faces_<12"] == scores["faces_24-32"] == 1 and "recall_96+" not in scores
+    assert scores["recall_0-12"] == 0 and scores["recall_24-32"] == 1
+    assert scores["faces_0-12"] == scores["faces_24-32"] == 1 and "recall_96-up" not in scores
     assert list(rows[["x1", "y1", "x2", "y2"]].iloc[0]) == [51, 52, 80, 88] and rows["true_box"][0] == "50 50 80 86"
-    assert [size_bin(w) for w in (3, 12, 23, 200)] == ["<12", "12-16", "16-24", "96+"]
+    assert [size_bin(w) for w in (3, 12, 23, 200)] == ["0-12", "12-16", "16-24", "96-up"]
 
 
 def test_the_split_puts_a_rare_class_on_every_side():

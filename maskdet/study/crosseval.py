@@ -139,7 +139,7 @@ def summarise(rows: pd.DataFrame, data: LabelledSet) -> dict:
     }
     if data.two_class:
         out["rule"] = TWO_CLASS_RULE
-    for view, part in rows.groupby("view", sort=False):
+    for view, part in rows.groupby("view", sort=False) if len(rows) else ():  # none: scenes alone
         right = part["predicted"] == part["label"]
         scores = {
             "n": int(len(part)),
@@ -271,7 +271,7 @@ def write_outputs(
             put(name, lambda p, fig=fig: fig.savefig(p, dpi=110))
             plt.close(fig)
     items = {item.name: item for item in data.read.items}
-    for view in rows["view"].unique():
+    for view in rows["view"].unique() if len(rows) else ():
         scores = summary[view]
         title = (
             f"{data.root.name}, {view} view: {scores['n']} faces, accuracy {scores['accuracy']:.3f}, "

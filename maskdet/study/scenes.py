@@ -122,10 +122,11 @@ SIZE_BINS = (0, 12, 16, 24, 32, 64, 96, float("inf"))
 
 
 def size_bin(width: float) -> str:
-    """The name of the SIZE_BINS bin of a face ``width`` px wide: "<12", "12-16", ..., "96+"."""
+    """The SIZE_BINS bin of a face ``width`` px wide: "0-12", "12-16", ..., "96-up"
+    (names that MLflow takes as parts of metric names)."""
     k = int(np.searchsorted(SIZE_BINS, width, side="right")) - 1
     low, high = SIZE_BINS[k], SIZE_BINS[k + 1]
-    return f"<{high:g}" if low == 0 else (f"{low:g}+" if high == float("inf") else f"{low:g}-{high:g}")
+    return f"{low:g}-up" if high == float("inf") else f"{low:g}-{high:g}"
 
 
 def scene_metrics(scenes: list[Scene], predictions: list, iou: float = 0.5) -> tuple[dict[str, float], pd.DataFrame]:

@@ -1,0 +1,144 @@
+"""Street photos: the Predictor on annotated street and crowd photos (Pascal
+VOC) as a still photo is seen (``predict.photo``: twice its size, faces from
+4 px) and as a video frame is seen (the fast ``predict.centerface_input``,
+faces from ``predict.min_face``), in one run.
+
+    python -m benchmarks.street            (or `make bench-street`)
+
+For each setting: detection recall by face width and precision at IoU 0.5 and
+0.3, AP per class and mAP, and the time per photo (the whole Predictor:
+detect, crop, classify; p50 and p95). The photos: ``--voc FOLDER``,
+``$MASKDET_STREET_PHOTOS``, or a ``shared/kaggle853dev`` beside the project
+(596 photos of the public Kaggle face-mask set) when there is one; without
+any, the benchmark says so and stops. Results go to benchmarks/street.json
+and, with --readme, into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.bench import _cpu, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VOC = ROOT.parent / "shared" / "kaggle853dev"
+MARKERS = ("<!-- street:start -->", "<!-- street:end -->")
+SETTINGS = {
+    "photo": "a still photo (predict.photo)",
+    "frame": "a video frame (predict.centerface_input, min_face)",
+}
+
+
+def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -> dict:
+    """Scene scores and time per photo of the default Predictor in one ``setting``."""
+    from maskdet.params import load_params
+    from maskdet.predict.predictor import Prediction, Predictor
+    from maskdet.study.crosseval import read_labelled_set
+    from maskdet.study.scenes import scene_metrics
+
+    predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
+    scenes = read_labelled_set(folder).read.scenes[:limit]
+    from maskdet.io.images import load_rgb
+
+    answers, ms = [], []
+    for scene in scenes:
+        rgb = load_rgb(scene.image)
+        started = time.perf_counter()
+        faces = predictor.faces(rgb, photo=setting == "photo")
+        ms.append((time.perf_counter() - started) * 1000)
+        answers.append(Prediction(scene.image.name, rgb.shape[1], rgb.shape[0], ms[-1], None, faces))
+    strict, _ = scene_metrics(scenes, answers)
+    loose, _ = scene_metrics(scenes, answers, iou=0.3)
+    ms.sort()
+    return {
+        **strict,
+        "recall_iou30": loose["recall"],
+        "precision_iou30": loose["precision"],
+        "map30": loose["map30"],
+        "photos": len(scenes),
+        "p50_ms": statistics.median(ms),
+        "p95_ms": ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))],
+        "detector_input": "x".join(map(str, predictor.detector.input_size)) if setting == "frame" else "2x the photo",
+    }
+
+
+def table(results: dict) -> str:
+    photo, frame = results["photo"], results["frame"]
+    bins = [k.removeprefix("faces_") for k in photo if k.startswith("faces_")]
+    rows = [
+        ("detection recall / precision, IoU 0.5", lambda r: f"{r['recall']:.3f} / {r['precision']:.3f}"),
+        ("detection recall / precision, IoU 0.3", lambda r: f"{r['recall_iou30']:.3f} / {r['precision_iou30']:.3f}"),
+        ("mAP@0.5 (mAP@0.3)", lambda r: f"{r['map50']:.3f} ({r['map30']:.3f})"),
+        *(
+            (
+                f"AP@0.5 {label}",
+                lambda r, label=label: f"{r[f'ap50_{label}']:.3f}",
+            )
+            for label in ("with_mask", "without_mask", "mask_weared_incorrect")
+        ),
+        *(
+            (f"recall, faces {b} px wide ({photo[f'faces_{b}']})", lambda r, b=b: f"{r[f'recall_{b}']:.2f}")
+            for b in bins
+        ),
+        ("time per photo, p50 / p95 (ms)", lambda r: f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f}"),
+    ]
+    lines = [f"| {photo['photos']} {results['note']} | as a still photo | as a video frame |", "|---|---:|---:|"]
+    lines += [f"| {title} | {cell(photo)} | {cell(frame)} |" for title, cell in rows]
+    lines.append(
+        f"\n{photo['faces']} faces in {photo['photos']} photos; the default model; {results['cpu']}. "
+        "Measured with `make bench-street`."
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.street", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--voc",
+        default=None,
+        metavar="FOLDER",
+        help="street photos in Pascal VOC (images/, annotations/) (default: $MASKDET_STREET_PHOTOS, else "
+        "shared/kaggle853dev beside the project if there)",
+    )
+    parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "street.json"), help="results JSON")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    args = parser.parse_args(argv)
+    folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
+    if not (folder / "annotations").is_dir():
+        print(
+            f"benchmark: no street photos ({folder} has no annotations/; give --voc FOLDER in Pascal VOC); "
+            "nothing measured",
+            file=sys.stderr,
+        )
+        return 2
+    if not (Path(args.model) / "metadata.json").is_file():
+        print(f"{args.model}: no trained model; run `make repro` first", file=sys.stderr)
+        return 2
+    kaggle = "photos of the public Kaggle face-mask set (CC0)"
+    results = {"note": kaggle if folder == DEFAULT_VOC else f"photos of {folder.name}", "cpu": _cpu()}
+    for setting in SETTINGS:
+        print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
+        results[setting] = measure(Path(args.model), folder, setting, args.limit)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)
+    text = table(results)
+    print(text)
+    if args.readme:
+        update_readme(text, markers=MARKERS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
