@@ -82,3 +82,20 @@ def test_methods_paragraph_states_data_split_model_schedule_and_machine():
     assert "answers for a share of 0.03 of faces with a mask worn incorrectly" in text and "Bayes' rule" in text
     own = parse_params({"predict": {"incorrect_share": None}})
     assert "Bayes" not in methods_paragraph(own, manifest, {}, {}, {})  # the classifier's own probabilities
+
+
+def test_a_voc_set_is_counted_in_photos_and_groups_not_people():
+    """VOC scenes name no person: the counts, the unseen units and the bootstrap
+    speak of photos and photo groups ("1 people" was a count of empty names)."""
+    manifest = pd.DataFrame(
+        {
+            "split": ["train"] * 4 + ["val"] * 2 + ["test"] * 3,
+            "label": ["with_mask"] * 9,
+            "person": [""] * 9,
+            "photo": ["p1", "p1", "p2", "p3", "p4", "p4", "p5", "p6", "p6"],
+            "group": ["photo:p1", "photo:p1", "photo:p2", "photo:p2", "photo:p4", "photo:p4"] + ["photo:p5"] * 3,
+        }
+    )
+    text = methods_paragraph(parse_params({}), manifest, {}, {}, {})
+    assert "train 4 crops from 3 photos in 2 groups" in text and "test 3 crops from 2 photos in 1 groups" in text
+    assert "people" not in text and "photo groups unseen in training" in text

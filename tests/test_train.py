@@ -282,3 +282,27 @@ def test_mirrored_strategy_trains_on_two_replicas_with_the_batch_per_replica(fra
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["epochs"] == 2
     assert np.allclose(np.sum(result["probs"], axis=1), 1.0, atol=1e-5)  # a trained softmax classifier
+
+
+@pytest.mark.parametrize("frozen_epochs, fine_tune_epochs", [(2, 0), (1, 1)])
+def test_the_epoch_is_chosen_on_a_validation_loss_weighted_like_the_training_loss(
+    frame, frozen_epochs, fine_tune_epochs
+):
+    """On a set where one class is rare, the validation loss that picks the epoch
+    weighs each crop by its class weight, in the frozen phase (features computed
+    once) and in fine-tuning (Keras' own) alike: the mean of weight times loss."""
+    from maskdet.study.datasets import image_dataset
+
+    rare = lambda f: f[(f["label"] != "mask_weared_incorrect") | (f.groupby("label").cumcount() < 2)]  # noqa: E731
+    train, val = rare(_split(frame, "train")), rare(_split(frame, "val"))
+    train_params = {**TINY["train"], "epochs": frozen_epochs, "fine_tune_epochs": fine_tune_epochs}
+    result = train_classifier(train, val, parse_params({**TINY, "train": train_params}))
+    weights = class_weights(train["y"].to_numpy())
+    assert weights[2] > 2 * weights[0]  # the rare class counts more
+    y = val["y"].to_numpy()
+    probs = np.concatenate(
+        [np.asarray(result.model.predict_on_batch(x)) for x, _ in image_dataset(val["file"], val["y"], 48, 32)]
+    )
+    loss = -np.log(probs[np.arange(len(y)), y])
+    best = result.history[result.history["best"]].iloc[0]
+    assert best["val_loss"] == pytest.approx(np.mean([weights[int(k)] for k in y] * loss), rel=1e-4)

@@ -19,7 +19,7 @@ from maskdet.predict.predictor import Predictor
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
 from maskdet.stages.workspace import workspace
-from maskdet.study import plots
+from maskdet.study import methods, plots
 from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.loso import breakdown, curve_tables, leave_one_style_out, worst_mistakes
 from maskdet.study.metrics import (
@@ -106,14 +106,15 @@ def _intervals_table(metrics: dict, intervals: dict) -> pd.DataFrame:
 
 def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
     """What each figure and table of the evaluation report shows, with this run's numbers."""
-    people = test["person"].replace("", np.nan).nunique()
-    crops = f"{len(test)} test crops" + (f" of {people} people unseen in training" if people else "")
+    units = "people" if methods.has_people(test) else "photo groups"
+    unseen = test["person"].nunique() if units == "people" else test["group"].nunique()
+    crops = f"{len(test)} test crops of {unseen} {units} unseen in training"
     runtime = meta.get("serving", {}).get("runtime", "keras")
     faces = int(summary.get("scene_faces", 0))
     return {
         "metrics": f"Every metric on the {crops}, through the Predictor (classifier runtime {runtime}).",
         "intervals": f"Accuracy, macro-F1 and recall per class with a 95 % bootstrap interval over the "
-        f"{int(summary.get(TEST + 'bootstrap_people', 0))} people (2000 resamples of whole people).",
+        f"{int(summary.get(TEST + 'bootstrap_people', 0))} {units} (2000 resamples of whole {units}).",
         "confusion_counts": f"Confusion matrix on the {crops}: counts, true class by answer.",
         "confusion_normalised": "The same, normalised by true class: each row is one class's recall and mistakes.",
         "roc": f"ROC curves, one class against the others, on the {crops}; the area in the legend.",
@@ -183,7 +184,6 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
     import json
 
     from maskdet.stages.common import package_versions
-    from maskdet.study import methods
 
     data_report = json.loads((root / "reports" / "data_validation.json").read_text())
     test = frame[frame["split"] == "test"]
