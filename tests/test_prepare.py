@@ -49,7 +49,7 @@ def folder_set(tmp_path, group_rgb, face_rgb):
     exif = img.getexif()
     exif[0x0112] = 3  # upside down
     img.save(nm / "rotated.jpg", exif=exif)
-    save(nm / "tiny.jpg", faces[1][:16, :16])
+    save(nm / "tiny.jpg", faces[1][:3, :3])
     (nm / "empty.jpg").write_bytes(b"")
     (nm / "truncated.jpg").write_bytes(jpeg_bytes(faces[2])[:900])
     (nm / "fake.jpg").write_text("<html>not an image</html>")
