@@ -403,8 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Detect faces and classify each as with_mask, without_mask or mask_weared_incorrect. PATH may be "
         "an image, a folder (its images and zip archives, recursively), a zip archive (its images, read "
         "in memory, each answer named ARCHIVE!ENTRY) or '-' (image paths on standard input, one per line; "
-        "each answer is written as soon as it is ready). Answers go to standard output, progress and "
-        "errors to standard error; the exit status is 1 when any input could not be read.",
+        "each answer is written as soon as it is ready). Each image is searched as a still photo: seen at "
+        "twice its size, faces from 4 px (params.yaml predict.photo), so the small faces of a street photo "
+        "are found; `maskdet video` keeps the fast frame setting. Answers go to standard output, progress "
+        "and errors to standard error; the exit status is 1 when any input could not be read.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument(
@@ -432,9 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
         "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
         "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
         "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
-        "Predictor), scenes (VOC: detection P/R and AP@0.5). On a two-class set mask_weared_incorrect "
-        "counts as 'not with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake "
-        "figures to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
+        "Predictor), scenes (VOC: detection P/R, AP per class at IoU 0.5 and 0.3, recall by face width; "
+        "one line of it on standard error). On a two-class set mask_weared_incorrect counts as 'not "
+        "with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake figures, and for "
+        "scenes scene_predictions.csv (every answer with its box), PR curves and recall by width to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
         "prints the metrics. Exit status 1 when some images could not be read (they count as misses).",
     )
     p.add_argument("path", metavar="PATH")
