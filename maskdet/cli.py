@@ -46,10 +46,10 @@ def _cmd_assets(args) -> int:
 def _cmd_sample(args) -> int:
     from maskdet.data.sample import build_sample
     from maskdet.params import load_params
-    from maskdet.paths import project_root, resolve
+    from maskdet.paths import SAMPLE_DATA, project_root, resolve
 
     params = load_params(args.params)
-    out = Path(args.out) if args.out else resolve("data/raw/sample", project_root())
+    out = Path(args.out) if args.out else resolve(SAMPLE_DATA, project_root())
     counts = build_sample(out, params.data.sample, progress=not args.quiet)
     print(json.dumps({"out": str(out), "crops": counts}))
     return 0
@@ -437,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Predictor), scenes (VOC: detection P/R, AP per class at IoU 0.5 and 0.3, recall by face width; "
         "one line of it on standard error). On a two-class set mask_weared_incorrect counts as 'not "
         "with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake figures, and for "
-        "scenes scene_predictions.csv (every answer with its box), PR curves and recall by width to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and "
-        "prints the metrics. Exit status 1 when some images could not be read (they count as misses).",
+        "scenes scene_predictions.csv (every answer with its box), PR curves and recall by width to --out, "
+        "logs an MLflow run (experiment maskdet-crosseval) tagged with the model and prints the metrics. "
+        "Exit status 1 when some images could not be read (they count as misses).",
     )
     p.add_argument("path", metavar="PATH")
     _predictor_options(p)

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maskdet.errors import MaskdetError
-from maskdet.paths import project_root, resolve
+from maskdet.paths import SAMPLE_DATA, project_root, resolve
 
 Fraction = Field(ge=0.0, le=1.0)
 
@@ -53,12 +53,16 @@ class SampleParams(_Section):
 
 class DataParams(_Section):
     source: Literal["sample", "voc", "folders"] = "sample"
-    path: str = "data/raw/sample"
+    path: str = SAMPLE_DATA
     crop_padding: float = Field(0.15, ge=0.0, le=1.0)
     # A crop of 8 px is data: a classifier trained on a street set called the crops
     # under 16 px of its test photos right 19 times in 20 (README, Real scenes).
     min_size: int = Field(4, ge=1)
     near_duplicate_distance: int = Field(4, ge=0, le=64)
+    # With a VOC or folder set: also train on the built-in rendered set (its crops go to
+    # train and val only; the test split stays the user's). Its rendered incorrectly
+    # worn masks helped the rare class of a real street set (README, Real scenes).
+    add_sample: bool = True
     split: SplitParams = SplitParams(train=0.7, val=0.15, test=0.15)
     seed: int = 42
     sample: SampleParams = SampleParams()

@@ -13,6 +13,7 @@ from pathlib import Path
 from maskdet.errors import MissingFileError
 
 ROOT_MARKER = "dvc.yaml"
+SAMPLE_DATA = "data/raw/sample"  # where `maskdet sample` writes the built-in set, from the project root
 # Under data/processed: the training photos of a VOC set, written by the data
 # stage, read by training to fit the detector's box correction.
 TRAIN_SCENES = "scenes_train"

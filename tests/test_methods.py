@@ -97,5 +97,9 @@ def test_a_voc_set_is_counted_in_photos_and_groups_not_people():
         }
     )
     text = methods_paragraph(parse_params({}), manifest, {}, {}, {})
+    both = methods_paragraph(
+        parse_params({"data": {"source": "voc", "add_sample": True}}, check_paths=False), manifest, {}, {}, {}
+    )
+    assert "Pascal VOC scenes" in both and "beside it, in training and validation only, the project's built-in" in both
     assert "train 4 crops from 3 photos in 2 groups" in text and "test 3 crops from 2 photos in 1 groups" in text
     assert "people" not in text and "photo groups unseen in training" in text

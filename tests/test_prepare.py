@@ -19,7 +19,8 @@ OBAMA_FACE = (375, 79, 605, 418)
 
 
 def _params(path, source, **data):
-    return parse_params({"data": {"source": source, "path": str(path), **data}})
+    """The user's set alone unless a test asks for the built-in set beside it."""
+    return parse_params({"data": {"source": source, "path": str(path), "add_sample": False, **data}})
 
 
 def _run(tmp_path, params):
@@ -182,3 +183,33 @@ def test_a_voc_street_set_keeps_small_faces_and_its_training_photos(tmp_path, gr
     assert report["test_scenes"] == 0
     scenes = read_scenes(tmp_path / "processed" / "scenes_train")
     assert sum(len(s.objects) for s in scenes) == 36 and not any(o.difficult for s in scenes for o in s.objects)
+
+
+def test_the_built_in_set_trains_beside_a_voc_set_and_stays_out_of_its_test_split(tmp_path, group_rgb):
+    """data.add_sample: the rendered crops go to train and val, each crop says
+    which data set it came from, and the test split is the user's alone."""
+    from maskdet.data.sample import build_sample
+    from maskdet.params import SampleParams
+    from tests.test_small_faces import street_photo
+
+    build_sample(
+        tmp_path / "data" / "raw" / "sample",
+        SampleParams(crops_per_class_per_person=1, crop_size=64, scene_renders=0),
+        progress=False,
+    )
+    root = tmp_path / "street"
+    for i, width in enumerate((16, 24, 32, 40)):
+        photo, boxes = street_photo(group_rgb[:, ::-1] if i % 2 else group_rgb, width, size=(640, 480))
+        save(root / "images" / f"p{i}.png", photo)
+        write_voc(root / "annotations" / f"p{i}.xml", f"p{i}.png", photo.shape, [VocObject("with_mask", boxes[0])])
+    report, rows = _run(tmp_path, _params(root, "voc", add_sample=True))
+    by_set = {name: [r for r in rows if r["dataset"] == name] for name in ("voc", "sample")}
+    assert len(by_set["voc"]) == 4 and len(by_set["sample"]) > 20
+    assert {r["split"] for r in by_set["sample"]} == {"train", "val"}
+    assert all(r["dataset"] == "voc" for r in rows if r["split"] == "test")
+    assert report["items_read"] == len(rows) + len(report["dropped"])
+    alone, _ = _run(tmp_path / "alone", _params(root, "voc"))
+    assert alone["kept"] == 4
+    (tmp_path / "data" / "raw" / "sample" / "crops.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="maskdet sample"):  # said, not skipped
+        _run(tmp_path, _params(root, "voc", add_sample=True))

@@ -24,14 +24,14 @@ from tqdm import tqdm
 from maskdet import LABELS
 from maskdet.io.images import ImageError, load_rgb, write_jpeg
 from maskdet.params import Params
-from maskdet.paths import TRAIN_SCENES, resolve
+from maskdet.paths import SAMPLE_DATA, TRAIN_SCENES, resolve
 from maskdet.data.readers import READERS, Item, ReadResult
 from maskdet.data.split import SPLITS, connected_groups, split_by_group
 from maskdet.io.atomic import atomic_path, write_json_atomic
 from maskdet.io.voc import write_voc
 from maskdet.predict.crops import clip_box, padded_box
 
-MANIFEST_COLUMNS = ("path", "label", "split", "group", "sha256", "source", "person", "photo", "style",
+MANIFEST_COLUMNS = ("path", "label", "split", "group", "dataset", "sha256", "source", "person", "photo", "style",
                     "width", "height")
 
 
@@ -146,32 +146,36 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     report: dict = {"source": cfg.source, "path": cfg.path, "items_read": len(read.items),
                     "dropped": list(read.problems), "normalized": [], "clipped": [], "near_duplicate_groups": []}
 
-    crops = cut_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress)
-    crops = drop_exact_duplicates(crops, report)
-    pairs = near_duplicate_pairs([c.phash for c in crops], cfg.near_duplicate_distance)
-    near = connected_groups([[] for _ in crops], pairs)
-    for root_index, members in _members(near).items():
-        if len(members) > 1:
-            report["near_duplicate_groups"].append([crops[i].item.name for i in members])
-    groups = connected_groups([[*_links(c.item), f"near:{near[i]}"] for i, c in enumerate(crops)])
-    labels = [c.item.label for c in crops]
     fractions = {s: getattr(cfg.split, s) for s in SPLITS}
-    splits = split_by_group(labels, groups, fractions, cfg.seed)
-    group_names = {g: next(k for k in (*reversed(_links(crops[g].item)), f"item:{crops[g].item.name}") if k)
-                   for g in set(groups)}
+    crops = drop_exact_duplicates(cut_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress), report)
+    splits, group_names = _split(crops, fractions, cfg, report)
+    datasets = [cfg.source] * len(crops)
+    if cfg.add_sample and cfg.source != "sample":
+        # The built-in set beside the user's: train and val only, so the test
+        # split (and every figure on it) is the user's data alone.
+        sample = READERS["sample"](resolve(SAMPLE_DATA, root))
+        report["items_read"] += len(sample.items)
+        report["dropped"] += list(sample.problems)
+        extra = drop_exact_duplicates(cut_crops(sample.items, cfg.crop_padding, cfg.min_size, report, progress),
+                                      report)
+        learn = fractions["train"] + fractions["val"]
+        extra_splits, extra_names = _split(
+            extra, {"train": fractions["train"] / learn, "val": fractions["val"] / learn, "test": 0.0}, cfg, report)
+        crops, splits, group_names = crops + extra, splits + extra_splits, group_names + extra_names
+        datasets += ["sample"] * len(extra)
 
     with atomic_path(out) as tmp:
         for label in LABELS:
             (tmp / "crops" / label).mkdir(parents=True)
         rows, split_of_key = [], {}
-        for i, (crop, split, group) in enumerate(zip(crops, splits, groups)):
+        for i, (crop, split, group, dataset) in enumerate(zip(crops, splits, group_names, datasets)):
             rel = Path("crops") / crop.item.label / f"{i:05d}.jpg"
             data = write_jpeg(tmp / rel, crop.rgb)
             for key in _links(crop.item):
                 if key:
                     split_of_key[key] = split
             rows.append({"path": rel.as_posix(), "label": crop.item.label, "split": split,
-                         "group": group_names[group], "sha256": hashlib.sha256(data).hexdigest(),
+                         "group": group, "dataset": dataset, "sha256": hashlib.sha256(data).hexdigest(),
                          "source": crop.item.name, "person": crop.item.person or "", "photo": crop.item.photo or "",
                          "style": crop.item.style, "width": crop.rgb.shape[1], "height": crop.rgb.shape[0]})
         with open(tmp / "manifest.csv", "w", newline="") as fh:
@@ -188,6 +192,21 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
         report["dropped_by_reason"] = dict(Counter(d["reason"] for d in report["dropped"]))
     write_json_atomic(report_path, report)
     return report
+
+
+def _split(crops: list, fractions: dict[str, float], cfg, report: dict) -> tuple[list[str], list[str]]:
+    """The split and the group name of each crop: people, photos and near
+    duplicates (listed in ``report``) linked into groups, whole groups split."""
+    pairs = near_duplicate_pairs([c.phash for c in crops], cfg.near_duplicate_distance)
+    near = connected_groups([[] for _ in crops], pairs)
+    for members in _members(near).values():
+        if len(members) > 1:
+            report["near_duplicate_groups"].append([crops[i].item.name for i in members])
+    groups = connected_groups([[*_links(c.item), f"near:{near[i]}"] for i, c in enumerate(crops)])
+    splits = split_by_group([c.item.label for c in crops], groups, fractions, cfg.seed)
+    names = {g: next(k for k in (*reversed(_links(crops[g].item)), f"item:{crops[g].item.name}") if k)
+             for g in set(groups)}
+    return splits, [names[g] for g in groups]
 
 
 def _members(ids: list[int]) -> dict[int, list[int]]:

@@ -207,7 +207,13 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
     units = "people" if has_people(manifest) else "photo groups"
     return (
         "**Methods.** "
-        f"Data: {DATA_SOURCES.get(d.source, d.source)}. After validation and de-duplication "
+        f"Data: {DATA_SOURCES.get(d.source, d.source)}"
+        + (
+            f"; beside it, in training and validation only, {DATA_SOURCES['sample']}"
+            if d.add_sample and d.source != "sample"
+            else ""
+        )
+        + f". After validation and de-duplication "
         f"({data_report.get('items_read', len(manifest))} items read, {len(manifest)} kept), the crops were split "
         f"{d.split.train:.0%} / {d.split.val:.0%} / {d.split.test:.0%} (seed {d.seed}) so that no person, source "
         f"photo or near-duplicate group (perceptual hash within {d.near_duplicate_distance} bits; {groups} groups) "
