@@ -63,7 +63,7 @@ def test_ultralight_at_smaller_inputs_finds_the_same_faces(group_rgb, size):
     found = small(group_rgb)
     assert len(found) == len(native) == 3
     assert (iou_matrix([d.box for d in found], [d.box for d in native]).max(axis=1) > 0.6).all()
-    assert len(small.priors(small.input_size)) < 17640  # fewer anchors: the speed comes from there
+    assert len(small.sized(small.input_size)[1]) < 17640  # fewer anchors: the speed comes from there
 
 
 def test_ultralight_priors_equal_the_published_graphs_constants():
@@ -130,3 +130,14 @@ def test_a_face_filling_the_picture_is_found_once_zoomed_out(face_rgb):
     bx1, by1, bx2, by2 = found[0].box
     assert 0 <= bx1 < bx2 <= w and 0 <= by1 < by2 <= h
     assert found[0].width * found[0].height > 0.6 * w * h  # the face is most of the crop
+
+
+def test_ultralight_run_at_one_size_then_another_finds_what_a_fresh_one_finds(group_rgb, face_rgb):
+    """Photos come in many sizes: a cv2.dnn network reshaped from one input size
+    to another lost the portrait's face, so each size gets its own network."""
+    from maskdet.predict.detectors import photo_input
+
+    sizes = [photo_input(rgb.shape[1], rgb.shape[0], 2.0, 2_000_000) for rgb in (group_rgb, face_rgb)]
+    shared = UltraLightDetector()
+    shared(group_rgb, sizes[0])
+    assert shared(face_rgb, sizes[1]) == UltraLightDetector()(face_rgb, sizes[1]) != []

@@ -84,10 +84,10 @@ class UltraLightDetector:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        heads = ultralight_heads(model_path or assets.extract(self.weights))
-        self.net = cv2.dnn.readNetFromONNX(np.frombuffer(heads, np.uint8))
-        self._priors = {self.input_size: self.make_priors(*self.input_size)}
+        self._graph = np.frombuffer(ultralight_heads(model_path or assets.extract(self.weights)), np.uint8)
+        self._sized: dict[tuple[int, int], tuple] = {}
         self._lock = threading.Lock()  # a cv2.dnn net holds its input and outputs: one call at a time
+        self.sized(self.input_size)
 
     @classmethod
     def make_priors(cls, width: int, height: int) -> np.ndarray:
@@ -102,14 +102,16 @@ class UltraLightDetector:
                 rows.extend((cx, cy, side / width, side / height) for side in sides)
         return np.clip(np.array(rows, np.float32), 0.0, 1.0)
 
-    def priors(self, size: tuple[int, int]) -> np.ndarray:
-        """The anchors for an input ``size``, kept for the last few sizes (photos
-        come in many sizes; a server must not keep one set per size for ever)."""
-        if size not in self._priors:
-            if len(self._priors) >= 8:
-                self._priors.pop(next(iter(self._priors)))
-            self._priors[size] = self.make_priors(*size)
-        return self._priors[size]
+    def sized(self, size: tuple[int, int]) -> tuple:
+        """A network and its anchors for an input ``size``, kept for the last few
+        sizes (photos come in many sizes; a server must not keep one per size for
+        ever). One network per size: a cv2.dnn network run at one size and then
+        another lost a face that a fresh one found. Call under ``_lock``."""
+        if size not in self._sized:
+            if len(self._sized) >= 8:
+                self._sized.pop(next(iter(self._sized)))
+            self._sized[size] = (cv2.dnn.readNetFromONNX(self._graph), self.make_priors(*size))
+        return self._sized[size]
 
     def __call__(self, rgb: np.ndarray, input_size: tuple[int, int] | None = None) -> list[Detection]:
         """Faces in ``rgb``, seen at ``input_size`` (default: the detector's own)."""
@@ -117,10 +119,10 @@ class UltraLightDetector:
         size = tuple(int(v) for v in input_size) if input_size else self.input_size
         blob = cv2.dnn.blobFromImage(cv2.resize(rgb, size), 1 / 128, size, (127, 127, 127), swapRB=False)
         with self._lock:
-            self.net.setInput(blob)
-            heads = {out.shape[-1]: out[0] for out in self.net.forward(list(self.net.getUnconnectedOutLayersNames()))}
+            net, all_priors = self.sized(size)
+            net.setInput(blob)
+            heads = {out.shape[-1]: out[0] for out in net.forward(list(net.getUnconnectedOutLayersNames()))}
         logits, locations = heads[2], heads[4]  # (background, face) logits; box regressions
-        all_priors = self.priors(size)
         if len(logits) != len(all_priors):
             raise InputError(
                 f"Ultra-Light input {size}: the network gave {len(logits)} anchors, "
