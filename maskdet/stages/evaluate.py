@@ -188,14 +188,15 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
     data_report = json.loads((root / "reports" / "data_validation.json").read_text())
     test = frame[frame["split"] == "test"]
     if methods.has_people(test):
-        whose, units = f" of {test['person'].nunique()} people unseen in training", "people"
+        whose, units, unit = f" of {test['person'].nunique()} people unseen in training", "people", "person"
     else:
         whose, units = f" in {test['group'].nunique()} photo groups unseen in training", "photo groups"
+        unit = "photo group"
     caption = (
         f"Results on the test split ({len(test)} crops{whose}"
         + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")
         + "). Shares with a 95 % Wilson interval over crops, and the headline test numbers with a 95 % "
-        + f"bootstrap interval over {units} (whole {units} resampled: crops of one of them are not independent)."
+        + f"bootstrap interval over {units} (whole {units} resampled: crops of one {unit} are not independent)."
     )
     table = methods.results_table(metrics)
     paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())
