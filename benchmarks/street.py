@@ -17,7 +17,6 @@ and, with --readme, into the README.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench import _cpu, update_readme
+from maskdet.io.atomic import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOC = ROOT.parent / "shared" / "kaggle853dev"
@@ -129,10 +129,7 @@ def main(argv=None) -> int:
     for setting in SETTINGS:
         print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
         results[setting] = measure(Path(args.model), folder, setting, args.limit)
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)
+    write_json_atomic(Path(args.out), results)
     text = table(results)
     print(text)
     if args.readme:
