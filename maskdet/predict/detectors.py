@@ -266,6 +266,9 @@ class CenterFaceDetector:
             centerface_graph(model_path or assets.extract(self.weights)), options, providers=["CPUExecutionProvider"]
         )
         self._input = self.session.get_inputs()[0].name
+        # One call at a time: onnxruntime's own threads use both cores already, and
+        # eight photos at twice their size at once held 1.8 GB in a served worker.
+        self._lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray, input_size: tuple[int, int] | None = None) -> list[Detection]:
         """Faces in ``rgb``, fitted into ``input_size`` (default: the detector's own)."""
@@ -275,7 +278,8 @@ class CenterFaceDetector:
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         canvas = np.zeros((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), np.float32)
         canvas[:nh, :nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        heatmap, sizes, offsets, _ = self.session.run(None, {self._input: canvas.transpose(2, 0, 1)[None]})
+        with self._lock:
+            heatmap, sizes, offsets, _ = self.session.run(None, {self._input: canvas.transpose(2, 0, 1)[None]})
         rows, cols = np.nonzero(heatmap[0, 0] >= self.score_threshold)
         scores = heatmap[0, 0, rows, cols]
         bh = np.exp(sizes[0, 0, rows, cols]) * self.stride
