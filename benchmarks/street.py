@@ -37,14 +37,14 @@ SETTINGS = {
 
 def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -> dict:
     """Scene scores and time per photo of the default Predictor in one ``setting``."""
+    from maskdet.io.images import load_rgb
     from maskdet.params import load_params
     from maskdet.predict.predictor import Prediction, Predictor
     from maskdet.study.crosseval import read_labelled_set
-    from maskdet.study.scenes import scene_metrics
+    from maskdet.study.scenes import scene_metrics_both_ious
 
     predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
     scenes = read_labelled_set(folder).read.scenes[:limit]
-    from maskdet.io.images import load_rgb
 
     answers, ms = [], []
     for scene in scenes:
@@ -53,14 +53,10 @@ def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -
         faces = predictor.faces(rgb, photo=setting == "photo")
         ms.append((time.perf_counter() - started) * 1000)
         answers.append(Prediction(scene.image.name, rgb.shape[1], rgb.shape[0], ms[-1], None, faces))
-    strict, _ = scene_metrics(scenes, answers)
-    loose, _ = scene_metrics(scenes, answers, iou=0.3)
+    scores, _ = scene_metrics_both_ious(scenes, answers)
     ms.sort()
     return {
-        **strict,
-        "recall_iou30": loose["recall"],
-        "precision_iou30": loose["precision"],
-        "map30": loose["map30"],
+        **scores,
         "photos": len(scenes),
         "p50_ms": statistics.median(ms),
         "p95_ms": ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))],

@@ -130,6 +130,13 @@ def make_detector(
     return DETECTORS[name](model_path=model_path, **options)
 
 
+def configured_detector(settings: PredictParams, model_path: Path | None = None):
+    """The detector ``settings`` (the predict section) name, at its configured threshold and input."""
+    return make_detector(
+        settings.detector, settings.score_threshold, model_path, settings.input_sizes().get(settings.detector)
+    )
+
+
 def model_folder(model: str | Path) -> Path:
     """A local ``models/``-style folder for a folder path or an MLflow model URI
     (models:/maskdet@champion, runs:/…): the Predictor model logged by the
@@ -207,7 +214,7 @@ class Predictor:
         self.input_size = int(self.metadata["input_size"])
         self.trained_prior = training_prior(self.metadata)
         self.incorrect_share = s.incorrect_share
-        self.detector = make_detector(s.detector, s.score_threshold, detector_path, s.input_sizes().get(s.detector))
+        self.detector = configured_detector(s, detector_path)
         self.detector_name = s.detector
         correction = self.metadata.get("box_correction")
         self.box_correction = BoxCorrection.from_dict(correction) if correction else None
@@ -230,7 +237,7 @@ class Predictor:
 
         twin = copy.copy(self)
         twin.settings = s = with_overrides(self.settings, "Predictor", detector=name)
-        twin.detector = make_detector(name, s.score_threshold, None, s.input_sizes().get(name))
+        twin.detector = configured_detector(s)
         twin.detector_name = name
         return twin
 

@@ -104,10 +104,17 @@ def _intervals_table(metrics: dict, intervals: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T.round(3)
 
 
+def _independent_units(test: pd.DataFrame) -> tuple[int, str, str]:
+    """How many of what the bootstrap resamples whole: people where every crop
+    names one, photo groups otherwise (VOC scenes, class folders)."""
+    if methods.has_people(test):
+        return test["person"].nunique(), "people", "person"
+    return test["group"].nunique(), "photo groups", "photo group"
+
+
 def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
     """What each figure and table of the evaluation report shows, with this run's numbers."""
-    units = "people" if methods.has_people(test) else "photo groups"
-    unseen = test["person"].nunique() if units == "people" else test["group"].nunique()
+    unseen, units, _ = _independent_units(test)
     crops = f"{len(test)} test crops of {unseen} {units} unseen in training"
     runtime = meta.get("serving", {}).get("runtime", "keras")
     faces = int(summary.get("scene_faces", 0))
@@ -187,11 +194,8 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
 
     data_report = json.loads((root / "reports" / "data_validation.json").read_text())
     test = frame[frame["split"] == "test"]
-    if methods.has_people(test):
-        whose, units, unit = f" of {test['person'].nunique()} people unseen in training", "people", "person"
-    else:
-        whose, units = f" in {test['group'].nunique()} photo groups unseen in training", "photo groups"
-        unit = "photo group"
+    unseen, units, unit = _independent_units(test)
+    whose = f" {'of' if unit == 'person' else 'in'} {unseen} {units} unseen in training"
     caption = (
         f"Results on the test split ({len(test)} crops{whose}"
         + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")

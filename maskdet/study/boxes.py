@@ -9,7 +9,7 @@ from __future__ import annotations
 from maskdet.io.images import load_rgb
 from maskdet.params import PredictParams
 from maskdet.predict.boxfit import BoxCorrection, fit_box_correction
-from maskdet.predict.predictor import detect_faces, make_detector
+from maskdet.predict.predictor import configured_detector, detect_faces
 from maskdet.study.scenes import Scene, match
 
 PAIR_IOU = 0.3  # a detection this close to a hand-drawn box found that face, whatever its shape
@@ -19,9 +19,7 @@ def detector_pairs(settings: PredictParams, scenes: list[Scene], progress: bool 
     """(detection boxes, hand-drawn boxes) of every face the detector found, in the same order."""
     from tqdm import tqdm
 
-    detector = make_detector(
-        settings.detector, settings.score_threshold, None, settings.input_sizes().get(settings.detector)
-    )
+    detector = configured_detector(settings)
     found_boxes, truth_boxes = [], []
     for scene in tqdm(scenes, desc="box correction", unit="photo", disable=not progress):
         found = detect_faces(detector, load_rgb(scene.image), settings, photo=True)

@@ -184,22 +184,15 @@ def worst_mistakes(rows: pd.DataFrame, view: str, count: int) -> pd.DataFrame:
 
 
 def scene_scores(predictor, data: LabelledSet, progress: bool = False) -> tuple[dict, pd.DataFrame]:
-    """Detection P/R, recall by face width and AP per class of the whole
-    Predictor on VOC scenes at IoU 0.5, and beside them recall, precision and
-    AP at IoU 0.3 (``..._iou30``, ``ap30_...``, ``map30``): for faces of 15 px a
-    box a few pixels off the annotator's fails 0.5 and still found the face.
-    Also returns one row per answer (its box, score, and the face it matched at 0.5)."""
+    """The whole Predictor on VOC scenes, scored at IoU 0.5 and 0.3
+    (``scenes.scene_metrics_both_ious``), with one row per answer."""
     from tqdm import tqdm
 
-    from maskdet.study.scenes import scene_metrics
+    from maskdet.study.scenes import scene_metrics_both_ious
 
     scenes = data.read.scenes
     answers = [predictor.predict(s.image) for s in tqdm(scenes, desc="scenes", unit="photo", disable=not progress)]
-    scores, rows = scene_metrics(scenes, answers)
-    loose, _ = scene_metrics(scenes, answers, iou=0.3)
-    scores.update({k: v for k, v in loose.items() if k.startswith(("ap30_", "map30"))})
-    scores.update({f"{k}_iou30": loose[k] for k in ("recall", "precision")})
-    return scores, rows
+    return scene_metrics_both_ious(scenes, answers)
 
 
 def scene_line(scores: dict, labels: list[str]) -> str:
