@@ -143,7 +143,7 @@ def test_voc_layout_crops_clips_and_reports(tmp_path, voc_set):
     assert ("broken.xml", "bad_annotation") in reasons
     assert ("bomb.xml", "bad_annotation") in reasons  # entities are refused, never expanded
     assert ("orphan.xml", "missing_image") in reasons
-    assert any(d["reason"] == "degenerate_box" for d in report["dropped"])
+    assert ("scene1.xml", "inverted_box") in reasons  # the zero-width box
     assert [c["clipped_to"][2] for c in report["clipped"]] == [960]
     assert sorted(r["label"] for r in rows) == ["mask_weared_incorrect", "with_mask"]
     # Both faces come from one photo: one group, one split.
@@ -151,6 +151,45 @@ def test_voc_layout_crops_clips_and_reports(tmp_path, voc_set):
     crop = Image.open(tmp_path / "processed" / next(r["path"] for r in rows if r["label"] == "with_mask"))
     x1, y1, x2, y2 = (v // 2 for v in GROUP_FACES[1])
     assert crop.width == pytest.approx((x2 - x1) * 1.2, abs=2)
+
+
+def test_a_hostile_voc_set_stays_inside_itself_in_the_data_stage_and_the_evaluation(tmp_path, group_rgb):
+    """`<filename>` with ../ or an absolute path, an image or annotation that links out
+    of the set, and boxes no face can have (1e308, inverted, off the image): one line
+    each, the same in the data stage and `maskdet evaluate`, and no file outside read."""
+    from maskdet.study.crosseval import read_labelled_set
+
+    root, outside = tmp_path / "voc", tmp_path / "private"
+    scene = group_rgb[::4, ::4]  # 480 x 320
+    save(outside / "secret.png", scene)  # a readable image: reading it would make a face
+    save(root / "images" / "ok.png", scene)
+    (root / "images" / "link.png").symlink_to(outside / "secret.png")
+    face = (100, 40, 160, 110)
+    faces = [VocObject("with_mask", face)]
+    for name, filename in (
+        ("up", "../../private/secret.png"),
+        ("absolute", str(outside / "secret.png")),
+        ("link", "link.png"),
+    ):
+        write_voc(root / "annotations" / f"{name}.xml", filename, scene.shape, faces)
+    write_voc(outside / "elsewhere.xml", "ok.png", scene.shape, faces)
+    (root / "annotations" / "linked.xml").symlink_to(outside / "elsewhere.xml")
+    write_voc(root / "annotations" / "ok.xml", "ok.png", scene.shape, faces)
+    text = (root / "annotations" / "ok.xml").read_text()
+    for name, value in (("huge", "1e308"), ("inf", "inf")):
+        (root / "annotations" / f"{name}.xml").write_text(text.replace("<xmin>100</xmin>", f"<xmin>{value}</xmin>"))
+    for name, box in (("inverted", (160, 40, 100, 110)), ("off", (500, 40, 560, 110))):
+        write_voc(root / "annotations" / f"{name}.xml", "ok.png", scene.shape, [VocObject("with_mask", box)])
+    expected = {("up.xml", "outside_the_set"), ("absolute.xml", "outside_the_set"), ("link.xml", "outside_the_set"),
+                ("linked.xml", "outside_the_set"), ("huge.xml", "bad_box"), ("inf.xml", "bad_box"),
+                ("inverted.xml", "inverted_box"), ("off.xml", "box_outside_image")}  # fmt: skip
+
+    report, rows = _run(tmp_path, _params(root, "voc", min_size=8))
+    assert expected <= _reasons(report) and len(report["dropped"]) == len(expected)
+    assert [r["label"] for r in rows] == ["with_mask"]  # ok.xml's face alone
+    evaluated = read_labelled_set(root)
+    assert {(p["item"].split("/")[-1], p["reason"]) for p in evaluated.read.problems} == expected
+    assert [item.path for item in evaluated.read.items] == [root / "images" / "ok.png"]
 
 
 def test_a_voc_street_set_keeps_small_faces_and_its_training_photos(tmp_path, group_rgb):

@@ -81,12 +81,28 @@ def read_folders(root: Path) -> ReadResult:
     return result
 
 
-def _find_image(root: Path, xml: Path, filename: str) -> Path | None:
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks followed, lies under ``folder``."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _find_image(root: Path, xml: Path, filename: str) -> tuple[Path | None, str | None]:
+    """(the image of ``xml``, None) or (None, why not). ``<filename>`` names a file
+    under images/: an absolute name, one with ``..``, or a symlink that leads out of
+    the set is refused, so that no file outside the set is ever read."""
     images = root / "images"
-    for candidate in ([images / filename] if filename else []) + [images / (xml.stem + e) for e in IMAGE_EXTENSIONS]:
+    candidates = [images / (xml.stem + e) for e in IMAGE_EXTENSIONS]
+    if filename:
+        name = Path(filename)
+        if name.is_absolute() or ".." in name.parts or "\\" in filename:
+            return None, f"<filename> {filename!r} points outside {images}; give a name inside images/"
+        candidates.insert(0, images / name)
+    for candidate in candidates:
         if candidate.is_file():
-            return candidate
-    return None
+            if not _inside(images, candidate):
+                return None, f"{candidate} is a link to {candidate.resolve()}, outside the data set; copy the file in"
+            return candidate, None
+    return None, f"no image {filename or xml.stem + '.*'} in {images}"
 
 
 def read_voc_scenes(root: Path) -> ReadResult:
@@ -101,15 +117,19 @@ def read_voc_scenes(root: Path) -> ReadResult:
     result = ReadResult()
     for xml in sorted((root / "annotations").glob("*.xml")):
         where = xml.relative_to(root).as_posix()
+        if not _inside(root / "annotations", xml):
+            result.problems.append({"item": where, "reason": "outside_the_set",
+                                    "detail": f"a link to {xml.resolve()}, outside the data set; copy the file in"})
+            continue
         try:
             ann = read_voc(xml, LABELS)
         except AnnotationError as exc:
             result.problems.append({"item": where, "reason": "bad_annotation", "detail": str(exc)})
             continue
-        image = _find_image(root, xml, ann.filename)
+        image, why = _find_image(root, xml, ann.filename)
         if image is None:
-            result.problems.append({"item": where, "reason": "missing_image",
-                                    "detail": f"no image {ann.filename or xml.stem + '.*'} in {root / 'images'}"})
+            reason = "missing_image" if why.startswith("no image") else "outside_the_set"
+            result.problems.append({"item": where, "reason": reason, "detail": why})
             continue
         for reason, detail in ann.problems:
             result.problems.append({"item": where, "reason": reason, "detail": detail})

@@ -7,6 +7,7 @@ and ``<style>`` per object, which standard VOC tools ignore.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,8 @@ from defusedxml import DefusedXmlException
 
 from maskdet.errors import MaskdetError
 from maskdet.io.atomic import atomic_path
+
+MAX_COORDINATE = 100_000  # pixels: no photo is wider; 1e308 is a hostile file, not a face
 
 
 class AnnotationError(MaskdetError, ValueError):
@@ -67,10 +70,15 @@ def read_voc(path: Path, labels: tuple[str, ...]) -> VocAnnotation:
             problems.append(("unknown_label", f"{where}: class {name!r} is not one of {', '.join(labels)}"))
             continue
         try:
-            box = tuple(int(round(float(obj.findtext(f"bndbox/{k}")))) for k in ("xmin", "ymin", "xmax", "ymax"))
+            values = [float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError):
             problems.append(("bad_box", f"{where}: <bndbox> is missing or not numeric"))
             continue
+        reason = _box_problem(values, size)
+        if reason:
+            problems.append((reason[0], f"{where}: box {_shown(values)} {reason[1]}"))
+            continue
+        box = tuple(int(round(v)) for v in values)
         objects.append(
             VocObject(
                 name,
@@ -81,6 +89,23 @@ def read_voc(path: Path, labels: tuple[str, ...]) -> VocAnnotation:
             )
         )
     return VocAnnotation(filename, size, objects, problems)
+
+
+def _shown(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _box_problem(values: list[float], size: tuple[int, int] | None) -> tuple[str, str] | None:
+    """(reason, what is wrong) for a box no face can have, else None. A box that is
+    partly outside the image is kept: the crop step clips it and says so."""
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in values):
+        return "bad_box", f"is not a pixel coordinate (each must be a number within +-{MAX_COORDINATE})"
+    x1, y1, x2, y2 = values
+    if x2 <= x1 or y2 <= y1:
+        return "inverted_box", "has xmax <= xmin or ymax <= ymin"
+    if size and (x2 <= 0 or y2 <= 0 or x1 >= size[0] or y1 >= size[1]):
+        return "box_outside_image", f"lies outside the {size[0]}x{size[1]} image"
+    return None
 
 
 def write_voc(path: Path, filename: str, shape: tuple[int, ...], objects: list[VocObject]) -> None:
