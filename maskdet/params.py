@@ -222,12 +222,29 @@ def with_overrides(section: _Section, source: str = "arguments", **changes) -> _
         raise ParamsError(_one_line(exc, source, raw)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps
+    the last one without a word, so a forgotten second ``epochs:`` would win silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                lines = f"lines {seen[key] + 1} and {key_node.start_mark.line + 1}"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice ({lines}); keep one", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path | None = None, check_paths: bool = True) -> Params:
     """Read and validate params.yaml (by default the project root's)."""
     root = project_root() if path is None else None
     path = Path(path) if path is not None else root / "params.yaml"
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such file; the project's params.yaml lists every setting") from None
     except yaml.YAMLError as exc:

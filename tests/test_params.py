@@ -76,3 +76,12 @@ def test_code_defaults_are_the_documented_params_yaml():
     from maskdet.params import Params
 
     assert load_params(ROOT / "params.yaml").model_dump() == Params().model_dump()
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("train:\n", "train:\n  epochs: 3\n", 1) + "\n")
+    assert "train:\n  epochs:" in text  # the second one below the first
+    with pytest.raises(ParamsError, match="'epochs' is given twice"):
+        load_params(path)
