@@ -123,6 +123,9 @@ class EvaluateParams(_Section):
     loso_input_size: int = Field(96, ge=32, le=512)
     calibration_bins: int = Field(10, ge=2, le=100)
     worst_mistakes: int = Field(12, ge=0, le=200)
+    # Labelled sets (one folder per class, or VOC) the evaluation also scores when they
+    # are there, for "trained on A, tested on B"; one that is not there is skipped with a line.
+    external: list[str] = []
 
 
 DetectorName = Literal["centerface", "ultralight", "blazeface"]

@@ -117,3 +117,28 @@ def test_wilson_interval_matches_the_textbook_values():
     assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
     assert wilson_interval(287, 300) == pytest.approx([0.9270, 0.9745], abs=1e-3)
     assert wilson_interval(0, 0) == [0.0, 1.0]
+
+
+def test_the_generalisation_table_scores_every_set_at_hand_and_names_the_missing(tiny, two_class_set, tmp_path):
+    """`evaluate.external`: a folder set in its three views, a VOC set as crops and
+    scenes, and a set that is not there: one line saying so, no row."""
+    from maskdet.predict.predictor import Predictor
+    from maskdet.study.crosseval import generalisation
+
+    root, model_dir, _ = tiny
+    voc = root / "data" / "raw" / "sample" / "scenes"
+    sets = {"two": two_class_set, "scenes": voc, "../gone": tmp_path / "gone"}
+    table, skipped = generalisation(Predictor(model_dir), sets, "sample (sample)")
+    assert skipped == ["../gone: not here; skipped"]  # as the user named it: no path of this machine
+    assert list(zip(table["tested_on"], table["view"])) == [
+        (two_class_set.name, "crops"),
+        (two_class_set.name, "framed"),
+        (two_class_set.name, "closeup"),
+        ("scenes", "crops"),
+        ("scenes", "scenes"),
+    ]
+    assert set(table["trained_on"]) == {"sample (sample)"}
+    crops = table[table["view"] == "crops"].iloc[0]
+    assert crops["faces"] == 10 and 0 <= crops["f1_macro"] <= 1 and 0 <= crops["with_mask_called_right"] <= 1
+    scenes = table[table["view"] == "scenes"].iloc[0]
+    assert scenes["faces"] > 0 and 0 <= scenes["map50"] <= 1 and 0 < scenes["found"] <= 1

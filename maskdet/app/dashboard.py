@@ -103,7 +103,13 @@ def upload_tab(predictor) -> w.Widget:
     intro = w.HTML(
         "<p>One photo: every face is found, boxed in its class colour and classified. JPEG, PNG, WebP or BMP.</p>"
     )
-    return w.VBox([intro, picker, message, verdict, picture, table])
+    examples = []
+    for i, photo in enumerate(logic.example_photos(), start=1):
+        button = w.Button(description=f"Example photo {i}", tooltip=f"{photo.name}, from the built-in data set")
+        button.on_click(lambda _, photo=photo: on_files([(photo.name, photo.read_bytes())]))
+        examples.append(button)
+    row = [picker, w.HTML("&nbsp;or try&nbsp;"), *examples] if examples else [picker]
+    return w.VBox([intro, w.HBox(row), message, verdict, picture, table])
 
 
 def batch_tab(predictor) -> w.Widget:

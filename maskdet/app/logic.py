@@ -55,6 +55,22 @@ def analyse(predictor: Predictor, data: bytes, name: str, thumb: bool = False) -
     return Analysed(pred, encode_jpeg(shown, 85), thumbnail(shown) if thumb else None)
 
 
+def example_photos(limit: int = 2) -> list[Path]:
+    """Group photos of the built-in set (``maskdet sample``), one per source photo, for a
+    visitor with no photo at hand; none where the set has not been built."""
+    from maskdet.paths import SAMPLE_DATA, resolve
+
+    folder = resolve(SAMPLE_DATA) / "scenes" / "images"
+    photos = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    chosen, sources = [], set()
+    for photo in photos:
+        source = photo.stem.rsplit("_", 1)[0]  # faceapi-sample1_r2 -> faceapi-sample1
+        if source not in sources:
+            sources.add(source)
+            chosen.append(photo)
+    return chosen[:limit]
+
+
 def verdict(pred: Prediction) -> str:
     """One line for people."""
     if pred.error:

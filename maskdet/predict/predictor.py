@@ -287,10 +287,15 @@ class Predictor:
         ]
 
     def predict(
-        self, source: str | Path | bytes | np.ndarray, name: str | None = None, crops_only: bool = False
+        self,
+        source: str | Path | bytes | np.ndarray,
+        name: str | None = None,
+        crops_only: bool = False,
+        photo: bool = True,
     ) -> Prediction:
         """Never raises for a bad image: the reason goes into ``error``. ``source`` may
-        be a path, the file's bytes, or an RGB array already decoded by ``load_rgb``."""
+        be a path, the file's bytes, or an RGB array already decoded by ``load_rgb``.
+        ``photo`` False: searched as a video frame (``detect_faces``), the fast setting."""
         started = time.perf_counter()
         result = Prediction(
             image=name if name is not None else ("<array>" if isinstance(source, np.ndarray) else str(source))
@@ -301,6 +306,6 @@ class Predictor:
             result.error = f"{exc.reason}: {exc}"
         else:
             result.height, result.width = rgb.shape[:2]
-            result.faces = self.faces(rgb, crops_only)
+            result.faces = self.faces(rgb, crops_only, photo)
         result.ms = (time.perf_counter() - started) * 1000
         return result

@@ -57,6 +57,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     found = _test_split(predictor, test, params)
     found["serving"] = _serving_parity(ws.models, model, test["file"], found["y"])
     found["scenes"] = _scene_evaluation(root, predictor, params)
+    found["generalisation"], found["external_skipped"] = _generalisation(root, predictor, params, found["metrics"])
     found["loso"] = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root, ws):
         _log_dataset(frame, root)
@@ -77,7 +78,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     for name, table in curve_tables(found["y"], found["probs"]).items():
         write_csv(reports / "plots" / f"{name}.csv", table)
     write_csv(reports / "tables" / "test_predictions.csv", _test_predictions(test, found["probs"]))
-    for name in ("by_style", "by_person"):
+    for name in ("by_style", "by_person", "generalisation"):
         write_csv(reports / "tables" / f"{name}.csv", found[name])
     written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
     write_json_atomic(reports / "metrics.json", nest_metrics(written))
@@ -145,6 +146,10 @@ def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
         "scene_predictions": "Test scenes as the Predictor annotates them, with the true labels below.",
         "serving": "Each TFLite export against the Keras model on the test crops: the largest probability "
         "difference, label agreement, whether it passes the tolerance, and macro-F1 through it.",
+        "generalisation": "Trained on one set, tested on each labelled set at hand (evaluate.external): per "
+        "view, the faces scored, accuracy, macro-F1 over the classes the set holds and each class called "
+        "right; on VOC scenes the share of faces found (IoU 0.5), mAP@0.5 and AP per class. The first row "
+        "is the model's own test split.",
     }
 
 
@@ -303,9 +308,34 @@ def _tables(found: dict) -> dict[str, pd.DataFrame]:
         "by_person": found["by_person"],
         "by_photo": found["by_photo"],
         "leave_one_style_out": found["loso"],
+        "generalisation": found["generalisation"],
         "scene_predictions": found["scenes"]["predictions"],
         "worst_mistakes": found["mistakes"].drop(columns=["file"], errors="ignore"),
     }
+
+
+def _generalisation(root: Path, predictor: Predictor, params: Params, metrics: dict) -> tuple[pd.DataFrame, list]:
+    """ "Trained on A, tested on B": the test split, then every set of
+    ``evaluate.external`` that is there (``crosseval.generalisation``); the lines
+    for those that are not."""
+    from maskdet.paths import resolve
+    from maskdet.study.crosseval import generalisation
+
+    trained_on = f"{params.data.source} ({Path(params.data.path).name})"
+    own = {
+        "trained_on": trained_on,
+        "tested_on": "its test split",
+        "view": "crops",
+        "faces": int(metrics["n"]),
+        "accuracy": metrics["accuracy"],
+        "f1_macro": metrics["f1_macro"],
+        **{f"{label}_called_right": metrics.get(f"recall_{label}") for label in LABELS},
+    }
+    paths = {p: resolve(p, root) for p in params.evaluate.external}
+    others, skipped = generalisation(predictor, paths, trained_on)
+    for line in skipped:
+        print(f"evaluate.external: {line}")
+    return pd.concat([pd.DataFrame([own]), others], ignore_index=True), skipped
 
 
 def _register(models: Path, params: Params, meta: dict, metrics: dict) -> tuple[str, bool]:

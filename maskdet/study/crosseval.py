@@ -165,6 +165,49 @@ def summarise(rows: pd.DataFrame, data: LabelledSet) -> dict:
     return out
 
 
+def generalisation_rows(summary: dict, trained_on: str, tested_on: str) -> list[dict]:
+    """One row per view of a ``summarise`` (and ``scene_scores``) summary: the
+    "trained on A, tested on B" table's rows."""
+    rows = []
+    for view in (*FOLDER_VIEWS, *VOC_VIEWS):
+        scores = summary.get(view)
+        if not scores or view in {r["view"] for r in rows}:
+            continue
+        row = {"trained_on": trained_on, "tested_on": tested_on, "view": view, "faces": scores.get("n")}
+        if view == "scenes":
+            row.update(faces=scores.get("faces"), found=scores.get("recall"), map50=scores.get("map50"))
+            row.update({f"{label}_ap50": scores.get(f"ap50_{label}") for label in LABELS})
+        else:
+            row.update(accuracy=scores["accuracy"], f1_macro=scores["f1_macro"], found=scores.get("found"))
+            row.update({f"{label}_called_right": scores.get(f"{label}_called_right") for label in LABELS})
+        rows.append(row)
+    return rows
+
+
+def generalisation(predictor, paths: dict[str, Path], trained_on: str) -> tuple[pd.DataFrame, list[str]]:
+    """The Predictor on every labelled set of ``paths`` (as the user named it: its
+    folder) that is there: its scores per view (``generalisation_rows``), and one
+    line for each set left out (not there, or nothing labelled in it), so that
+    the report says what it could not test. Lines name a set as the user did:
+    a report holds no path of this machine."""
+    rows, skipped = [], []
+    for shown, path in paths.items():
+        if not Path(path).is_dir():
+            skipped.append(f"{shown}: not here; skipped")
+            continue
+        try:
+            data = read_labelled_set(Path(path))
+        except (InputError, MissingFileError) as exc:
+            skipped.append(f"{shown}: {str(exc).replace(str(path), shown)}; skipped")
+            continue
+        views = VOC_VIEWS[:1] if data.kind == "voc" else FOLDER_VIEWS
+        summary = summarise(predict_rows(predictor, data, views), data)
+        if data.kind == "voc":
+            summary["scenes"], _ = scene_scores(predictor, data)
+        rows += generalisation_rows(summary, trained_on, Path(path).name)
+    return pd.DataFrame(rows), skipped
+
+
 def confusion_table(rows: pd.DataFrame, view: str, labels: list[str]) -> pd.DataFrame:
     """Counts: true class (rows) by answer (columns), "no_face" included."""
     part = rows[rows["view"] == view]

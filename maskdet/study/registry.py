@@ -48,11 +48,21 @@ def log_predictor(model_folder: Path, predict_params, name: str = PYFUNC_ARTIFAC
             model_config=predict_params.model_dump(),  # the served Predictor's settings, whole
             # The server runs in the project's own environment (`--env-manager local`,
             # as `make serve` does): requirements.lock pins it, so none are inferred here.
-            # the one request option: {"params": {"crops": true}} skips detection (`--crops`)
-            signature=infer_signature(example, params={"crops": False}),
+            signature=_signature(infer_signature(example, params={"crops": False, "frame": False})),
             input_example=example,
             pip_requirements=[],
         )
+
+
+def _signature(inferred):
+    """The request's columns, ``name`` optional (a record of an image alone is
+    answered as "image 0"), and its two options: ``{"params": {"crops": true}}``
+    skips detection (``--crops``), ``{"frame": true}`` searches as the webcam does."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema([ColSpec("string", "image"), ColSpec("string", "name", required=False)])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
 def runtime_package(dest: Path) -> Path:
