@@ -73,4 +73,5 @@ EXPOSE 8866
 # A static file: a request for the page itself would start a kernel each time.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8866/voila/static/voila.js', timeout=4)"]
-CMD ["voila", "notebooks/dashboard.ipynb", "--no-browser", "--Voila.ip=0.0.0.0", "--port=8866"]
+# beyond loopback the dashboard starts only with a token: docker run -e MASKDET_DASHBOARD_TOKEN=...
+CMD ["python", "-m", "maskdet", "dashboard", "--host", "0.0.0.0", "--port", "8866"]

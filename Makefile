@@ -18,7 +18,7 @@ help:
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
-	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it)"
+	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it, with MASKDET_DASHBOARD_TOKEN set)"
 	@echo "make tracking-server  a team MLflow server on PostgreSQL, artifacts proxied (http://127.0.0.1:5000)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
@@ -110,7 +110,7 @@ tracking-server: setup
 
 # voila.json (read from here) sets the websocket message limit for uploads.
 dashboard: setup
-	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=$(or $(IP),127.0.0.1) --port=$(or $(PORT),8866)
+	$(BIN)/maskdet dashboard --host $(or $(IP),127.0.0.1) --port $(or $(PORT),8866)
 
 # The whole Predictor (detector + classifier) registered by the evaluation stage.
 serve: setup

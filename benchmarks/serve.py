@@ -49,24 +49,25 @@ def _request_body() -> bytes:
     return json.dumps({"dataframe_records": [record]}).encode()
 
 
-def _peak_rss_mb(pid: int) -> list[float]:
-    """VmHWM of the server's worker processes (the server itself when it has none).
-    With --workers N, uvicorn's main process only supervises; its peak is not counted."""
+def _rss_mb(pid: int, field: str = "VmHWM") -> list[float]:
+    """``field`` of the server's worker processes (the server itself when it has none):
+    VmHWM, the peak; VmRSS, what they hold now. With --workers N, uvicorn's main
+    process only supervises; it is not counted."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
-    peaks = []
+    sizes = []
     for p in [int(c) for c in children] or [pid]:
         try:
             if b"resource_tracker" in Path(f"/proc/{p}/cmdline").read_bytes():
                 continue  # multiprocessing's helper beside the workers, not a worker
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks.append(int(line.split()[1]) / 1024)
+                if line.startswith(f"{field}:"):
+                    sizes.append(int(line.split()[1]) / 1024)
         except OSError:
             pass
-    return peaks
+    return sizes
 
 
 def _faces(answer: dict) -> list:
@@ -121,7 +122,14 @@ def run_config(model: str, workers: int, clients: list[int], requests_per_run: i
                     "p95_ms": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
                 }
             )
-        return {"workers": workers, "startup_s": startup, "rows": rows, "peak_rss_mb": _peak_rss_mb(server.pid)}
+        time.sleep(1)  # the last answers are out; an idle worker hands freed memory back
+        return {
+            "workers": workers,
+            "startup_s": startup,
+            "rows": rows,
+            "peak_rss_mb": _rss_mb(server.pid),
+            "idle_rss_mb": _rss_mb(server.pid, "VmRSS"),
+        }
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -140,7 +148,7 @@ def table(results: dict) -> str:
             )
     memory = "; ".join(
         f"{c['workers']} worker(s): peak RSS {', '.join(f'{m:.0f}' for m in c['peak_rss_mb'])} MB, "
-        f"ready in {c['startup_s']:.0f} s"
+        f"{', '.join(f'{m:.0f}' for m in c['idle_rss_mb'])} MB once idle, ready in {c['startup_s']:.0f} s"
         for c in results["configs"]
     )
     lines += ["", f"{memory}. {results['note']}"]

@@ -179,7 +179,14 @@ def _cmd_serve(args) -> int:
     from maskdet.paths import tracking_uri
     from maskdet.predict import rest
 
-    for option, value in (("--max-request-mb", args.max_request_mb), ("--max-in-flight", args.max_in_flight)):
+    limits = {
+        "--max-request-mb": (args.max_request_mb, rest.MAX_REQUEST_MB_ENV),
+        "--max-in-flight": (args.max_in_flight, rest.MAX_IN_FLIGHT_ENV),
+        "--max-images": (args.max_images, rest.MAX_IMAGES_ENV),
+        "--max-megapixels": (args.max_megapixels, rest.MAX_MEGAPIXELS_ENV),
+        "--body-timeout-s": (args.body_timeout_s, rest.BODY_TIMEOUT_ENV),
+    }
+    for option, (value, _) in limits.items():
         if value < 1:
             raise InputError(f"{option} {value}: expected a whole number of at least 1")
     if args.workers < 1:
@@ -188,8 +195,7 @@ def _cmd_serve(args) -> int:
         **os.environ,
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(),
         rest.MODEL_ENV: args.model,
-        rest.MAX_REQUEST_MB_ENV: str(args.max_request_mb),
-        rest.MAX_IN_FLIGHT_ENV: str(args.max_in_flight),
+        **{name: str(value) for value, name in limits.values()},
     }
     os.environ.update(env)
     from maskdet.quiet import quiet_libraries
@@ -207,6 +213,8 @@ def _cmd_serve(args) -> int:
         ) from None
     command = [sys.executable, "-m", "uvicorn", "maskdet.predict.rest:app", "--host", args.host]
     command += ["--port", str(args.port), "--workers", str(args.workers)]
+    # on SIGTERM: the requests in hand are answered, then idle keep-alive connections wait at most this long
+    command += ["--timeout-graceful-shutdown", "5"]
     print(f"maskdet serve: {args.model} on http://{args.host}:{args.port}/invocations", file=sys.stderr)
     os.execve(sys.executable, command, env)
 
@@ -227,23 +235,58 @@ def _cmd_tracking_server(args) -> int:
     import signal
 
     from maskdet.paths import resolve
-    from maskdet.scale.tracking_server import tracking_server
+    from maskdet.scale.tracking_server import ADMIN, Tls, tracking_server
 
     for option, value in (("--port", args.port), ("--pg-port", args.pg_port)):
         if not 0 < value < 65536:
             raise InputError(f"{option} {value}: expected a port number from 1 to 65535")
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: expected at least 1")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise InputError("--certfile and --keyfile go together: give both (HTTPS) or neither")
+    tls = Tls(resolve(args.certfile), resolve(args.keyfile)) if args.certfile else None
     # SIGTERM (kill, a service manager) stops PostgreSQL as Ctrl-C does
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     folder = resolve(args.folder)
-    with tracking_server(folder, args.port, args.pg_port, args.host, args.workers, log=sys.stderr) as url:
-        print(f"maskdet tracking-server: {url} (PostgreSQL on port {args.pg_port}, data in {folder})", file=sys.stderr)
-        print(f"  use it with: export MLFLOW_TRACKING_URI={url}; Ctrl-C stops both", file=sys.stderr)
+    password_file = resolve(args.admin_password_file) if args.admin_password_file else None
+    with tracking_server(
+        folder, args.port, args.pg_port, args.host, args.workers, log=sys.stderr,
+        admin_password_file=password_file, tls=tls,
+    ) as server:  # fmt: skip
+        print(
+            f"maskdet tracking-server: {server.url} (PostgreSQL on port {args.pg_port}, data in {folder})",
+            file=sys.stderr,
+        )
+        print(
+            f"  admin user: {ADMIN!r}, password from {server.admin_password_from} (used on the first start)",
+            file=sys.stderr,
+        )
+        print(
+            f"  clients: export MLFLOW_TRACKING_URI={server.url} MLFLOW_TRACKING_USERNAME=... "
+            "MLFLOW_TRACKING_PASSWORD=...; Ctrl-C stops both",
+            file=sys.stderr,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:
             pass
+    return 0
+
+
+def _cmd_dashboard(args) -> int:
+    from maskdet.paths import resolve
+    from maskdet.scale.dashboard_server import dashboard_token, serve
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: expected a port number from 1 to 65535")
+    notebook = resolve("notebooks/dashboard.ipynb")
+    if not notebook.is_file():
+        raise InputError(
+            f"{notebook}: the dashboard notebook is missing; run from the project folder or set MASKDET_ROOT"
+        )
+    token = dashboard_token(args.host, args.token_file)
+    voila_args = args.voila_args[1:] if args.voila_args[:1] == ["--"] else args.voila_args
+    serve(notebook, args.host, args.port, token, args.max_kernels, voila_args)
     return 0
 
 
@@ -477,10 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_serve,
         "serve a registered Predictor as a REST API (MLflow's scoring server, with limits)",
         "MLflow's scoring server for a logged Predictor (POST /invocations, GET /ping: the formats of "
-        "`mlflow models serve`, described in maskdet/predict/serving.py), run by uvicorn, behind two "
-        "limits: a request larger than --max-request-mb answers 413, and past --max-in-flight requests at "
-        "once per worker a request answers 503 at once instead of waiting in memory. A fault of the model "
-        "answers 500; a bad image gets its 'error' in a 200 answer.",
+        "`mlflow models serve`, described in maskdet/predict/serving.py), run by uvicorn, behind limits "
+        "checked before a request takes a slot: its body must arrive within --body-timeout-s (else 408); "
+        "a request larger than --max-request-mb, or with more than --max-images images or "
+        "--max-megapixels decoded, answers 413; past --max-in-flight requests at once per worker a "
+        "request answers 503 at once instead of waiting in memory. A fault of the model answers 500; a "
+        "bad image gets its 'error' in a 200 answer. SIGTERM: the requests in hand are answered, then it exits.",
     )
     p.add_argument(
         "--model",
@@ -491,7 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own Predictor (default 1)")
-    from maskdet.predict.rest import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_MB
+    from maskdet.predict.rest import (
+        DEFAULT_BODY_TIMEOUT_S,
+        DEFAULT_MAX_IMAGES,
+        DEFAULT_MAX_IN_FLIGHT,
+        DEFAULT_MAX_MEGAPIXELS,
+        DEFAULT_MAX_REQUEST_MB,
+    )
 
     p.add_argument(
         "--max-request-mb",
@@ -505,6 +556,47 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_IN_FLIGHT,
         help=f"requests at once per worker (default {DEFAULT_MAX_IN_FLIGHT}; more: 503)",
     )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=DEFAULT_MAX_IMAGES,
+        help=f"images in one request (default {DEFAULT_MAX_IMAGES}; more: 413)",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=int,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"decoded megapixels in one request, from the image headers (default {DEFAULT_MAX_MEGAPIXELS}; more: 413)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=int,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help=f"seconds a client has to send its whole request body (default {DEFAULT_BODY_TIMEOUT_S}; later: 408)",
+    )
+    from maskdet.scale.dashboard_server import DEFAULT_MAX_KERNELS, TOKEN_ENV
+
+    p = add(
+        "dashboard",
+        _cmd_dashboard,
+        "the Voila dashboard (upload, batch, webcam) on http://127.0.0.1:8866 (make dashboard)",
+        "Voila on notebooks/dashboard.ipynb (voila.json applies), until Ctrl-C. Beyond loopback it "
+        f"starts only with a token ({TOKEN_ENV} or --token-file): visitors open "
+        "http://HOST:PORT/?token=... once. Each visitor's page runs its own kernel (about 450 MB); past "
+        "--max-kernels live kernels a visitor gets a 'dashboard is full' page (HTTP 503).",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; beyond it a token is required)"
+    )
+    p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    p.add_argument("--token-file", default=None, help=f"the visitors' token (mode 0600); default {TOKEN_ENV}")
+    p.add_argument(
+        "--max-kernels",
+        type=int,
+        default=DEFAULT_MAX_KERNELS,
+        help=f"visitors at once (default {DEFAULT_MAX_KERNELS}; more: a 'dashboard is full' page)",
+    )
+    p.add_argument("voila_args", nargs=argparse.REMAINDER, help="further Voila options, after --")
     p = add(
         "spark-predict",
         _cmd_spark_predict,
@@ -533,11 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
         "tracking-server",
         _cmd_tracking_server,
         "a team MLflow server: PostgreSQL for runs and registry, artifacts proxied (make tracking-server)",
-        "Start PostgreSQL (the system's, its data in --folder/postgres, created on the first start) and "
-        "`mlflow server` on it with --serve-artifacts (artifacts in --folder/artifacts), until Ctrl-C. "
-        "Clients need only MLFLOW_TRACKING_URI=http://HOST:PORT: every stage, the registry alias and "
-        "`maskdet serve` then use the server instead of the project's sqlite store. compose.yaml runs the "
-        'same with containers. README, "A team tracking server".',
+        "Start PostgreSQL (the system's, its data in --folder/postgres, created on the first start, "
+        "every connection with a password) and `mlflow server` on it with MLflow's basic-auth app and "
+        "--serve-artifacts (artifacts in --folder/artifacts), until Ctrl-C. Generated passwords are kept "
+        "in --folder/secrets (0600). Clients set MLFLOW_TRACKING_URI=http://HOST:PORT and their "
+        "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD: every stage, the registry alias and "
+        "`maskdet serve` then use the server instead of the project's sqlite store. Everyone reads; "
+        "only a run's or model's creator and admins change it. compose.yaml runs the same with "
+        'containers. README, "A team tracking server".',
     )
     p.add_argument("--folder", default=".tracking", help="where the database and artifacts live (default .tracking)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a team)")
@@ -545,6 +640,13 @@ def build_parser() -> argparse.ArgumentParser:
     # not 5432: a system PostgreSQL may hold it
     p.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL's port, on 127.0.0.1 only (default 5433)")
     p.add_argument("--workers", type=int, default=4, help="server processes (default 4, MLflow's own)")
+    p.add_argument(
+        "--admin-password-file",
+        help="the admin's password (mode 0600, 12 characters or more), read on the first start; default "
+        "MLFLOW_AUTH_ADMIN_PASSWORD, else one generated into FOLDER/secrets/mlflow-admin.password",
+    )
+    p.add_argument("--certfile", help="the team's TLS certificate (PEM): the server speaks HTTPS (with --keyfile)")
+    p.add_argument("--keyfile", help="the certificate's private key (PEM)")
     add(
         "report",
         _cmd_report,
@@ -562,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     except MaskdetError as exc:  # anything else is a bug: its traceback shows
         print(f"maskdet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing is left half-done
+        print(f"maskdet {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from maskdet import LABELS
 from maskdet.app import logic
 from maskdet.app.dashboard import batch_tab, dashboard, model_tab, upload_tab
+from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.io.inputs import expand_uploads
 from maskdet.predict.predictor import Predictor
@@ -299,3 +300,57 @@ def test_an_upload_over_the_limit_is_refused_on_the_server_too():
     ):
         picker._handle(picker, content, buffers)
     assert got == [[("c.jpg", b"y" * 600)]]
+
+
+def test_the_dashboard_refuses_to_listen_beyond_loopback_without_a_token(tmp_path, monkeypatch):
+    """`maskdet dashboard --host 0.0.0.0` with no token stops at once with one line that
+    says how to give one; a token file others may read, or a short token, is refused too."""
+    import subprocess
+
+    from maskdet.scale.dashboard_server import TOKEN_ENV, dashboard_token, is_loopback
+    from tests.helpers import BIN
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != TOKEN_ENV}
+    done = subprocess.run(
+        [str(BIN / "maskdet"), "dashboard", "--host", "0.0.0.0", "--port", "8999"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "without a token" in done.stderr and TOKEN_ENV in done.stderr and "--token-file" in done.stderr
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("lab.example")
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert dashboard_token("127.0.0.1", None) is None  # on loopback a token is optional
+    token = tmp_path / "token"
+    token.write_text("a-long-enough-token-123\n")
+    token.chmod(0o644)
+    with pytest.raises(InputError, match="chmod 600"):
+        dashboard_token("0.0.0.0", token)
+    token.chmod(0o600)
+    assert dashboard_token("0.0.0.0", token) == "a-long-enough-token-123"
+    monkeypatch.setenv(TOKEN_ENV, "short")
+    with pytest.raises(InputError, match="at least 16"):
+        dashboard_token("0.0.0.0", None)
+
+
+def test_a_visitor_with_no_photo_tries_an_example_from_the_built_in_set(predictor, group_jpeg, tmp_path, monkeypatch):
+    """One button per source photo of the built-in set's group photos; a click shows
+    that photo's answer as an upload would. No set built: no buttons, nothing broken."""
+    import ipywidgets as w
+
+    images = tmp_path / "data" / "raw" / "sample" / "scenes" / "images"
+    images.mkdir(parents=True)
+    for name in ("faceapi-sample1_r1.jpg", "faceapi-sample1_r2.jpg", "faceapi-sample2_r1.jpg"):
+        (images / name).write_bytes(group_jpeg)
+    monkeypatch.setenv("MASKDET_ROOT", str(tmp_path))
+    assert [p.name for p in logic.example_photos()] == ["faceapi-sample1_r1.jpg", "faceapi-sample2_r1.jpg"]
+    tab = upload_tab(predictor)
+    buttons = [b for b in _find(tab, w.Button) if b.description.startswith("Example photo")]
+    assert len(buttons) == 2
+    buttons[1].click()
+    html = " ".join(h.value for h in _find(tab, w.HTML))
+    assert "faceapi-sample2_r1.jpg" in html and logic.verdict(predictor.predict(group_jpeg)) in html.replace(
+        "&#x27;", "'"
+    )
+    monkeypatch.setenv("MASKDET_ROOT", str(tmp_path / "empty"))
+    assert logic.example_photos() == [] and not [b for b in _find(upload_tab(predictor), w.Button)]

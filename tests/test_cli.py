@@ -1,6 +1,8 @@
 """How the CLI reports failures: the project's own errors as one line, any
 other exception with its traceback (a bug must not pass for bad input)."""
 
+import time
+
 import pytest
 
 from maskdet import cli
@@ -41,3 +43,65 @@ def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path, monk
     said = capsys.readouterr().err.strip()
     assert said.startswith("maskdet serve: error: --model models:/maskdet@champion: no model there")
     assert "make repro" in said and len(said.splitlines()) == 1
+
+
+def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tmp_path):
+    """Ctrl-C (SIGINT) while `maskdet predict` works through a folder: one line, status
+    130, and only whole annotated files in --out (each is written to a temporary name first)."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from maskdet.io import assets
+    from tests.helpers import BIN, ROOT
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):
+        shutil.copyfile(assets.extract(assets.FACE_API_PHOTOS[0]), photos / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [str(BIN / "maskdet"), "predict", str(photos), "--out", str(out), "--format", "jsonl", "-q"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 180
+    while not (out.is_dir() and any(out.glob("*.jpg"))):
+        assert run.poll() is None and time.time() < deadline, run.stderr.read()[-2000:]
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    err = run.communicate(timeout=60)[1]
+    assert run.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().endswith("maskdet predict: interrupted")
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 40 and all(p.suffix == ".jpg" and p.stat().st_size > 1000 for p in written)
+
+
+def test_the_tracking_server_finds_runuser_and_waits_through_a_slow_start(tmp_path, monkeypatch):
+    """runuser lives in the system's sbin folders, which a user's PATH may lack; a
+    server too busy to answer the readiness poll within its 2 s is waited for, not a crash."""
+    import shutil
+    import subprocess
+    import sys
+
+    from maskdet.predict.rest import wait_until_ready
+    from maskdet.scale import tracking_server
+
+    if shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin"):
+        monkeypatch.setenv("PATH", "/usr/bin:/bin")
+        assert tracking_server._runuser().endswith("/runuser")
+    from tests.helpers import free_port
+
+    port = free_port()
+    # accepts connections and never answers, then exits: a ReadTimeout at every poll
+    silent = subprocess.Popen(
+        [sys.executable, "-c", f"import socket, time; s = socket.create_server(('127.0.0.1', {port})); "
+         "c = [s.accept() for _ in range(3)]; time.sleep(1)"],
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        with pytest.raises(RuntimeError, match="exited"):
+            wait_until_ready(f"http://127.0.0.1:{port}", silent, 60, path="/health")
+    finally:
+        silent.kill()
+        silent.wait()

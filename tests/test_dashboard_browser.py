@@ -63,24 +63,22 @@ def model_dir(tiny):
     return Path(os.environ.get("MASKDET_BROWSER_MODEL", tiny[1]))
 
 
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):
-    """`voila notebooks/dashboard.ipynb` as `make dashboard` runs it (from the root, so voila.json applies)."""
+TOKEN = "team-token-0123456789"
+
+
+def _start_dashboard(model_dir: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """`maskdet dashboard` as `make dashboard` runs it (from the root, so voila.json
+    applies), with the visitors' token in a 0600 file; its port once it listens."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("voila") / "voila.log"
+    token_file = folder / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    log_path = folder / "voila.log"
     env = {**os.environ, "MASKDET_MODEL": str(model_dir), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MASKDET_DASHBOARD_TOKEN", None)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [
-                str(BIN / "voila"),
-                "notebooks/dashboard.ipynb",
-                "--no-browser",
-                "--Voila.ip=127.0.0.1",
-                f"--port={port}",
-                # voila.json culls a kernel idle for 10 minutes with no page open; here after seconds
-                f"--MappingKernelManager.cull_idle_timeout={CULL_AFTER_S}",
-                "--MappingKernelManager.cull_interval=2",
-            ],
+            [str(BIN / "maskdet"), "dashboard", f"--port={port}", f"--token-file={token_file}", *options],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -91,14 +89,49 @@ def server(model_dir, tmp_path_factory):
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, port
         except OSError:
             assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    """The dashboard's address with the visitors' token; Jupyter keeps a login cookie after the first page."""
+    # voila.json culls a kernel idle for 10 minutes with no page open; here after seconds
+    proc, port = _start_dashboard(
+        model_dir,
+        tmp_path_factory.mktemp("voila"),
+        "--",
+        f"--MappingKernelManager.cull_idle_timeout={CULL_AFTER_S}",
+        "--MappingKernelManager.cull_interval=2",
+    )
     VOILA["pid"] = proc.pid
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/?token={TOKEN}"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
+
+
+def test_only_visitors_with_the_token_get_in_and_past_the_cap_a_full_page(model_dir, tmp_path):
+    """No token, no kernel; with it a page (and a kernel); past --max-kernels a
+    'dashboard is full' page (503) instead of another kernel."""
+    import requests
+
+    proc, port = _start_dashboard(model_dir, tmp_path, "--max-kernels=1")
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        refused = requests.get(base, allow_redirects=False, timeout=30)
+        assert refused.status_code in (302, 403) and "login" in refused.headers.get("location", "login")
+        assert (
+            requests.get(f"{base}?token=wrong-token-0123456789", allow_redirects=False, timeout=30).status_code != 200
+        )
+        first = requests.get(f"{base}?token={TOKEN}", timeout=180)
+        assert first.status_code == 200 and "maskdet" in first.text
+        full = requests.get(f"{base}?token={TOKEN}", timeout=60)
+        assert full.status_code == 503 and "The dashboard is full" in full.text and "Try again" in full.text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

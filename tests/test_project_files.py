@@ -112,7 +112,7 @@ def test_dockerfile_passes_hadolint_and_serves_the_dashboard():
     cmd = json.loads(serve.split("\nCMD ", 1)[1].splitlines()[0])
     assert cmd == ["python", "-m", "maskdet", "serve", "--host", "0.0.0.0", "--port", "5001"]
     cmd = json.loads(study.split("\nCMD ", 1)[1].splitlines()[0])
-    assert cmd[:2] == ["voila", "notebooks/dashboard.ipynb"] and "--Voila.ip=0.0.0.0" in cmd and "--port=8866" in cmd
+    assert cmd == ["python", "-m", "maskdet", "dashboard", "--host", "0.0.0.0", "--port", "8866"]  # token required
     readme = (ROOT / "README.md").read_text()
     assert "docker build" in readme and "docker run" in readme
 
@@ -242,10 +242,20 @@ def test_compose_runs_the_tracking_server_on_postgres_and_points_every_service_a
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
     assert {"postgres", "mlflow", "serve", "dashboard"} <= set(services)
-    command = services["mlflow"]["command"]
-    assert command[:4] == ["python", "-m", "mlflow", "server"] and "--serve-artifacts" in command
-    assert command[command.index("--backend-store-uri") + 1].startswith("postgresql+psycopg://mlflow:")
+    script = services["mlflow"]["command"][0]
+    command = script[script.index("exec python -m mlflow server") :].replace("\\\n", " ").split()
+    assert command[:7] == ["exec", "python", "-m", "mlflow", "server", "--app-name", "basic-auth"]
+    assert "--serve-artifacts" in command and "default_permission = READ" in script
+    # no password in a URL or on a command line: each comes from a secret file
+    assert command[command.index("--backend-store-uri") + 1] == "postgresql+psycopg://mlflow@postgres:5432/mlflow"
     assert "mlflow:5000" in command[command.index("--allowed-hosts") + 1]
+    for secret in ("mlflow_db_password", "mlflow_admin_password", "flask_secret_key"):
+        assert f"$$(cat /run/secrets/{secret})" in (ROOT / "compose.yaml").read_text()
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256" and "POSTGRES_PASSWORD" not in postgres
+    init = (ROOT / "deploy" / "postgres-init.sh").read_text()
+    assert "CREATE ROLE mlflow LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" in init
+    assert services["dashboard"]["environment"]["MASKDET_DASHBOARD_TOKEN"].startswith("${MASKDET_DASHBOARD_TOKEN:?")
     for name in ("serve", "dashboard"):
         assert services[name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
         assert services[name]["depends_on"]["mlflow"]["condition"] == "service_healthy"

@@ -33,14 +33,24 @@ pytestmark = pytest.mark.slow
 TINY = {
     "model": {"input_size": 64},
     "train": {"epochs": 1, "fine_tune_epochs": 1, "early_stopping_patience": 0},
-    "evaluate": {"loso_epochs": 1, "loso_input_size": 48},
+    # "trained on A, tested on B": the built-in scenes at hand, and a set that is not there
+    "evaluate": {"loso_epochs": 1, "loso_input_size": 48, "external": ["data/raw/sample/scenes", "no/such/set"]},
 }
+
+
+# The study's writer and a reader, as a team's admin would create them (README, "A team tracking server").
+USERS = {"writer": ("study-writer", "writer-password-1"), "reader": ("team-reader", "reader-password-1")}
+SERVER = {}  # the tracking fixture's folder
 
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
-    """The tracking server's URI; its PostgreSQL and artifacts live in a throw-away folder."""
-    from maskdet.scale.tracking_server import NoPostgresError, postgres_bin, tracking_server
+    """The tracking server's URI; its PostgreSQL and artifacts live in a throw-away folder.
+    Everything in this module reaches it as the study's writer would: MLflow's own
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    from maskdet.scale.tracking_server import ADMIN, NoPostgresError, postgres_bin, tracking_server
 
     try:
         found = bool(postgres_bin())
@@ -50,13 +60,27 @@ def tracking(tmp_path_factory):
     # Under root PostgreSQL runs as the postgres user, who may not enter pytest's private folders.
     folder = Path(tempfile.mkdtemp(prefix="maskdet-tracking-"))
     folder.chmod(0o755)
-    log_path = tmp_path_factory.mktemp("tracking") / "server.log"
+    SERVER["folder"] = folder
+    logs = tmp_path_factory.mktemp("tracking")
+    admin_file = logs / "admin.password"
+    admin_file.write_text("admin-password-1\n")
+    admin_file.chmod(0o600)
     try:
         with (
-            log_path.open("w") as log,
-            tracking_server(folder, port=free_port(), pg_port=free_port(), workers=1, log=log) as url,
+            (logs / "server.log").open("w") as log,
+            tracking_server(
+                folder, port=free_port(), pg_port=free_port(), workers=1, log=log, admin_password_file=admin_file
+            ) as server,
+            pytest.MonkeyPatch.context() as env,
         ):
-            yield url
+            env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+            env.setenv("MLFLOW_TRACKING_PASSWORD", "admin-password-1")
+            admin = AuthServiceClient(server.url)
+            for name, password in USERS.values():
+                admin.create_user(name, password)
+            env.setenv("MLFLOW_TRACKING_USERNAME", USERS["writer"][0])
+            env.setenv("MLFLOW_TRACKING_PASSWORD", USERS["writer"][1])
+            yield server.url
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -297,6 +321,150 @@ def test_mlflow_has_one_execution_with_every_stage_and_the_model(study, tracking
         assert key in evaluate.data.metrics, key
 
 
+def test_the_report_carries_trained_on_a_tested_on_b_for_every_set_at_hand(study):
+    """evaluate.external: the test split first, then each set that is there; the
+    missing one is named in the report, not scored."""
+    import pandas as pd
+
+    table = pd.read_csv(study / "reports" / "tables" / "generalisation.csv")
+    assert list(zip(table["tested_on"], table["view"])) == [
+        ("its test split", "crops"),
+        ("scenes", "crops"),
+        ("scenes", "scenes"),
+    ]
+    metrics = read_metrics(study / "reports" / "metrics.json")
+    assert table["f1_macro"][0] == pytest.approx(metrics["test_f1_macro"])
+    assert 0 <= table["map50"][2] <= 1 and table["faces"][1] > 0
+    report = (study / "reports" / "notebooks" / "03_evaluate.ipynb").read_text()
+    assert "no/such/set: not here; skipped" in report and "Trained on one set, tested on each" in report
+
+
+def test_the_server_lets_in_only_the_team_and_only_the_writer_moves_the_champion(study, tracking):
+    """Basic auth on every API: no credentials or a wrong password get 401; the
+    study's writer, who registered the model, may move `champion`; a reader may read it, not move it."""
+    search = f"{tracking}/api/2.0/mlflow/experiments/search"
+    assert requests.post(search, json={"max_results": 1}, timeout=30).status_code == 401
+    assert (
+        requests.post(search, json={"max_results": 1}, auth=("team-reader", "wrong-password"), timeout=30).status_code
+        == 401
+    )
+    assert requests.post(search, json={"max_results": 1}, auth=USERS["reader"], timeout=30).status_code == 200
+    version = _client(tracking).get_model_version_by_alias("maskdet", "champion").version
+    alias = {"name": "maskdet", "alias": "champion", "version": version}
+    moved = requests.post(
+        f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["reader"], timeout=30
+    )
+    assert moved.status_code == 403, moved.text
+    moved = requests.post(
+        f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["writer"], timeout=30
+    )
+    assert moved.status_code == 200, moved.text
+    artifact = requests.get(f"{tracking}/api/2.0/mlflow-artifacts/artifacts", timeout=30)
+    assert artifact.status_code == 401  # the proxied artifacts too
+
+
+def test_postgres_wants_a_password_and_the_mlflow_role_is_no_superuser(study, tracking, tmp_path):
+    """psql as anyone without the password is refused (scram-sha-256 everywhere);
+    with it, the role owns its database and is not a superuser."""
+    import psycopg
+
+    from maskdet.scale.tracking_server import USER
+
+    secrets = SERVER["folder"] / "secrets"
+    port = (secrets / "pgpass").read_text().split(":")[1]
+    assert all(f.stat().st_mode & 0o077 == 0 for f in secrets.iterdir()), "secrets readable by others"
+    psql = shutil.which("psql") or "psql"
+    # another OS user's view: no pgpass, no PGPASSWORD, nothing to answer the password prompt
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    refused = subprocess.run(
+        [psql, "-w", f"host=127.0.0.1 port={port} user={USER} dbname=mlflow", "-c", "select 1"],
+        env=clean, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "password" in refused.stderr, refused.stderr
+    for user in ("postgres", "nobody"):
+        other = subprocess.run(
+            [psql, "-w", f"host=127.0.0.1 port={port} user={user} dbname=postgres", "-c", "select 1"],
+            env=clean, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert other.returncode != 0, other.stdout
+    password = (secrets / "mlflow-db.password").read_text().strip()
+    with psycopg.connect(f"host=127.0.0.1 port={port} user={USER} dbname=mlflow", password=password) as db:
+        superuser, create_role, create_db = db.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert (superuser, create_role, create_db) == (False, False, False)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("COPY (SELECT 1) TO PROGRAM 'id'")
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as a team would bring its own."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    keyfile.chmod(0o600)
+    return certfile, keyfile
+
+
+def test_https_with_the_teams_certificate_and_a_generated_admin_password(tmp_path):
+    """The server speaks HTTPS with a certificate it is given; clients trust it through
+    MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH. With no password file and no
+    MLFLOW_AUTH_ADMIN_PASSWORD, the admin's is generated and kept 0600, never a default."""
+    from maskdet.scale.tracking_server import ADMIN, ADMIN_PASSWORD_ENV, Tls, tracking_server
+
+    folder = Path(tempfile.mkdtemp(prefix="maskdet-tls-"))
+    folder.chmod(0o755)
+    certfile, keyfile = _self_signed(tmp_path)
+    try:
+        with (
+            pytest.MonkeyPatch.context() as env,
+            (tmp_path / "server.log").open("w") as log,
+        ):
+            env.delenv(ADMIN_PASSWORD_ENV, raising=False)
+            with tracking_server(
+                folder, port=free_port(), pg_port=free_port(), workers=1, log=log, tls=Tls(certfile, keyfile)
+            ) as server:
+                generated = folder / "secrets" / "mlflow-admin.password"
+                assert server.url.startswith("https://") and server.admin_password_from == str(generated)
+                assert generated.stat().st_mode & 0o077 == 0
+                password = generated.read_text().strip()
+                assert len(password) >= 12
+                with pytest.raises(requests.exceptions.SSLError):  # an unknown certificate is not trusted
+                    requests.get(f"{server.url}/health", timeout=10)
+                search = f"{server.url}/api/2.0/mlflow/experiments/search"
+                said = requests.post(search, json={"max_results": 1}, verify=str(certfile), timeout=30)
+                assert said.status_code == 401
+                env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certfile))
+                env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+                env.setenv("MLFLOW_TRACKING_PASSWORD", password)
+                client = mlflow.MlflowClient(tracking_uri=server.url)
+                experiment = client.create_experiment("over-https")
+                assert client.get_experiment(experiment).name == "over-https"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
     metrics = read_metrics(study / "reports" / "metrics.json")
     assert metrics["scene_faces"] >= 3 and 0 <= metrics["scene_map50"] <= 1
@@ -338,7 +506,8 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
 
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8"]
+    command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8",
+               "--max-images", "12", "--max-megapixels", "12", "--body-timeout-s", "3"]  # fmt: skip
     with _serving(command, study, env, tmp_path / "server.log", port) as base:
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
@@ -359,7 +528,61 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         assert junk["error"].startswith("not_base64")
         _concurrent_clients_get_the_answers_of_one_client(base, group)
         _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env)
+        _a_frame_request_is_searched_as_the_webcam_searches(base, study, group)
         _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
+        _slow_clients_hold_no_slot(base, port, group)
+
+
+def test_sigterm_during_work_answers_the_request_then_exits(study, tracking, tmp_path):
+    """One SIGTERM (a service manager stopping the server) while a request is being
+    worked on: that request still gets its answer, and the server exits on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from maskdet.io import assets
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    log = tmp_path / "server.log"
+    server = subprocess.Popen(
+        [str(BIN / "maskdet"), "serve", "--port", str(port)], cwd=study, env=env,
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base, server, 180)
+        record = {"image": base64.b64encode(assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()).decode()}
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                requests.post, f"{base}/invocations", json={"dataframe_records": [record] * 6}, timeout=120
+            )
+            time.sleep(1.0)  # the request is in the model by now
+            server.send_signal(signal.SIGTERM)
+            answer = pending.result()
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 6
+        assert server.wait(timeout=60) is not None, log.read_text()[-2000:]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _a_frame_request_is_searched_as_the_webcam_searches(base, study, group):
+    """`"params": {"frame": true}`: the fast frame setting of the webcam and video
+    (320x240, faces of 20 px and up), the same answer as the Predictor's own with
+    photo=False; without it, the still-photo setting."""
+    from maskdet.io.images import encode_jpeg, letterbox, load_rgb
+    from maskdet.params import load_params
+    from maskdet.predict.predictor import Predictor
+
+    frame = encode_jpeg(letterbox(load_rgb(group), 640, 480)[0])
+    record = {"image": base64.b64encode(frame).decode(), "name": "frame.jpg"}
+    local = Predictor(study / "models", load_params(study / "params.yaml").predict)
+    for params, photo in (({"frame": True}, False), ({}, True)):
+        said = requests.post(f"{base}/invocations", json={"dataframe_records": [record], "params": params}, timeout=120)
+        assert said.status_code == 200, said.text[:500]
+        served = said.json()["predictions"][0]["faces"]
+        expected = local.predict(frame, name="frame.jpg", photo=photo).to_dict()["faces"]
+        assert [f["box"] for f in served] == [f["box"] for f in expected] and len(served) == 3, (params, served)
 
 
 def _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env):
@@ -393,9 +616,10 @@ def _cli_served_model_and_evaluation_agree_on_each_crop(base, study, env):
 
 def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):
     """Past --max-request-mb (2 here) a request is refused with 413, by its
-    Content-Length or as it streams in; past --max-in-flight (8) requests at
-    once, with 503. Then the server still answers."""
-    import socket
+    Content-Length or as it streams in; past --max-images (12) or --max-megapixels
+    (12: five 2.5-MP photos) with 413 before any decoding; past --max-in-flight (8)
+    requests at once, with 503. Then the server still answers."""
+    from concurrent.futures import ThreadPoolExecutor
 
     big = {"dataframe_records": [{"image": "A" * (3 * 2**20), "name": "big"}]}
     said = requests.post(f"{base}/invocations", json=big, timeout=60)
@@ -403,34 +627,72 @@ def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):
     chunks = (b"x" * 2**18 for _ in range(12))  # no Content-Length: counted as it arrives
     said = requests.post(f"{base}/invocations", data=chunks, headers={"content-type": "application/json"}, timeout=60)
     assert said.status_code == 413
-    # Eight requests that send their headers and then hold their bodies back.
+    tiny = base64.b64encode(_png(8, 8)).decode()
+    many = {"inputs": {"image": [tiny] * 13}}
+    said = requests.post(f"{base}/invocations", json=many, timeout=60)
+    assert said.status_code == 413 and "13 images in one request" in said.json()["message"]
+    record = {"image": base64.b64encode(group).decode(), "name": "group.jpg"}
+    said = requests.post(f"{base}/invocations", json={"dataframe_records": [record] * 5}, timeout=60)
+    assert said.status_code == 413 and "megapixels" in said.json()["message"]
+    # Twelve clients at once, each with four photos: eight are answered, the others told to come back.
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: requests.post(f"{base}/invocations", json={"dataframe_records": [record] * 4}, timeout=120),
+                range(12),
+            )
+        )
+    assert {s.status_code for s in statuses} == {200, 503}, [s.text[:200] for s in statuses]
+    busy = next(s for s in statuses if s.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["message"]
+    said = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=60)
+    assert said.status_code == 200 and len(said.json()["predictions"][0]["faces"]) == 3
+
+
+def _png(width: int, height: int) -> bytes:
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".png", np.zeros((height, width, 3), np.uint8))[1].tobytes()
+
+
+def _read_answer(conn) -> str:
+    """An HTTP answer read off a raw socket: the head, then its Content-Length of body."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := conn.recv(4096)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next((h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")), 0))
+    while len(body) < length and (chunk := conn.recv(4096)):
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode(errors="replace")
+
+
+def _slow_clients_hold_no_slot(base, port, group):
+    """Eight clients that send their headers and then a byte now and then (slowloris)
+    take no slot: a normal request is answered at once, and each slow one gets 408
+    when --body-timeout-s (3 here) runs out."""
+    import socket
+
     held = []
     for _ in range(8):
-        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn = socket.create_connection(("127.0.0.1", port), timeout=30)
         conn.sendall(
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
         held.append(conn)
     try:
-        deadline = time.time() + 30
-        while (
-            said := requests.post(f"{base}/invocations", json={"dataframe_records": []}, timeout=30)
-        ).status_code != 503:
-            assert time.time() < deadline, said.text[:500]  # the held requests reach the app a moment later
-            time.sleep(0.2)
-        assert said.headers["retry-after"] == "1" and "busy" in said.json()["message"]
-        assert requests.get(f"{base}/ping", timeout=5).status_code == 200  # health checks are never refused
+        record = {"image": base64.b64encode(group).decode(), "name": "group.jpg"}
+        said = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=60)
+        assert said.status_code == 200 and len(said.json()["predictions"][0]["faces"]) == 3
+        for conn in held:
+            conn.sendall(b" ")  # one more byte: still far from the 100 it promised
+        answers = [_read_answer(conn) for conn in held]
+        assert all(a.startswith("HTTP/1.1 408") and "MASKDET_BODY_TIMEOUT_S" in a for a in answers), answers[0][:300]
     finally:
         for conn in held:
             conn.close()
-    deadline = time.time() + 30
-    record = {"image": base64.b64encode(group).decode(), "name": "group.jpg"}
-    while (
-        said := requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=60)
-    ).status_code == 503:
-        assert time.time() < deadline, "the server stayed busy after the held requests were closed"
-        time.sleep(0.2)
-    assert said.status_code == 200 and len(said.json()["predictions"][0]["faces"]) == 3
+    assert requests.get(f"{base}/ping", timeout=5).status_code == 200  # health checks are never refused
 
 
 def _concurrent_clients_get_the_answers_of_one_client(base, group):
@@ -706,4 +968,5 @@ def test_bench_serve_measures_a_real_server_and_checks_every_answer(study, track
     assert [r["clients"] for r in config["rows"]] == [1, 2]
     assert all(r["correct"] == r["requests"] == 4 and r["statuses"] == [200] for r in config["rows"])
     assert config["peak_rss_mb"] and all(m > 50 for m in config["peak_rss_mb"])
+    assert len(config["idle_rss_mb"]) == len(config["peak_rss_mb"])  # what each worker holds once idle
     assert "| 1 | 2 |" in done.stdout

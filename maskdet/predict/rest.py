@@ -1,13 +1,24 @@
 """`maskdet serve` / `make serve`: MLflow's own scoring server for a logged
 Predictor (the same routes, request and answer formats as ``mlflow models
-serve``), behind two limits that the scoring server does not have:
+serve``), behind the limits that the scoring server does not have. Each is
+checked before the request takes one of the worker's slots, so that no client
+can hold a slot with a slow or oversized request:
 
-- a request body over ``MASKDET_MAX_REQUEST_MB`` is refused with 413 before it
-  is read whole (by its Content-Length, or as it streams in);
+- the body is read whole within ``MASKDET_BODY_TIMEOUT_S`` (408 after it: a
+  client sending a byte every few seconds holds nothing but its own socket);
+- a body over ``MASKDET_MAX_REQUEST_MB`` is refused with 413 (by its
+  Content-Length, or as it streams in);
+- a request with more than ``MASKDET_MAX_IMAGES`` images, or more than
+  ``MASKDET_MAX_MEGAPIXELS`` of them once decoded (read from the image headers,
+  nothing decoded), is refused with 413, so that every request's work is bounded
+  (70 blank 7000x7000 PNGs once held a worker past MLflow's 60-s timeout);
 - past ``MASKDET_MAX_IN_FLIGHT`` requests at once in this worker, a request is
-  refused at once with 503 and a Retry-After, instead of queueing bodies and
-  decoded images in memory without bound (40 requests of a 49-megapixel PNG
-  held 4.6 GB).
+  refused at once with 503 and a Retry-After, instead of queueing decoded
+  images in memory without bound.
+
+When the worker falls idle it hands freed memory back to the system
+(``malloc_trim``): decoded photos leave glibc's heap fragmented, and a worker
+kept 1.4 GB after a burst without it.
 
 uvicorn imports this module in each worker (``uvicorn maskdet.predict.rest:app``);
 the model URI comes in ``MASKDET_SERVE_MODEL``.
@@ -15,19 +26,42 @@ the model URI comes in ``MASKDET_SERVE_MODEL``.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import ctypes
+import functools
+import io
 import json
 import os
+from dataclasses import dataclass
 
 MODEL_ENV = "MASKDET_SERVE_MODEL"
 MAX_REQUEST_MB_ENV = "MASKDET_MAX_REQUEST_MB"
 MAX_IN_FLIGHT_ENV = "MASKDET_MAX_IN_FLIGHT"
+MAX_IMAGES_ENV = "MASKDET_MAX_IMAGES"
+MAX_MEGAPIXELS_ENV = "MASKDET_MAX_MEGAPIXELS"
+BODY_TIMEOUT_ENV = "MASKDET_BODY_TIMEOUT_S"
 DEFAULT_MAX_REQUEST_MB = 64  # the CLI's limit for one image file; base64 adds a third
 DEFAULT_MAX_IN_FLIGHT = 8
+DEFAULT_MAX_IMAGES = 32
+DEFAULT_MAX_MEGAPIXELS = 200  # four 50-MP photos, the most one image may have
+DEFAULT_BODY_TIMEOUT_S = 30
 LIMITED_PATHS = ("/invocations",)
+ERROR_CODES = {408: "REQUEST_TIMEOUT", 413: "REQUEST_TOO_LARGE", 503: "BUSY"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_in_flight: int
+    max_images: int = DEFAULT_MAX_IMAGES
+    max_pixels: int = DEFAULT_MAX_MEGAPIXELS * 10**6
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
 
 
 async def _answer(send, status: int, message: str, headers: tuple = ()) -> None:
-    body = json.dumps({"error_code": {413: "REQUEST_TOO_LARGE", 503: "BUSY"}[status], "message": message}).encode()
+    body = json.dumps({"error_code": ERROR_CODES[status], "message": message}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -38,27 +72,130 @@ async def _answer(send, status: int, message: str, headers: tuple = ()) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestLimits:
-    """ASGI middleware: a size limit on request bodies and a cap on requests in
-    flight, for ``LIMITED_PATHS`` (``/ping`` and ``/health`` stay free, so that a
-    busy server still answers its health check). One event loop per worker, so
-    the counter needs no lock."""
+class _TooLarge(Exception):
+    pass
 
-    def __init__(self, app, max_bytes: int, max_in_flight: int):
-        self.app, self.max_bytes, self.max_in_flight = app, max_bytes, max_in_flight
+
+def request_images(body: bytes) -> list | None:
+    """The base64 images of a request in any of the scoring server's JSON forms
+    (``dataframe_records``, ``dataframe_split``, ``inputs``); None when the body
+    is not one of them (the scoring server answers that itself)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("dataframe_records"), list):
+        return [r.get("image") for r in data["dataframe_records"] if isinstance(r, dict)]
+    split = data.get("dataframe_split")
+    if isinstance(split, dict) and isinstance(split.get("data"), list) and "image" in (split.get("columns") or []):
+        column = split["columns"].index("image")
+        return [row[column] for row in split["data"] if isinstance(row, list) and len(row) > column]
+    inputs = data.get("inputs")
+    if isinstance(inputs, dict) and isinstance(inputs.get("image"), list):
+        return inputs["image"]
+    return None
+
+
+def _pixels(encoded) -> int:
+    """Width x height from an image's header (nothing decoded); 0 when it is not an
+    image (the Predictor answers that image with its ``error``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(str(encoded), validate=True))) as img:
+            return img.width * img.height
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return 0
+
+
+def request_problem(body: bytes, limits: Limits) -> str | None:
+    """Why a request is too big to take a slot: too many images, or too many pixels."""
+    images = request_images(body)
+    if images is None:
+        return None
+    if len(images) > limits.max_images:
+        return (
+            f"{len(images)} images in one request, more than the server's {limits.max_images} "
+            f"({MAX_IMAGES_ENV}); send them in several requests"
+        )
+    pixels = sum(_pixels(image) for image in images)
+    if pixels > limits.max_pixels:
+        return (
+            f"the request's images hold {pixels / 1e6:.0f} megapixels once decoded, more than the server's "
+            f"{limits.max_pixels // 10**6} ({MAX_MEGAPIXELS_ENV}); send fewer or smaller images per request"
+        )
+    return None
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (musl, macOS). Looked up once: ctypes.util.find_library
+    would start a process at every call."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc); nothing elsewhere."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+class RequestLimits:
+    """ASGI middleware: the limits above, for ``LIMITED_PATHS`` (``/ping`` and
+    ``/health`` stay free, so that a busy server still answers its health check).
+    One event loop per worker, so the counter needs no lock."""
+
+    def __init__(self, app, limits: Limits):
+        self.app, self.limits = app, limits
         self.in_flight = 0
+
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body (None if the client left); _TooLarge past the size limit."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limits.max_bytes:
+                raise _TooLarge
+            if not message.get("more_body"):
+                return b"".join(chunks)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] not in LIMITED_PATHS:
             return await self.app(scope, receive, send)
+        limits = self.limits
         too_large = (
-            f"the request is larger than {self.max_bytes // 2**20} MB; send fewer or smaller images per "
+            f"the request is larger than {limits.max_bytes // 2**20} MB; send fewer or smaller images per "
             f"request (the server's limit is {MAX_REQUEST_MB_ENV})"
         )
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > limits.max_bytes:
             return await _answer(send, 413, too_large)
-        if self.in_flight >= self.max_in_flight:
+        # The body is read before a slot is taken, under a deadline, and handed on whole:
+        # raising from inside the app's receive would reach Starlette's error handler as a 500.
+        try:
+            body = await asyncio.wait_for(self._read_body(receive), limits.body_timeout_s)
+        except TimeoutError:
+            return await _answer(
+                send, 408, f"the request body did not arrive within {limits.body_timeout_s:g} s ({BODY_TIMEOUT_ENV})"
+            )
+        except _TooLarge:
+            return await _answer(send, 413, too_large)
+        if body is None:
+            return
+        problem = await asyncio.to_thread(request_problem, body, limits)
+        if problem:
+            return await _answer(send, 413, problem)
+        if self.in_flight >= limits.max_in_flight:
             return await _answer(
                 send,
                 503,
@@ -68,47 +205,49 @@ class RequestLimits:
             )
         self.in_flight += 1
         try:
-            # The body is read here, counted as it arrives, and handed on whole: raising
-            # from inside the app's receive would reach Starlette's error handler as a 500.
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > self.max_bytes:
-                    return await _answer(send, 413, too_large)
-                if not message.get("more_body"):
-                    break
-            body = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-            chunks.clear()
+            pending = [{"type": "http.request", "body": body, "more_body": False}]
+            del body
 
             async def replay():
-                return body.pop() if body else await receive()
+                return pending.pop() if pending else await receive()
 
             await self.app(scope, replay, send)
         finally:
             self.in_flight -= 1
+            if self.in_flight == 0:
+                release_memory()
 
 
-def limits_from_environment() -> tuple[int, int]:
-    """(max request bytes, max requests in flight) from the environment, checked."""
+def limits_from_environment() -> Limits:
+    """The limits from the environment (``maskdet serve`` sets them from its options), checked."""
     from maskdet.errors import InputError
 
     values = {}
-    for name, default in ((MAX_REQUEST_MB_ENV, DEFAULT_MAX_REQUEST_MB), (MAX_IN_FLIGHT_ENV, DEFAULT_MAX_IN_FLIGHT)):
+    for name, default in (
+        (MAX_REQUEST_MB_ENV, DEFAULT_MAX_REQUEST_MB),
+        (MAX_IN_FLIGHT_ENV, DEFAULT_MAX_IN_FLIGHT),
+        (MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES),
+        (MAX_MEGAPIXELS_ENV, DEFAULT_MAX_MEGAPIXELS),
+        (BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_S),
+    ):
         raw = os.environ.get(name, str(default))
         if not raw.isdigit() or int(raw) < 1:
             raise InputError(f"{name}={raw!r}: expected a whole number of at least 1")
         values[name] = int(raw)
-    return values[MAX_REQUEST_MB_ENV] * 2**20, values[MAX_IN_FLIGHT_ENV]
+    return Limits(
+        max_bytes=values[MAX_REQUEST_MB_ENV] * 2**20,
+        max_in_flight=values[MAX_IN_FLIGHT_ENV],
+        max_images=values[MAX_IMAGES_ENV],
+        max_pixels=values[MAX_MEGAPIXELS_ENV] * 10**6,
+        body_timeout_s=values[BODY_TIMEOUT_ENV],
+    )
 
 
-def wait_until_ready(base_url: str, process, timeout_s: float, path: str = "/ping") -> float:
+def wait_until_ready(base_url: str, process, timeout_s: float, path: str = "/ping", verify=True) -> float:
     """Seconds until ``base_url`` + ``path`` answers 200 (the scoring server's
     /ping: each worker loads its Predictor first; MLflow's tracking server's
-    /health). RuntimeError when ``process`` (the server's Popen) exits or the time runs out."""
+    /health). RuntimeError when ``process`` (the server's Popen) exits or the time runs out.
+    ``verify``: requests' certificate check (a CA file for a server with the team's certificate)."""
     import time
 
     import requests
@@ -116,10 +255,10 @@ def wait_until_ready(base_url: str, process, timeout_s: float, path: str = "/pin
     started = time.perf_counter()
     while True:
         try:
-            if requests.get(f"{base_url}{path}", timeout=2).status_code == 200:
+            if requests.get(f"{base_url}{path}", timeout=2, verify=verify).status_code == 200:
                 return time.perf_counter() - started
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or too busy starting to answer within the poll's 2 s
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with status {process.returncode} before it was ready")
         if time.perf_counter() - started > timeout_s:
@@ -131,9 +270,9 @@ def build_app(model_uri: str):
     """MLflow's scoring app for ``model_uri``, behind the limits of the environment."""
     from mlflow.pyfunc import scoring_server
 
-    max_bytes, max_in_flight = limits_from_environment()
+    limits = limits_from_environment()
     model = scoring_server.load_model_with_mlflow_config(model_uri)
-    return RequestLimits(scoring_server.init(model), max_bytes, max_in_flight)
+    return RequestLimits(scoring_server.init(model), limits)
 
 
 def __getattr__(name):  # `app` is built when uvicorn asks for it, not when the module is imported
