@@ -128,7 +128,7 @@ def test_only_visitors_with_the_token_get_in_and_past_the_cap_a_full_page(model_
         first = requests.get(f"{base}?token={TOKEN}", timeout=180)
         assert first.status_code == 200 and "maskdet" in first.text
         full = requests.get(f"{base}?token={TOKEN}", timeout=60)
-        assert full.status_code == 503 and "The dashboard is full" in full.text and "Try again" in full.text
+        assert full.status_code == 503 and "The dashboard is full" in full.text and "Try again in a few" in full.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

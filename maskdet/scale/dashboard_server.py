@@ -28,7 +28,8 @@ from maskdet.io.secret_files import read_secret_file
 TOKEN_ENV = "MASKDET_DASHBOARD_TOKEN"
 DEFAULT_MAX_KERNELS = 8  # about 3.6 GB of kernels
 MIN_TOKEN = 16
-FULL_REASON = "The dashboard is full"
+# the page shows the reason (Voila's error page leaves the longer message to the log)
+FULL_REASON = "The dashboard is full: every place is taken. Try again in a few minutes"
 
 
 def is_loopback(host: str) -> bool:
