@@ -544,36 +544,16 @@ def build_parser() -> argparse.ArgumentParser:
         DEFAULT_MAX_REQUEST_MB,
     )
 
-    p.add_argument(
-        "--max-request-mb",
-        type=int,
-        default=DEFAULT_MAX_REQUEST_MB,
-        help=f"largest request body in MB (default {DEFAULT_MAX_REQUEST_MB}; larger: 413)",
-    )
-    p.add_argument(
-        "--max-in-flight",
-        type=int,
-        default=DEFAULT_MAX_IN_FLIGHT,
-        help=f"requests at once per worker (default {DEFAULT_MAX_IN_FLIGHT}; more: 503)",
-    )
-    p.add_argument(
-        "--max-images",
-        type=int,
-        default=DEFAULT_MAX_IMAGES,
-        help=f"images in one request (default {DEFAULT_MAX_IMAGES}; more: 413)",
-    )
-    p.add_argument(
-        "--max-megapixels",
-        type=int,
-        default=DEFAULT_MAX_MEGAPIXELS,
-        help=f"decoded megapixels in one request, from the image headers (default {DEFAULT_MAX_MEGAPIXELS}; more: 413)",
-    )
-    p.add_argument(
-        "--body-timeout-s",
-        type=int,
-        default=DEFAULT_BODY_TIMEOUT_S,
-        help=f"seconds a client has to send its whole request body (default {DEFAULT_BODY_TIMEOUT_S}; later: 408)",
-    )
+    for option, default, text in (
+        ("--max-request-mb", DEFAULT_MAX_REQUEST_MB, "largest request body in MB (default {}; larger: 413)"),
+        ("--max-in-flight", DEFAULT_MAX_IN_FLIGHT, "requests at once per worker (default {}; more: 503)"),
+        ("--max-images", DEFAULT_MAX_IMAGES, "images in one request (default {}; more: 413)"),
+        ("--max-megapixels", DEFAULT_MAX_MEGAPIXELS, "decoded megapixels in one request, from the image headers "
+         "(default {}; more: 413)"),
+        ("--body-timeout-s", DEFAULT_BODY_TIMEOUT_S, "seconds a client has to send its whole request body "
+         "(default {}; later: 408)"),
+    ):  # fmt: skip
+        p.add_argument(option, type=int, default=default, help=text.format(default))
     from maskdet.scale.dashboard_server import DEFAULT_MAX_KERNELS, TOKEN_ENV
 
     p = add(
