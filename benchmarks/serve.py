@@ -122,7 +122,7 @@ def run_config(model: str, workers: int, clients: list[int], requests_per_run: i
                     "p95_ms": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
                 }
             )
-        time.sleep(1)  # the last answers are out; an idle worker hands freed memory back
+        time.sleep(2)  # the last answers are out; a worker idle for a second hands freed memory back
         return {
             "workers": workers,
             "startup_s": startup,
