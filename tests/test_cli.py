@@ -45,7 +45,7 @@ def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path, monk
     assert "make repro" in said and len(said.splitlines()) == 1
 
 
-def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tmp_path):
+def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tiny, tmp_path):
     """Ctrl-C (SIGINT) while `maskdet predict` works through a folder: one line, status
     130, and only whole annotated files in --out (each is written to a temporary name first)."""
     import shutil
@@ -62,7 +62,8 @@ def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tmp_path):
         shutil.copyfile(assets.extract(assets.FACE_API_PHOTOS[0]), photos / f"p{i:02d}.jpg")
     out = tmp_path / "out"
     run = subprocess.Popen(
-        [str(BIN / "maskdet"), "predict", str(photos), "--out", str(out), "--format", "jsonl", "-q"],
+        [str(BIN / "maskdet"), "predict", str(photos), "--model", str(tiny[1]), "--out", str(out), "--format", "jsonl",
+         "-q"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.time() + 180

@@ -10,6 +10,7 @@ sqlite store is what test_notebooks.py and test_tracking.py run on.
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from maskdet.errors import InputError
 from maskdet.predict.rest import wait_until_ready
 from maskdet.study.metrics import HEADLINE_METRICS, read_metrics
 from tests.helpers import BIN, ROOT, free_port, require_system, run, smoke_project
@@ -46,11 +48,13 @@ SERVER = {}  # the tracking fixture's folder
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
     """The tracking server's URI; its PostgreSQL and artifacts live in a throw-away folder.
+    It speaks HTTPS with a certificate made here, as a team would bring its own.
     Everything in this module reaches it as the study's writer would: MLflow's own
-    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment."""
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD and
+    MLFLOW_TRACKING_SERVER_CERT_PATH in the environment."""
     from mlflow.server.auth.client import AuthServiceClient
 
-    from maskdet.scale.tracking_server import ADMIN, NoPostgresError, postgres_bin, tracking_server
+    from maskdet.scale.tracking_server import ADMIN, NoPostgresError, Tls, postgres_bin, tracking_server
 
     try:
         found = bool(postgres_bin())
@@ -65,14 +69,25 @@ def tracking(tmp_path_factory):
     admin_file = logs / "admin.password"
     admin_file.write_text("admin-password-1\n")
     admin_file.chmod(0o600)
+    certfile, keyfile = _self_signed(logs)
+    SERVER["cert"] = str(certfile)
+    tls = Tls(certfile, keyfile)
     try:
         with (
             (logs / "server.log").open("w") as log,
             tracking_server(
-                folder, port=free_port(), pg_port=free_port(), workers=1, log=log, admin_password_file=admin_file
+                folder,
+                port=free_port(),
+                pg_port=free_port(),
+                workers=1,
+                log=log,
+                admin_password_file=admin_file,
+                tls=tls,
             ) as server,
             pytest.MonkeyPatch.context() as env,
         ):
+            assert server.url.startswith("https://")
+            env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certfile))
             env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
             env.setenv("MLFLOW_TRACKING_PASSWORD", "admin-password-1")
             admin = AuthServiceClient(server.url)
@@ -342,24 +357,20 @@ def test_the_report_carries_trained_on_a_tested_on_b_for_every_set_at_hand(study
 def test_the_server_lets_in_only_the_team_and_only_the_writer_moves_the_champion(study, tracking):
     """Basic auth on every API: no credentials or a wrong password get 401; the
     study's writer, who registered the model, may move `champion`; a reader may read it, not move it."""
+    with pytest.raises(requests.exceptions.SSLError):  # HTTPS with a certificate no system trusts
+        requests.get(f"{tracking}/health", timeout=10)
+    post = functools.partial(requests.post, verify=SERVER["cert"], timeout=30)
     search = f"{tracking}/api/2.0/mlflow/experiments/search"
-    assert requests.post(search, json={"max_results": 1}, timeout=30).status_code == 401
-    assert (
-        requests.post(search, json={"max_results": 1}, auth=("team-reader", "wrong-password"), timeout=30).status_code
-        == 401
-    )
-    assert requests.post(search, json={"max_results": 1}, auth=USERS["reader"], timeout=30).status_code == 200
+    assert post(search, json={"max_results": 1}).status_code == 401
+    assert post(search, json={"max_results": 1}, auth=("team-reader", "wrong-password")).status_code == 401
+    assert post(search, json={"max_results": 1}, auth=USERS["reader"]).status_code == 200
     version = _client(tracking).get_model_version_by_alias("maskdet", "champion").version
     alias = {"name": "maskdet", "alias": "champion", "version": version}
-    moved = requests.post(
-        f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["reader"], timeout=30
-    )
+    moved = post(f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["reader"], timeout=30)
     assert moved.status_code == 403, moved.text
-    moved = requests.post(
-        f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["writer"], timeout=30
-    )
+    moved = post(f"{tracking}/api/2.0/mlflow/registered-models/alias", json=alias, auth=USERS["writer"], timeout=30)
     assert moved.status_code == 200, moved.text
-    artifact = requests.get(f"{tracking}/api/2.0/mlflow-artifacts/artifacts", timeout=30)
+    artifact = requests.get(f"{tracking}/api/2.0/mlflow-artifacts/artifacts", verify=SERVER["cert"], timeout=30)
     assert artifact.status_code == 401  # the proxied artifacts too
 
 
@@ -427,42 +438,19 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return certfile, keyfile
 
 
-def test_https_with_the_teams_certificate_and_a_generated_admin_password(tmp_path):
-    """The server speaks HTTPS with a certificate it is given; clients trust it through
-    MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH. With no password file and no
-    MLFLOW_AUTH_ADMIN_PASSWORD, the admin's is generated and kept 0600, never a default."""
-    from maskdet.scale.tracking_server import ADMIN, ADMIN_PASSWORD_ENV, Tls, tracking_server
+def test_with_no_password_given_the_admins_is_generated_and_kept_private(tmp_path, monkeypatch):
+    """No --admin-password-file and no MLFLOW_AUTH_ADMIN_PASSWORD: a password is
+    generated into the folder's secrets (0600), the same at the next start; never a default."""
+    from maskdet.scale.tracking_server import ADMIN_PASSWORD_ENV, admin_password
 
-    folder = Path(tempfile.mkdtemp(prefix="maskdet-tls-"))
-    folder.chmod(0o755)
-    certfile, keyfile = _self_signed(tmp_path)
-    try:
-        with (
-            pytest.MonkeyPatch.context() as env,
-            (tmp_path / "server.log").open("w") as log,
-        ):
-            env.delenv(ADMIN_PASSWORD_ENV, raising=False)
-            with tracking_server(
-                folder, port=free_port(), pg_port=free_port(), workers=1, log=log, tls=Tls(certfile, keyfile)
-            ) as server:
-                generated = folder / "secrets" / "mlflow-admin.password"
-                assert server.url.startswith("https://") and server.admin_password_from == str(generated)
-                assert generated.stat().st_mode & 0o077 == 0
-                password = generated.read_text().strip()
-                assert len(password) >= 12
-                with pytest.raises(requests.exceptions.SSLError):  # an unknown certificate is not trusted
-                    requests.get(f"{server.url}/health", timeout=10)
-                search = f"{server.url}/api/2.0/mlflow/experiments/search"
-                said = requests.post(search, json={"max_results": 1}, verify=str(certfile), timeout=30)
-                assert said.status_code == 401
-                env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certfile))
-                env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
-                env.setenv("MLFLOW_TRACKING_PASSWORD", password)
-                client = mlflow.MlflowClient(tracking_uri=server.url)
-                experiment = client.create_experiment("over-https")
-                assert client.get_experiment(experiment).name == "over-https"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    monkeypatch.delenv(ADMIN_PASSWORD_ENV, raising=False)
+    password, source = admin_password(tmp_path)
+    generated = tmp_path / "secrets" / "mlflow-admin.password"
+    assert source == str(generated) and generated.stat().st_mode & 0o077 == 0 and len(password) >= 24
+    assert admin_password(tmp_path) == (password, source) and admin_password(tmp_path / "other")[0] != password
+    monkeypatch.setenv(ADMIN_PASSWORD_ENV, "short")
+    with pytest.raises(InputError, match="at least 12"):
+        admin_password(tmp_path)
 
 
 def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
@@ -481,8 +469,9 @@ def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
 
 @contextlib.contextmanager
 def _serving(command, cwd, env, log_path, port):
-    """`maskdet serve` started as a user would, its base URL once /ping answers;
-    stopped with the workers it started. Its log is shown if it never gets ready."""
+    """`maskdet serve` started as a user would: its base URL once /ping answers, and
+    its process; stopped with the workers it started (if it has not stopped already).
+    Its log is shown if it never gets ready."""
     server = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -492,10 +481,11 @@ def _serving(command, cwd, env, log_path, port):
             wait_until_ready(base, server, 180)
         except RuntimeError as exc:
             pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
-        yield base
+        yield base, server
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+            server.wait(timeout=30)
 
 
 def test_served_model_answers_real_requests(study, tracking, tmp_path):
@@ -508,7 +498,7 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8",
                "--max-images", "12", "--max-megapixels", "12", "--body-timeout-s", "3"]  # fmt: skip
-    with _serving(command, study, env, tmp_path / "server.log", port) as base:
+    with _serving(command, study, env, tmp_path / "server.log", port) as (base, server):
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
         group = assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()
         records = [
@@ -531,39 +521,25 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         _a_frame_request_is_searched_as_the_webcam_searches(base, study, group)
         _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
         _slow_clients_hold_no_slot(base, port, group)
+        _sigterm_during_work_answers_the_request_then_exits(base, server, group)
 
 
-def test_sigterm_during_work_answers_the_request_then_exits(study, tracking, tmp_path):
+def _sigterm_during_work_answers_the_request_then_exits(base, server, group):
     """One SIGTERM (a service manager stopping the server) while a request is being
     worked on: that request still gets its answer, and the server exits on its own."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from maskdet.io import assets
-
-    port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    log = tmp_path / "server.log"
-    server = subprocess.Popen(
-        [str(BIN / "maskdet"), "serve", "--port", str(port)], cwd=study, env=env,
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_ready(base, server, 180)
-        record = {"image": base64.b64encode(assets.extract(assets.FACE_API_PHOTOS[0]).read_bytes()).decode()}
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(
-                requests.post, f"{base}/invocations", json={"dataframe_records": [record] * 6}, timeout=120
-            )
-            time.sleep(1.0)  # the request is in the model by now
-            server.send_signal(signal.SIGTERM)
-            answer = pending.result()
-        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 6
-        assert server.wait(timeout=60) is not None, log.read_text()[-2000:]
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    record = {"image": base64.b64encode(group).decode()}  # no name: answered as "image N"; 10 MP of 12
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            requests.post, f"{base}/invocations", json={"dataframe_records": [record] * 4}, timeout=120
+        )
+        time.sleep(1.0)  # the request is in the model by now
+        server.send_signal(signal.SIGTERM)
+        answer = pending.result()
+    assert answer.status_code == 200, answer.text[:500]
+    assert [p["image"] for p in answer.json()["predictions"]] == [f"image {i}" for i in range(4)]
+    assert server.wait(timeout=60) is not None
 
 
 def _a_frame_request_is_searched_as_the_webcam_searches(base, study, group):
@@ -777,7 +753,7 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
     port = free_port()
     with _serving(
         [str(python), "-m", "maskdet", "serve", "--port", str(port)], study, env, tmp_path / "s.log", port
-    ) as base:
+    ) as (base, _):
         record = {"image": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name}
         answer = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120)
         assert answer.status_code == 200, answer.text[:2000]
