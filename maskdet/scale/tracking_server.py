@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskdet.errors import InputError, MaskdetError
-from maskdet.io.secret_files import read_secret_file
+from maskdet.io.secret_files import read_secret_file, write_secret_file
 from maskdet.predict.rest import wait_until_ready
 
 DATABASE = "mlflow"  # runs, metrics, the model registry
@@ -107,11 +107,7 @@ def stored_secret(path: Path, length: int = 24) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     value = secrets.token_urlsafe(length)
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    temp.replace(path)
+    write_secret_file(path, value + "\n")
     return value
 
 
@@ -167,10 +163,7 @@ class Postgres:
     def _initdb(self, bin_dir: Path, password: str) -> None:
         # initdb reads the superuser's password from a file; under root it runs as postgres, who
         # must read it, so it lies beside the data folder only while initdb runs.
-        pwfile = self.data.parent / f".initdb-{secrets.token_hex(4)}"
-        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password + "\n")
+        pwfile = write_secret_file(self.data.parent / f".initdb-{secrets.token_hex(4)}", password + "\n")
         try:
             _hand_to_postgres_user(pwfile)
             # scram-sha-256 on every line of pg_hba.conf: no connection without a password
@@ -201,9 +194,7 @@ class Postgres:
                         sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(USER))
                     )
                 db.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
-        fd = os.open(self.pgpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"127.0.0.1:{self.port}:*:{USER}:{password}\n")
+        write_secret_file(self.pgpass, f"127.0.0.1:{self.port}:*:{USER}:{password}\n")
 
     def stop(self) -> None:
         self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -314,8 +305,7 @@ def tracking_server(
         artifacts = folder / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         config = secrets_folder / "basic_auth.ini"
-        config.write_text(auth_config(database.database_url(AUTH_DATABASE)))
-        config.chmod(0o600)
+        write_secret_file(config, auth_config(database.database_url(AUTH_DATABASE)))
         url = f"{'https' if tls else 'http'}://{host}:{port}"
         env = {
             **os.environ,
