@@ -199,7 +199,16 @@ def _cmd_serve(args) -> int:
         # glibc's heaps per thread: two instead of eight per core held 1.24 GB, not 1.57 GB, after eight
         # requests of a 12-megapixel PNG, at the same requests/s (docs/experiment-log.md, 2026-12-02)
         "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
+        rest.METRICS_ENV: "0" if args.no_metrics else "1",
     }
+    if args.workers > 1 and not args.no_metrics:
+        import tempfile
+
+        from maskdet.predict.metrics import MULTIPROC_ENV
+
+        # prometheus-client's multi-process mode: each worker writes its counters here,
+        # and the worker that answers /metrics adds them up; a fresh folder per server
+        env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="maskdet-metrics-")
     os.environ.update(env)
     from maskdet.quiet import quiet_libraries
 
@@ -219,7 +228,28 @@ def _cmd_serve(args) -> int:
     # on SIGTERM: the requests in hand are answered, then idle keep-alive connections wait at most this long
     command += ["--timeout-graceful-shutdown", "5"]
     print(f"maskdet serve: {args.model} on http://{args.host}:{args.port}/invocations", file=sys.stderr)
+    if not args.no_metrics:
+        print(f"  metrics: http://{args.host}:{args.port}/metrics, model: /model-info", file=sys.stderr)
     os.execve(sys.executable, command, env)
+
+
+def _cmd_monitor(args) -> int:
+    import requests
+
+    from maskdet.predict.drift import drift_lines
+    from maskdet.predict.metrics import read_snapshot
+
+    url = args.url.rstrip("/")
+    url = url if url.endswith("/metrics") else f"{url}/metrics"
+    try:
+        answer = requests.get(url, timeout=args.timeout, verify=args.cacert or True)
+        answer.raise_for_status()
+        snap = read_snapshot(answer.text)
+    except (requests.RequestException, ValueError) as exc:
+        raise InputError(f"{url}: cannot read the metrics ({exc}); is `maskdet serve` running there?") from None
+    lines, drifted = drift_lines(snap, args.min_faces)
+    print("\n".join(lines))
+    return 1 if drifted else 0
 
 
 def _cmd_spark_predict(args) -> int:
@@ -349,6 +379,7 @@ def _cmd_video(args) -> int:
         min_confidence=args.min_confidence,
         max_frames=args.max_frames,
         progress=not args.quiet,
+        metrics_port=args.metrics_port,
     )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -518,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-confidence", type=float, default=0.9, help="for --save-confident (default 0.9)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the counters of `maskdet serve`'s /metrics on http://127.0.0.1:PORT/metrics while it runs",
+    )
     p = add(
         "serve",
         _cmd_serve,
@@ -528,7 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
         "a request larger than --max-request-mb, or with more than --max-images images or "
         "--max-megapixels decoded, answers 413; past --max-in-flight requests at once per worker a "
         "request answers 503 at once instead of waiting in memory. A fault of the model answers 500; a "
-        "bad image gets its 'error' in a 200 answer. SIGTERM: the requests in hand are answered, then it exits.",
+        "bad image gets its 'error' in a 200 answer. GET /metrics answers Prometheus metrics (requests, "
+        "latency, refusals, faces per class, the class shares seen against the prior assumed, input drift) "
+        "and GET /model-info which model answers (README, Monitoring). SIGTERM: the requests in hand are "
+        "answered, then it exits.",
     )
     p.add_argument(
         "--model",
@@ -539,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own Predictor (default 1)")
+    p.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no /metrics or /model-info, nothing counted (make bench-serve measures what they cost)",
+    )
     from maskdet.predict.rest import (
         DEFAULT_BODY_TIMEOUT_S,
         DEFAULT_MAX_IMAGES,
@@ -557,6 +602,27 @@ def build_parser() -> argparse.ArgumentParser:
          "(default {}; later: 408)"),
     ):  # fmt: skip
         p.add_argument(option, type=int, default=default, help=text.format(default))
+    from maskdet.predict.drift import MIN_FACES
+
+    p = add(
+        "monitor",
+        _cmd_monitor,
+        "is a served model seeing the world it assumes? (reads a `maskdet serve`'s /metrics)",
+        "Reads the /metrics of a running `maskdet serve` and says, one line each, whether the share of "
+        "incorrectly worn masks estimated from its recent answers (EM without labels, Saerens et al. 2002, "
+        "with a 90 % interval) includes the share the model assumes (predict.incorrect_share), and whether "
+        "the faces' width and brightness left the training crops' distribution (PSI above 0.25). Exit "
+        "status 1 when something drifted, 0 otherwise: usable from cron or a CI check. README, Monitoring.",
+    )
+    p.add_argument("url", nargs="?", default="http://127.0.0.1:5001", help="the server (default http://127.0.0.1:5001)")
+    p.add_argument(
+        "--min-faces",
+        type=int,
+        default=MIN_FACES,
+        help=f"faces the window must hold before anything is judged (default {MIN_FACES})",
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default 10)")
+    p.add_argument("--cacert", default=None, help="the CA certificate of a server that speaks HTTPS with its own")
     from maskdet.scale.dashboard_server import DEFAULT_MAX_KERNELS, TOKEN_ENV
 
     p = add(

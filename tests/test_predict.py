@@ -253,6 +253,9 @@ def test_video_file_is_annotated_with_a_summary(model_dir, group_rgb, tmp_path):
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 8 and sum(summary["faces"].values()) == 12 and summary["fps"] > 0
     assert summary["saved_frames"] == 4 and len(list((tmp_path / "keep").glob("*.jpg"))) == 4
+    # the served model's drift check, on the video's faces: 12 are too few to judge
+    assert summary["drift"] == ["12 faces in the window, fewer than 100: too few to judge yet"]
+    assert sum(summary["estimated_shares"].values()) == pytest.approx(1.0, abs=1e-3)
     capture = cv2.VideoCapture(str(out))
     ok, first = capture.read()
     assert ok and first.shape == (480, 640, 3) and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
@@ -420,3 +423,28 @@ def test_the_video_hud_fits_its_longest_line_and_moves_off_a_face_in_its_corner(
     assert hud_corner(640, 480, 250, 120, [face], label_height=14) == (390, 0)
     moved = (draw_hud(frame.copy(), 14.2, counts, [face]) == (20, 20, 20)).all(axis=2)
     assert moved[2, 637] and not moved[2, 2]
+
+
+def test_video_serves_the_counters_of_maskdet_serve_while_it_runs(model_dir, group_rgb, tmp_path):
+    """`maskdet video --metrics-port`: the frames are counted as the server counts
+    images, and the counters are scraped over HTTP (they stay up until the process ends)."""
+    import cv2
+    import requests
+
+    from maskdet.predict.predictor import Predictor
+    from maskdet.predict.video import run_video
+    from tests.helpers import free_port
+
+    video = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(cv2.resize(group_rgb, (640, 480)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    port = free_port()
+    summary = run_video(Predictor(model_dir), str(video), out=tmp_path / "out.mp4", progress=False, metrics_port=port)
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = sum(summary.faces.values())
+    counted = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("maskdet_faces_total{")
+    )
+    assert found == 9 and counted == found and "maskdet_class_share{" in text

@@ -26,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from maskdet import LABELS
 from maskdet.errors import InputError
 from maskdet.predict.rest import wait_until_ready
 from maskdet.study.metrics import HEADLINE_METRICS, read_metrics
@@ -506,9 +507,12 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
             {"image": base64.b64encode(group[:4000]).decode(), "name": "truncated.jpg"},
             {"image": "this is not base64!", "name": "junk"},
         ]
+        before = _counters(base)
         answer = requests.post(f"{base}/invocations", json={"dataframe_records": records}, timeout=120)
         assert answer.status_code == 200, answer.text[:2000]
         first, truncated, junk = answer.json()["predictions"]
+        _counters_moved_by(before, _counters(base), posted=1, images=3, answers=[first, truncated, junk])
+        _model_info_names_the_champion(base, tracking)
         assert first["image"] == "group.jpg" and first["error"] is None
         assert (first["width"], first["height"]) == (1920, 1280) and len(first["faces"]) == 3
         for face in first["faces"]:
@@ -610,19 +614,76 @@ def _limits_answer_413_and_503_and_the_server_goes_on(base, port, group):
     record = {"image": base64.b64encode(group).decode(), "name": "group.jpg"}
     said = requests.post(f"{base}/invocations", json={"dataframe_records": [record] * 5}, timeout=60)
     assert said.status_code == 413 and "megapixels" in said.json()["message"]
-    # Twelve clients at once, each with four photos: eight are answered, the others told to come back.
-    with ThreadPoolExecutor(12) as pool:
-        statuses = list(
-            pool.map(
-                lambda _: requests.post(f"{base}/invocations", json={"dataframe_records": [record] * 4}, timeout=120),
-                range(12),
-            )
-        )
+    refused = _counters(base)
+    assert {k[1]: v for k, v in refused.items() if k[0] == "maskdet_requests_refused_total"} == {
+        (("reason", "too_large"),): 2,
+        (("reason", "too_many_images"),): 1,
+        (("reason", "too_many_pixels"),): 1,
+    }
+    # Twelve clients at once, each with four photos: eight are answered, the others told to come back;
+    # /metrics answers all the while.
+    with ThreadPoolExecutor(13) as pool:
+        pending = [
+            pool.submit(requests.post, f"{base}/invocations", json={"dataframe_records": [record] * 4}, timeout=120)
+            for _ in range(12)
+        ]
+        time.sleep(1.0)
+        scraped = requests.get(f"{base}/metrics", timeout=10)
+        statuses = [p.result() for p in pending]
+    assert scraped.status_code == 200 and "maskdet_requests_in_flight" in scraped.text
     assert {s.status_code for s in statuses} == {200, 503}, [s.text[:200] for s in statuses]
+    busy_count = sum(s.status_code == 503 for s in statuses)
+    assert _counters(base)[("maskdet_requests_refused_total", (("reason", "busy"),))] == busy_count
     busy = next(s for s in statuses if s.status_code == 503)
     assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["message"]
     said = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=60)
     assert said.status_code == 200 and len(said.json()["predictions"][0]["faces"]) == 3
+
+
+def _counters(base: str) -> dict:
+    """The server's /metrics as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    said = requests.get(f"{base}/metrics", timeout=30)
+    assert said.status_code == 200 and said.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(said.text)
+        for sample in family.samples
+    }
+
+
+def _counters_moved_by(before: dict, after: dict, posted: int, images: int, answers: list) -> None:
+    """/metrics after some requests: each counter moved by exactly what they asked and got."""
+    from collections import Counter
+
+    def moved(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved("maskdet_requests_total", route="/invocations", status="200") == posted
+    assert moved("maskdet_request_duration_seconds_count", route="/invocations") == posted
+    assert moved("maskdet_images_total") == images
+    faces = Counter(face["label"] for answer in answers for face in answer["faces"])
+    for label in LABELS:
+        assert moved("maskdet_faces_total", label=label) == faces[label], label
+    errors = Counter(answer["error"].split(":")[0] for answer in answers if answer["error"])
+    for reason, count in errors.items():
+        assert moved("maskdet_image_errors_total", reason=reason) == count, reason
+    assert after[("maskdet_model_load_seconds", ())] > 0
+
+
+def _model_info_names_the_champion(base: str, tracking: str) -> None:
+    """/model-info names the registry version that models:/maskdet@champion resolved to."""
+    import mlflow
+
+    champion = mlflow.MlflowClient(tracking_uri=tracking).get_model_version_by_alias("maskdet", "champion")
+    info = requests.get(f"{base}/model-info", timeout=10).json()
+    assert info["registry"]["name"] == "maskdet" and info["registry"]["version"] == champion.version
+    assert "champion" in info["registry"]["aliases"] and info["served"]["uri"] == "models:/maskdet@champion"
+    assert info["training"]["mlflow_run_id"] == champion.tags["train_run_id"]
+    assert len(info["training"]["params_sha256"]) == 64 and info["detector"]["name"] == "centerface"
+    assert info["incorrect_share"] == 0.03 and set(info["class_prior"]) == set(LABELS)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -665,6 +726,7 @@ def _slow_clients_hold_no_slot(base, port, group):
             conn.sendall(b" ")  # one more byte: still far from the 100 it promised
         answers = [_read_answer(conn) for conn in held]
         assert all(a.startswith("HTTP/1.1 408") and "MASKDET_BODY_TIMEOUT_S" in a for a in answers), answers[0][:300]
+        assert _counters(base)[("maskdet_requests_refused_total", (("reason", "body_timeout"),))] == 8
     finally:
         for conn in held:
             conn.close()
@@ -751,16 +813,21 @@ def test_the_serving_image_packages_serve_the_champion_without_tensorflow(study,
     )  # fmt: skip
     assert full.returncode == 0, full.stderr[-2000:]
     port = free_port()
-    with _serving(
-        [str(python), "-m", "maskdet", "serve", "--port", str(port)], study, env, tmp_path / "s.log", port
-    ) as (base, _):
+    command = [str(python), "-m", "maskdet", "serve", "--port", str(port), "--workers", "2"]
+    with _serving(command, study, env, tmp_path / "s.log", port) as (base, _):
         record = {"image": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name}
-        answer = requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120)
-        assert answer.status_code == 200, answer.text[:2000]
-        served = answer.json()["predictions"][0]["faces"]
+        before = _counters(base)
+        answers = [
+            requests.post(f"{base}/invocations", json={"dataframe_records": [record]}, timeout=120) for _ in range(4)
+        ]
+        assert all(a.status_code == 200 for a in answers), answers[0].text[:2000]
+        served = answers[0].json()["predictions"][0]["faces"]
         expected = json.loads(full.stdout)["faces"]
         assert len(served) == 3
         assert [(f["label"], f["box"]) for f in served] == [(f["label"], f["box"]) for f in expected]
+        # two workers, one count: prometheus-client's multi-process mode adds up both workers' files
+        predictions = [a.json()["predictions"][0] for a in answers]
+        _counters_moved_by(before, _counters(base), posted=4, images=4, answers=predictions)
 
 
 def test_a_tie_moves_the_champion_to_the_newer_model_and_a_worse_one_does_not(study, tracking):

@@ -19,6 +19,7 @@ from maskdet import INCORRECT, LABELS
 from maskdet.io.images import ImageError, encode_jpeg, load_rgb
 from maskdet.predict.drawing import HEX_COLOURS, annotate
 from maskdet.predict.frames import process_frame
+from maskdet.predict.model_info import model_info
 from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor, csv_writer
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
@@ -311,19 +312,24 @@ def model_card(predictor: Predictor, record: ModelRecord) -> str:
     params = meta.get("params", {})
     train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}
     serving = meta.get("serving", {})
+    # the facts `maskdet serve` answers on /model-info, from the same function
+    info = model_info(predictor)
+    trained = info["training"]
+    classifier = info["classifier"]
     items = [
-        ("model", html.escape(predictor.model_name)),
+        ("model", html.escape(info["model"])),
         ("registered as", html.escape(record.line)),
-        ("MLflow training run", html.escape(str(meta.get("mlflow_run_id", "-")))),
-        ("labels, in output order", ", ".join(meta["labels"])),
-        ("input size", f"{meta['input_size']} x {meta['input_size']} RGB"),
-        ("backbone", html.escape(str(meta.get("backbone", "-")))),
-        ("classifier runtime", _runtime_line(predictor.runtime, serving)),
+        ("MLflow training run", html.escape(str(trained["mlflow_run_id"] or "-"))),
+        ("labels, in output order", ", ".join(classifier["labels"])),
+        ("input size", f"{classifier['input_size']} x {classifier['input_size']} RGB"),
+        ("backbone", html.escape(str(classifier["backbone"] or "-"))),
+        ("classifier runtime", _runtime_line(classifier["runtime"], serving)),
         ("detector", _detector_line(predictor)),
         ("answers for", _prior_line(predictor)),
-        ("best epoch", f"{meta.get('best_epoch', '-')} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
+        ("best epoch", f"{trained['best_epoch'] or '-'} (val loss {meta.get('best_val_loss', float('nan')):.4f})"),
         ("training params", html.escape(json.dumps(train))),
-        ("commit", html.escape(str(meta.get("git_commit", "-")))),
+        ("commit", html.escape(str(trained["git_commit"] or "-"))),
+        ("params sha256", html.escape(str(trained["params_sha256"] or "-"))),
     ]
     info = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in items)
     scores = (

@@ -40,6 +40,9 @@ class Face:
     score: float
     label: str
     probs: dict[str, float]
+    # mean RGB value (0-255) of the crop the classifier saw, for the served model's
+    # input-drift gauges (``predict.metrics``); not part of the answer
+    brightness: float | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -282,8 +285,9 @@ class Predictor:
                 float(score),
                 LABELS[int(np.argmax(p))],
                 {label: float(p[k]) for k, label in enumerate(LABELS)},
+                float(crop.mean()) if crop.size else None,
             )
-            for box, score, p in zip(boxes, scores, probs)
+            for box, score, p, crop in zip(boxes, scores, probs, crops)
         ]
 
     def predict(

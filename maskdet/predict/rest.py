@@ -35,6 +35,7 @@ import functools
 import io
 import json
 import os
+import time
 from dataclasses import dataclass
 
 MODEL_ENV = "MASKDET_SERVE_MODEL"
@@ -43,6 +44,7 @@ MAX_IN_FLIGHT_ENV = "MASKDET_MAX_IN_FLIGHT"
 MAX_IMAGES_ENV = "MASKDET_MAX_IMAGES"
 MAX_MEGAPIXELS_ENV = "MASKDET_MAX_MEGAPIXELS"
 BODY_TIMEOUT_ENV = "MASKDET_BODY_TIMEOUT_S"
+METRICS_ENV = "MASKDET_METRICS"  # 0: no /metrics, /model-info or counting (make bench-serve measures the cost)
 DEFAULT_MAX_REQUEST_MB = 64  # the CLI's limit for one image file; base64 adds a third
 DEFAULT_MAX_IN_FLIGHT = 8
 DEFAULT_MAX_IMAGES = 32
@@ -112,19 +114,20 @@ def _pixels(encoded) -> int:
         return 0
 
 
-def request_problem(body: bytes, limits: Limits) -> str | None:
-    """Why a request is too big to take a slot: too many images, or too many pixels."""
+def request_problem(body: bytes, limits: Limits) -> tuple[str, str] | None:
+    """Why a request is too big to take a slot, as (reason, message): too many
+    images, or too many pixels."""
     images = request_images(body)
     if images is None:
         return None
     if len(images) > limits.max_images:
-        return (
+        return "too_many_images", (
             f"{len(images)} images in one request, more than the server's {limits.max_images} "
             f"({MAX_IMAGES_ENV}); send them in several requests"
         )
     pixels = sum(_pixels(image) for image in images)
     if pixels > limits.max_pixels:
-        return (
+        return "too_many_pixels", (
             f"the request's images hold {pixels / 1e6:.0f} megapixels once decoded, more than the server's "
             f"{limits.max_pixels // 10**6} ({MAX_MEGAPIXELS_ENV}); send fewer or smaller images per request"
         )
@@ -151,12 +154,18 @@ def release_memory() -> None:
 class RequestLimits:
     """ASGI middleware: the limits above, for ``LIMITED_PATHS`` (``/ping`` and
     ``/health`` stay free, so that a busy server still answers its health check).
-    One event loop per worker, so the counter needs no lock."""
+    One event loop per worker, so the counter needs no lock. ``monitor``
+    (``predict.metrics``) counts the refusals and the requests in flight."""
 
-    def __init__(self, app, limits: Limits):
-        self.app, self.limits = app, limits
+    def __init__(self, app, limits: Limits, monitor=None):
+        self.app, self.limits, self.monitor = app, limits, monitor
         self.in_flight = 0
         self._trim = None  # the pending trim of an idle worker
+
+    async def _refuse(self, send, status: int, reason: str, message: str, headers: tuple = ()) -> None:
+        if self.monitor is not None:
+            self.monitor.refused.labels(reason).inc()
+        await _answer(send, status, message, headers)
 
     def _trim_if_idle(self) -> None:
         self._trim = None
@@ -187,31 +196,37 @@ class RequestLimits:
         )
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_bytes:
-            return await _answer(send, 413, too_large)
+            return await self._refuse(send, 413, "too_large", too_large)
         # The body is read before a slot is taken, under a deadline, and handed on whole:
         # raising from inside the app's receive would reach Starlette's error handler as a 500.
         try:
             body = await asyncio.wait_for(self._read_body(receive), limits.body_timeout_s)
         except TimeoutError:
-            return await _answer(
-                send, 408, f"the request body did not arrive within {limits.body_timeout_s:g} s ({BODY_TIMEOUT_ENV})"
+            return await self._refuse(
+                send,
+                408,
+                "body_timeout",
+                f"the request body did not arrive within {limits.body_timeout_s:g} s ({BODY_TIMEOUT_ENV})",
             )
         except _TooLarge:
-            return await _answer(send, 413, too_large)
+            return await self._refuse(send, 413, "too_large", too_large)
         if body is None:
             return
         problem = await asyncio.to_thread(request_problem, body, limits)
         if problem:
-            return await _answer(send, 413, problem)
+            return await self._refuse(send, 413, *problem)
         if self.in_flight >= limits.max_in_flight:
-            return await _answer(
+            return await self._refuse(
                 send,
                 503,
+                "busy",
                 f"the server is busy with {self.in_flight} requests; retry in a second "
                 f"(the limit per worker is {MAX_IN_FLIGHT_ENV})",
                 ((b"retry-after", b"1"),),
             )
         self.in_flight += 1
+        if self.monitor is not None:
+            self.monitor.in_flight.inc()
         if self._trim is not None:
             self._trim.cancel()
             self._trim = None
@@ -225,6 +240,8 @@ class RequestLimits:
             await self.app(scope, replay, send)
         finally:
             self.in_flight -= 1
+            if self.monitor is not None:
+                self.monitor.in_flight.dec()
             if self.in_flight == 0 and self._trim is None:
                 self._trim = asyncio.get_running_loop().call_later(IDLE_TRIM_S, self._trim_if_idle)
 
@@ -277,13 +294,70 @@ def wait_until_ready(base_url: str, process, timeout_s: float, path: str = "/pin
         time.sleep(0.5)
 
 
+class MetricsAndInfo:
+    """ASGI middleware in front of everything: ``GET /metrics`` (Prometheus text,
+    ``predict.metrics``) and ``GET /model-info`` (``predict.model_info``) are
+    answered here, never refused by the limits, and every request is counted by
+    route and status and timed."""
+
+    def __init__(self, app, monitor, info: dict):
+        self.app, self.monitor = app, monitor
+        self.info = json.dumps(info, indent=2).encode()
+
+    async def _send_body(self, send, body: bytes, content_type: str) -> int:
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return 200
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from maskdet.predict.metrics import route_of
+
+        started = time.perf_counter()
+        route, status = route_of(scope["path"]), 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["method"] == "GET" and route == "/metrics":
+                body, content_type = await asyncio.to_thread(self.monitor.exposition)
+                status = await self._send_body(send, body, content_type)
+            elif scope["method"] == "GET" and route == "/model-info":
+                status = await self._send_body(send, self.info, "application/json")
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            self.monitor.requests.labels(route, str(status)).inc()
+            self.monitor.latency.labels(route).observe(time.perf_counter() - started)
+
+
 def build_app(model_uri: str):
-    """MLflow's scoring app for ``model_uri``, behind the limits of the environment."""
+    """MLflow's scoring app for ``model_uri``, behind the limits of the
+    environment and, unless ``MASKDET_METRICS`` is 0, the metrics and model-info routes."""
     from mlflow.pyfunc import scoring_server
 
     limits = limits_from_environment()
+    started = time.perf_counter()
     model = scoring_server.load_model_with_mlflow_config(model_uri)
-    return RequestLimits(scoring_server.init(model), limits)
+    loaded_s = time.perf_counter() - started
+    app = scoring_server.init(model)
+    if os.environ.get(METRICS_ENV, "1") == "0":
+        return RequestLimits(app, limits)
+    from maskdet.predict import metrics
+    from maskdet.predict.model_info import model_info, resolve_registry
+
+    predictor = model.unwrap_python_model().predictor
+    monitor = metrics.for_predictor(predictor)
+    monitor.load_seconds.set(loaded_s)
+    info = model_info(predictor, resolve_registry(model_uri))
+    info["served"] = {"uri": model_uri, "mlflow_run_id": model.metadata.run_id}
+    return MetricsAndInfo(RequestLimits(app, limits, monitor), monitor, info)
 
 
 def __getattr__(name):  # `app` is built when uvicorn asks for it, not when the module is imported

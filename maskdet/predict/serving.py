@@ -50,6 +50,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
     # The type hint lets MLflow check that a request is a table of records (it
     # hands the model a DataFrame either way); without one it warns on import.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> list[dict]:
+        from maskdet.predict import metrics
         from maskdet.predict.predictor import Prediction
 
         frame = model_input if hasattr(model_input, "columns") else None
@@ -58,24 +59,24 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         names = list(frame["name"]) if "name" in frame.columns else [None] * len(frame)
         crops_only = bool((params or {}).get("crops", False))
         photo = not bool((params or {}).get("frame", False))
+        monitor = metrics.current()  # None outside `maskdet serve`, or with --no-metrics
         answers = []
         for i, (encoded, name) in enumerate(zip(frame["image"], names)):
             name = name if isinstance(name, str) and name else f"image {i}"  # missing names read as NaN
             try:
                 data = base64.b64decode(str(encoded), validate=True)
             except (binascii.Error, ValueError):
-                answers.append(
-                    Prediction(
-                        image=name, error="not_base64: the 'image' field must be the base64 of an image file"
-                    ).to_dict()
-                )
-                continue
-            try:
-                answers.append(self.predictor.predict(data, name=name, crops_only=crops_only, photo=photo).to_dict())
-            except Exception as exc:  # the Predictor turns every fault of the image into its `error`
-                raise MlflowException(
-                    f"server fault while predicting {name!r}: {type(exc).__name__}: {exc}. "
-                    "The request was read; the model failed on it. Retry, and report it if it persists.",
-                    error_code=INTERNAL_ERROR,
-                ) from exc
+                answer = Prediction(name, error="not_base64: the 'image' field must be the base64 of an image file")
+            else:
+                try:
+                    answer = self.predictor.predict(data, name=name, crops_only=crops_only, photo=photo)
+                except Exception as exc:  # the Predictor turns every fault of the image into its `error`
+                    raise MlflowException(
+                        f"server fault while predicting {name!r}: {type(exc).__name__}: {exc}. "
+                        "The request was read; the model failed on it. Retry, and report it if it persists.",
+                        error_code=INTERNAL_ERROR,
+                    ) from exc
+            if monitor is not None:
+                monitor.observe(answer)
+            answers.append(answer.to_dict())
         return answers

@@ -90,9 +90,20 @@ class VideoSummary:
     frame_ms: list[float] = field(default_factory=list)
     saved: int = 0
     output: str | None = None
+    monitor: object = None  # predict.metrics.Monitor: the served model's counters and drift lines
 
     def to_dict(self) -> dict:
         ms = self.frame_ms
+        extra = {}
+        if self.monitor is not None:
+            from maskdet.predict.drift import drift_lines
+
+            self.monitor.refresh()
+            snap = self.monitor.window.snapshot()
+            extra = {
+                "estimated_shares": {k: round(float(v), 4) for k, v in zip(LABELS, snap.estimated)},
+                "drift": drift_lines(snap)[0],
+            }
         return {
             "frames": self.frames,
             "faces": {k: self.faces.get(k, 0) for k in LABELS},
@@ -101,6 +112,7 @@ class VideoSummary:
             "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
             "saved_frames": self.saved,
             "output": self.output,
+            **extra,
         }
 
 
@@ -113,9 +125,12 @@ def run_video(
     min_confidence: float = 0.9,
     max_frames: int | None = None,
     progress: bool = True,
+    metrics_port: int | None = None,
 ) -> VideoSummary:
     """Annotate every frame; write them to ``out`` (mp4) and/or show them. With
-    ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG."""
+    ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG.
+    Every frame is counted as ``maskdet serve`` counts an image (``predict.metrics``);
+    with ``metrics_port`` the counters are served on http://127.0.0.1:PORT/metrics while it runs."""
     from tqdm import tqdm
 
     from maskdet.io.images import write_jpeg
@@ -123,7 +138,15 @@ def run_video(
     capture = open_source(source)
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0
     rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, summary, fps = None, VideoSummary(), 0.0
+    from maskdet.predict import metrics
+    from maskdet.predict.predictor import Prediction
+
+    monitor = metrics.for_predictor(predictor)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
+    writer, summary, fps = None, VideoSummary(monitor=monitor), 0.0
     if save_confident:
         save_confident.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=min(total, max_frames or total) or None, unit="frame", disable=not progress, desc="video")
@@ -141,6 +164,7 @@ def run_video(
                 summary.frames += 1
                 summary.faces.update(counts)
                 summary.frame_ms.append(ms)
+                monitor.observe(Prediction(f"frame {summary.frames}", faces=faces))
                 if tmp is not None:
                     if writer is None:
                         writer = cv2.VideoWriter(

@@ -13,6 +13,7 @@ import pandas as pd
 from maskdet import LABELS
 from maskdet.params import Params
 from maskdet.paths import TRAIN_SCENES
+from maskdet.predict import drift
 from maskdet.quiet import filtering_native_stderr
 from maskdet.stages.common import log_figures, write_csv
 from maskdet.stages.workspace import workspace
@@ -101,6 +102,20 @@ def _log_classifier(model, size: int) -> None:
         mlflow.log_artifacts(path, "classifier")
 
 
+def input_profile(train: pd.DataFrame, params: Params) -> dict:
+    """The training crops' face width and brightness, the reference that the served
+    model's input-drift gauges compare with (``maskdet.predict.drift``). A crop's
+    face is its width less the padding the data stage added."""
+    from PIL import Image
+
+    widths = [drift.face_width(w / (1 + 2 * params.data.crop_padding), params.model.input_size) for w in train["width"]]
+    brightness = []
+    for path in train["file"]:
+        with Image.open(path) as img:
+            brightness.append(float(np.asarray(img.convert("RGB")).mean()))
+    return {"face_width": drift.profile(widths), "brightness": drift.profile(brightness)}
+
+
 @filtering_native_stderr
 def run_training(params: Params, root: Path | None = None, out: Path | None = None) -> dict:
     """Train, export and write the model folder (``out``, by default the
@@ -145,7 +160,12 @@ def run_training(params: Params, root: Path | None = None, out: Path | None = No
         if correction is not None:
             mlflow.log_dict(correction, "model/box_correction.json")
             mlflow.log_metric("box_correction_pairs", float(correction["pairs"]))
-        extra = {"serving": serving, "hardware": hardware(), "box_correction": correction}
+        extra = {
+            "serving": serving,
+            "hardware": hardware(),
+            "box_correction": correction,
+            "input_profile": input_profile(frame[frame["split"] == "train"], params),
+        }
         save_model(result, out, params, prov, exports, extra)
         mlflow.log_artifact(str(out / "metadata.json"), "model")
     # Wall-clock columns stay in models/history.csv and MLflow: in the git-tracked
