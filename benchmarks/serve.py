@@ -8,14 +8,16 @@ Each configuration starts a fresh server on a loopback port, waits for
 640x480 frame of the bundled group photo, three faces, each) are sent by N
 client threads at once. Every answer is checked against the lone client's:
 the same boxes and labels, or the run is reported as failed. Peak RSS is each
-worker process's high-water mark (VmHWM) at the end. Results go to
-benchmarks/serve.json and, with --readme, into the README.
+worker process's high-water mark (VmHWM) at the end. Then the cost of the
+metrics: a server with them and one with ``--no-metrics``, asked in turn.
+Results go to benchmarks/serve.json and, with --readme, into the README.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -74,26 +76,41 @@ def _faces(answer: dict) -> list:
     return [(f["box"], f["label"]) for f in answer["predictions"][0]["faces"]]
 
 
-def run_config(model: str, workers: int, clients: list[int], requests_per_run: int, body: bytes, env: dict) -> dict:
-    import requests
-
+@contextlib.contextmanager
+def _server(model: str, workers: int, env: dict, *options: str):
+    """A `maskdet serve` on a free loopback port, ready: its base URL and process."""
     port = _free_port()
+    command = [sys.executable, "-m", "maskdet", "serve", "--model", model, "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "maskdet", "serve", "--model", model, "--port", str(port), "--workers", str(workers)],
+        [*command, "--workers", str(workers), *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    post = lambda: requests.post(  # noqa: E731
-        f"{base}/invocations", data=body, headers={"content-type": "application/json"}, timeout=120
-    )
     try:
         try:
             startup = wait_until_ready(base, server, 300)
         except RuntimeError as exc:
             raise RuntimeError(f"maskdet serve: {exc}: {server.stderr.read().decode()[-2000:]}") from None
+        yield base, server, startup
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _poster(base: str, body: bytes):
+    import requests
+
+    return lambda: requests.post(
+        f"{base}/invocations", data=body, headers={"content-type": "application/json"}, timeout=120
+    )
+
+
+def run_config(model: str, workers: int, clients: list[int], requests_per_run: int, body: bytes, env: dict) -> dict:
+    with _server(model, workers, env) as (base, server, startup):
+        post = _poster(base, body)
         expected = _faces(post().json())
         for _ in range(2 * workers):  # every worker loads and warms its Predictor
             post()
@@ -130,9 +147,39 @@ def run_config(model: str, workers: int, clients: list[int], requests_per_run: i
             "peak_rss_mb": _rss_mb(server.pid),
             "idle_rss_mb": _rss_mb(server.pid, "VmRSS"),
         }
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+
+
+def metrics_cost(model: str, requests_per_run: int, body: bytes, env: dict) -> dict:
+    """What /metrics and the counting cost a request: two one-worker servers, one
+    with ``--no-metrics``, asked in turn by one client (interleaved, so that the
+    machine's noise falls on both alike); then the time of one scrape."""
+    import requests
+
+    with _server(model, 1, env) as (with_base, *_), _server(model, 1, env, "--no-metrics") as (without_base, *_):
+        posts = {"with": _poster(with_base, body), "without": _poster(without_base, body)}
+        for post in posts.values():
+            for _ in range(2):
+                post()
+        times: dict[str, list[float]] = {"with": [], "without": []}
+        for i in range(2 * requests_per_run):
+            order = ("with", "without") if (i // 2) % 2 == 0 else ("without", "with")  # ABBA: no side goes first
+            name = order[i % 2]
+            t = time.perf_counter()
+            assert posts[name]().status_code == 200
+            times[name].append((time.perf_counter() - t) * 1000)
+        scrapes = []
+        for _ in range(10):
+            t = time.perf_counter()
+            assert requests.get(f"{with_base}/metrics", timeout=30).status_code == 200
+            scrapes.append((time.perf_counter() - t) * 1000)
+    p50 = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "requests": requests_per_run,
+        "p50_ms_with": p50["with"],
+        "p50_ms_without": p50["without"],
+        "cost_pct": 100 * (p50["with"] - p50["without"]) / p50["without"],
+        "scrape_ms_p50": statistics.median(scrapes),
+    }
 
 
 def table(results: dict) -> str:
@@ -152,6 +199,15 @@ def table(results: dict) -> str:
         for c in results["configs"]
     )
     lines += ["", f"{memory}. {results['note']}"]
+    cost = results.get("metrics_cost")
+    if cost:
+        lines += [
+            "",
+            f"Metrics (`/metrics`, the counters and the class-share window) cost {cost['cost_pct']:+.1f} % of the "
+            f"p50 latency of one client: {cost['p50_ms_with']:.1f} ms with them, {cost['p50_ms_without']:.1f} ms "
+            f"with `--no-metrics`, {cost['requests']} requests each, interleaved; one scrape of /metrics takes "
+            f"{cost['scrape_ms_p50']:.1f} ms (p50).",
+        ]
     return "\n".join(lines)
 
 
@@ -163,6 +219,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     parser.add_argument("--clients", default="1,4,8", help="comma-separated client counts (default 1,4,8)")
     parser.add_argument("--requests", type=int, default=48, help="requests per client count (default 48)")
+    parser.add_argument("--no-metrics-cost", action="store_true", help="skip the servers with and without metrics")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "serve.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     args = parser.parse_args(argv)
@@ -176,9 +233,14 @@ def main(argv=None) -> int:
         configs.append(
             run_config(args.model, workers, [int(c) for c in args.clients.split(",")], args.requests, body, env)
         )
+    cost = None
+    if not args.no_metrics_cost:
+        print("bench-serve: the cost of the metrics ...", file=sys.stderr)
+        cost = metrics_cost(args.model, args.requests, body, env)
     cpu = os.cpu_count()
     results = {
         "configs": configs,
+        "metrics_cost": cost,
         "note": f"One 640x480 frame with 3 faces per request, {args.requests} requests per row; client threads on "
         f"the same {cpu}-core machine as the server; measured {time.strftime('%Y-%m-%d')} with `make bench-serve`.",
     }

@@ -1012,4 +1012,7 @@ def test_bench_serve_measures_a_real_server_and_checks_every_answer(study, track
     assert all(r["correct"] == r["requests"] == 4 and r["statuses"] == [200] for r in config["rows"])
     assert config["peak_rss_mb"] and all(m > 50 for m in config["peak_rss_mb"])
     assert len(config["idle_rss_mb"]) == len(config["peak_rss_mb"])  # what each worker holds once idle
+    cost = results["metrics_cost"]  # with and without /metrics, interleaved
+    assert cost["requests"] == 4 and cost["p50_ms_with"] > 0 and cost["p50_ms_without"] > 0
+    assert "cost" in done.stdout and "--no-metrics" in done.stdout
     assert "| 1 | 2 |" in done.stdout
