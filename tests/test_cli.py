@@ -106,3 +106,13 @@ def test_the_tracking_server_finds_runuser_and_waits_through_a_slow_start(tmp_pa
     finally:
         silent.kill()
         silent.wait()
+
+
+def test_monitor_names_a_server_it_cannot_read_in_one_line(capsys):
+    from tests.helpers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert cli.main(["monitor", url, "--timeout", "2"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"maskdet monitor: error: {url}/metrics: cannot read the metrics")
+    assert "maskdet serve" in said and len(said.splitlines()) == 1

@@ -513,6 +513,8 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         first, truncated, junk = answer.json()["predictions"]
         _counters_moved_by(before, _counters(base), posted=1, images=3, answers=[first, truncated, junk])
         _model_info_names_the_champion(base, tracking)
+        said = subprocess.run([str(BIN / "maskdet"), "monitor", base], capture_output=True, text=True, timeout=60)
+        assert said.returncode == 0 and said.stdout.startswith("3 faces in the window"), said.stdout + said.stderr
         assert first["image"] == "group.jpg" and first["error"] is None
         assert (first["width"], first["height"]) == (1920, 1280) and len(first["faces"]) == 3
         for face in first["faces"]:
