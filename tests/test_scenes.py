@@ -61,9 +61,14 @@ def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
     assert metrics["recall"] == pytest.approx(2 / 3) and metrics["recall_masked"] == pytest.approx(1 / 2)
     assert metrics["precision"] == pytest.approx(2 / 3)  # 3 counted detections, 2 on a face
     assert metrics["ap50_with_mask"] == pytest.approx(1.0)  # its one face found first, the wrong one after
-    assert metrics["ap50_without_mask"] == 0.0 and metrics["ap50_mask_weared_incorrect"] == 0.0
-    assert metrics["map50"] == pytest.approx(1 / 3)
-    assert len(rows) == 3
+    # Every found face is a candidate for every class (confidence score x probability): the bare
+    # face called with_mask is still the without_mask list's third candidate (0.8 x 0.05), after
+    # the empty box (0.3 x 0.9) and the masked face (0.9 x 0.05): precision 1/3 at full recall.
+    assert metrics["ap50_without_mask"] == pytest.approx(1 / 3)
+    assert metrics["ap50_mask_weared_incorrect"] == 0.0  # never found
+    assert metrics["map50"] == pytest.approx((1 + 1 / 3 + 0) / 3)
+    assert len(rows) == 3 and list(rows["label"]) == ["with_mask", "with_mask", "without_mask"]
+    assert rows["p_without_mask"].tolist() == pytest.approx([0.05, 0.05, 0.9])
 
 
 def test_detection_recall_on_real_scenes_for_both_detectors(tiny):
