@@ -682,7 +682,8 @@ def _model_info_names_the_champion(base: str, tracking: str) -> None:
     champion = mlflow.MlflowClient(tracking_uri=tracking).get_model_version_by_alias("maskdet", "champion")
     info = requests.get(f"{base}/model-info", timeout=10).json()
     assert info["registry"]["name"] == "maskdet" and info["registry"]["version"] == champion.version
-    assert "champion" in info["registry"]["aliases"] and info["served"]["uri"] == "models:/maskdet@champion"
+    assert "champion" in info["registry"]["aliases"] and info["model"] == "models:/maskdet@champion"
+    assert info["served_run_id"] == champion.run_id
     assert info["training"]["mlflow_run_id"] == champion.tags["train_run_id"]
     assert len(info["training"]["params_sha256"]) == 64 and info["detector"]["name"] == "centerface"
     assert info["incorrect_share"] == 0.03 and set(info["class_prior"]) == set(LABELS)

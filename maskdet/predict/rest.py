@@ -356,7 +356,8 @@ def build_app(model_uri: str):
     monitor = metrics.for_predictor(predictor)
     monitor.load_seconds.set(loaded_s)
     info = model_info(predictor, resolve_registry(model_uri))
-    info["served"] = {"uri": model_uri, "mlflow_run_id": model.metadata.run_id}
+    info["model"] = model_uri  # the Predictor only knows the folder MLflow unpacked it to
+    info["served_run_id"] = model.metadata.run_id  # the run that logged the served model
     return MetricsAndInfo(RequestLimits(app, limits, monitor), monitor, info)
 
 
