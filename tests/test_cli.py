@@ -48,7 +48,6 @@ def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path, monk
 def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tiny, tmp_path):
     """Ctrl-C (SIGINT) while `maskdet predict` works through a folder: one line, status
     130, and only whole annotated files in --out (each is written to a temporary name first)."""
-    import shutil
     import signal
     import subprocess
     import time
@@ -58,8 +57,8 @@ def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tiny, tmp_path):
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    for i in range(40):
-        shutil.copyfile(assets.extract(assets.FACE_API_PHOTOS[0]), photos / f"p{i:02d}.jpg")
+    for i in range(200):  # far more than it gets through before the signal, however loaded the machine
+        (photos / f"p{i:03d}.jpg").symlink_to(assets.extract(assets.FACE_API_PHOTOS[0]))
     out = tmp_path / "out"
     run = subprocess.Popen(
         [str(BIN / "maskdet"), "predict", str(photos), "--model", str(tiny[1]), "--out", str(out), "--format", "jsonl",
@@ -75,7 +74,7 @@ def test_ctrl_c_in_predict_says_interrupted_without_a_traceback(tiny, tmp_path):
     assert run.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert err.strip().endswith("maskdet predict: interrupted")
     written = sorted(out.iterdir())
-    assert 0 < len(written) < 40 and all(p.suffix == ".jpg" and p.stat().st_size > 1000 for p in written)
+    assert 0 < len(written) < 200 and all(p.suffix == ".jpg" and p.stat().st_size > 1000 for p in written)
 
 
 def test_the_tracking_server_finds_runuser_and_waits_through_a_slow_start(tmp_path, monkeypatch):

@@ -160,7 +160,8 @@ def test_make_test_installs_a_system_browser_and_ci_requires_it():
 def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
     """tools/ensure-system on a PATH with no browser, no pdftoppm, no Java and no
     apt-get: it goes on (exit 0) and names what is missing; with MASKDET_CHROMIUM,
-    JAVA_HOME and PostgreSQL's pg_ctl given and poppler's pdftoppm there it is quiet."""
+    JAVA_HOME and PostgreSQL's pg_ctl given and poppler's pdftoppm, rclone and
+    promtool there it is quiet."""
     import shutil
     import subprocess
 
@@ -171,7 +172,7 @@ def test_the_browser_step_says_what_to_do_where_it_cannot_install(tmp_path):
     assert bare.returncode == 0 and "missing: chromium poppler-utils default-jre-headless" in bare.stderr, bare.stderr
     only = subprocess.run([script, "java"], env={"PATH": str(tmp_path)}, capture_output=True, text=True)
     assert only.returncode == 0 and "missing: default-jre-headless (" in only.stderr, only.stderr
-    for tool in ("pdftoppm", "pg_ctl", "rclone"):
+    for tool in ("pdftoppm", "pg_ctl", "rclone", "promtool"):
         (tmp_path / tool).symlink_to(shutil.which("true"))
     env = {"PATH": str(tmp_path), "MASKDET_CHROMIUM": shutil.which("bash"), "JAVA_HOME": str(tmp_path)}
     given = subprocess.run([script], env=env, capture_output=True, text=True)

@@ -301,8 +301,13 @@ class MetricsAndInfo:
     route and status and timed."""
 
     def __init__(self, app, monitor, info: dict):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.app, self.monitor = app, monitor
         self.info = json.dumps(info, indent=2).encode()
+        # A thread of its own: the scoring server predicts in the event loop's default
+        # pool, and a scrape queued behind eight busy predictions waited past 10 s.
+        self._scrapes = ThreadPoolExecutor(1, thread_name_prefix="maskdet-scrape")
 
     async def _send_body(self, send, body: bytes, content_type: str) -> int:
         headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
@@ -326,7 +331,8 @@ class MetricsAndInfo:
 
         try:
             if scope["method"] == "GET" and route == "/metrics":
-                body, content_type = await asyncio.to_thread(self.monitor.exposition)
+                loop = asyncio.get_running_loop()
+                body, content_type = await loop.run_in_executor(self._scrapes, self.monitor.exposition)
                 status = await self._send_body(send, body, content_type)
             elif scope["method"] == "GET" and route == "/model-info":
                 status = await self._send_body(send, self.info, "application/json")
