@@ -160,6 +160,36 @@ def test_the_correction_is_fitted_on_training_photos_with_the_predictor_s_detect
     assert fitted.coef["log_height"][0] == pytest.approx(np.log(1.1), abs=0.02)
 
 
+def test_the_train_stage_fits_the_correction_with_nothing_on_standard_error(group_rgb, tmp_path, capsys):
+    """The train stage runs in a notebook whose report refuses standard-error output
+    (stages/report.py): a progress bar of the box correction stopped `make repro`
+    of a VOC set at the report stage."""
+    from maskdet.params import Params
+    from maskdet.paths import TRAIN_SCENES
+    from maskdet.stages.train import _box_correction
+
+    folder = tmp_path / "data" / "processed" / TRAIN_SCENES
+    (folder / "images").mkdir(parents=True)
+    (folder / "annotations").mkdir()
+    settings, detector = PredictParams(), make_detector("centerface")
+    for width in range(16, 64, 4):
+        photo, _ = street_photo(group_rgb, width, size=(640, 480))
+        cv2.imwrite(str(folder / "images" / f"{width}.png"), photo[..., ::-1])
+        objects = "".join(
+            "<object><name>with_mask</name><bndbox>"
+            + "".join(f"<{k}>{round(v)}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), _shifted(d.box)))
+            + "</bndbox></object>"
+            for d in detect_faces(detector, photo, settings)
+        )
+        (folder / "annotations" / f"{width}.xml").write_text(
+            f"<annotation><filename>{width}.png</filename><size><width>640</width><height>480</height>"
+            f"<depth>3</depth></size>{objects}</annotation>"
+        )
+    correction = _box_correction(tmp_path, Params())
+    assert correction["detector"] == "centerface" and correction["pairs"] >= 30
+    assert capsys.readouterr().err == ""
+
+
 def test_a_crowd_gets_numbers_a_few_faces_get_labels():
     """Thirty 16-px faces in a 400x300 photo: "mask_weared_incorrect 87%" above
     each would cover its neighbours, so each box carries its number (the

@@ -193,7 +193,8 @@ def _box_correction(root: Path, params: Params) -> dict | None:
     (``maskdet.study.boxes``); None for data without hand-drawn scene boxes."""
     folder = root / "data" / "processed" / TRAIN_SCENES
     scenes = read_scenes(folder) if folder.is_dir() else []
-    correction = fit_on_scenes(params.predict, scenes, progress=True) if scenes else None
+    # no progress bar: the stage runs in a notebook, and its report takes no standard-error output
+    correction = fit_on_scenes(params.predict, scenes) if scenes else None
     return correction.to_dict() if correction is not None else None
 
 
