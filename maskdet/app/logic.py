@@ -313,11 +313,11 @@ def model_card(predictor: Predictor, record: ModelRecord) -> str:
     train = {k: v for k, v in params.get("train", {}).items() if k != "augment"}
     serving = meta.get("serving", {})
     # the facts `maskdet serve` answers on /model-info, from the same function
-    info = model_info(predictor)
-    trained = info["training"]
-    classifier = info["classifier"]
+    facts = model_info(predictor)
+    trained = facts["training"]
+    classifier = facts["classifier"]
     items = [
-        ("model", html.escape(info["model"])),
+        ("model", html.escape(facts["model"])),
         ("registered as", html.escape(record.line)),
         ("MLflow training run", html.escape(str(trained["mlflow_run_id"] or "-"))),
         ("labels, in output order", ", ".join(classifier["labels"])),
