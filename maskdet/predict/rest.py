@@ -309,11 +309,10 @@ class MetricsAndInfo:
         # pool, and a scrape queued behind eight busy predictions waited past 10 s.
         self._scrapes = ThreadPoolExecutor(1, thread_name_prefix="maskdet-scrape")
 
-    async def _send_body(self, send, body: bytes, content_type: str) -> int:
+    async def _send_body(self, send, body: bytes, content_type: str) -> None:
         headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return 200
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -321,26 +320,36 @@ class MetricsAndInfo:
         from maskdet.predict.metrics import route_of
 
         started = time.perf_counter()
-        route, status = route_of(scope["path"]), 500
+        route, status, counted = route_of(scope["path"]), 500, False
 
-        async def send_status(message):
+        def count():
+            nonlocal counted
+            if not counted:
+                counted = True
+                self.monitor.requests.labels(route, str(status)).inc()
+                self.monitor.latency.labels(route).observe(time.perf_counter() - started)
+
+        async def counting_send(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # counted before the answer's last bytes leave: a client that has its answer, and
+                # scrapes next (any worker), finds it counted
+                count()
             await send(message)
 
         try:
             if scope["method"] == "GET" and route == "/metrics":
                 loop = asyncio.get_running_loop()
                 body, content_type = await loop.run_in_executor(self._scrapes, self.monitor.exposition)
-                status = await self._send_body(send, body, content_type)
+                await self._send_body(counting_send, body, content_type)
             elif scope["method"] == "GET" and route == "/model-info":
-                status = await self._send_body(send, self.info, "application/json")
+                await self._send_body(counting_send, self.info, "application/json")
             else:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, counting_send)
         finally:
-            self.monitor.requests.labels(route, str(status)).inc()
-            self.monitor.latency.labels(route).observe(time.perf_counter() - started)
+            count()  # a request that ended without a whole answer (the client left, or a fault)
 
 
 def build_app(model_uri: str):
