@@ -98,8 +98,7 @@ class VideoSummary:
         if self.monitor is not None:
             from maskdet.predict.drift import drift_lines
 
-            self.monitor.refresh()
-            snap = self.monitor.window.snapshot()
+            snap = self.monitor.window.snapshot()  # the gauges' refresh would compute it a second time
             extra = {
                 "estimated_shares": {k: round(float(v), 4) for k, v in zip(LABELS, snap.estimated)},
                 "drift": drift_lines(snap)[0],
