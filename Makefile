@@ -21,7 +21,7 @@ help:
 	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it, with MASKDET_DASHBOARD_TOKEN set)"
 	@echo "make tracking-server  a team MLflow server on PostgreSQL, artifacts proxied (http://127.0.0.1:5000)"
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
-	@echo "make bench   speed, memory and detection recall against the classic pipeline (README table)"
+	@echo "make bench   speed, memory and detection recall against the classic pipeline; tracking on a rendered clip (README tables)"
 	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (README table)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (README table)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (README table)"
@@ -118,6 +118,7 @@ serve: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench --readme
+	$(BIN)/python -m benchmarks.tracking --readme
 
 # The Predictor on street photos (VOC) as a still photo and as a video frame (README, "Real scenes").
 bench-street: setup

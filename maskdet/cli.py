@@ -366,6 +366,8 @@ def _cmd_video(args) -> int:
 
     if not 0 <= args.min_confidence <= 1:
         raise InputError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
+    if args.detect_every < 1:
+        raise InputError(f"--detect-every {args.detect_every}: expected 1 (every frame) or more")
     show = has_display() and not args.no_window
     if args.out is None and not show:
         raise InputError("no display here (or --no-window): pass --out FILE.mp4 to write the annotated video")
@@ -380,6 +382,8 @@ def _cmd_video(args) -> int:
         max_frames=args.max_frames,
         progress=not args.quiet,
         metrics_port=args.metrics_port,
+        detect_every=args.detect_every,
+        tracks_csv=Path(args.tracks) if args.tracks else None,
     )
     print(json.dumps(summary.to_dict()))
     return 0
@@ -531,11 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "video",
         _cmd_video,
-        "annotate a camera or a video file live (FPS and counts on each frame)",
-        "Run the Predictor on every frame of SOURCE (a camera index such as 0, or a video file): boxes "
-        "and labels, live FPS and the frame's faces per class drawn on it. The frames go to an OpenCV "
-        "window when a display exists (q or Esc stops) and/or to --out FILE.mp4. At the end a JSON "
-        "summary goes to standard output: frames, faces per class, latency p50/p95 and FPS.",
+        "annotate a camera or a video file live (tracks, FPS and counts on each frame)",
+        "Run the Predictor on the frames of SOURCE (a camera index such as 0, or a video file) and "
+        "follow each face from frame to frame: a box with its track id and a label decided over its "
+        "last frames (one odd frame does not flip it), live FPS, the frame's faces and the people "
+        "counted so far per class drawn on it. The frames go to an OpenCV window when a display exists "
+        "(q or Esc stops) and/or to --out FILE.mp4. At the end a JSON summary goes to standard output: "
+        "frames, faces per class over the frames, people per class (each track once), latency p50/p95 "
+        "and FPS.",
     )
     p.add_argument("source", metavar="SOURCE", help="camera index (0, 1, ...) or a video file")
     _predictor_options(p)
@@ -549,6 +556,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-confidence", type=float, default=0.9, help="for --save-confident (default 0.9)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run the detector on every K-th frame only; between, the tracks' boxes move by their "
+        "motion estimate (faster; README, Tracking, measures what it costs) (default 1)",
+    )
+    p.add_argument(
+        "--tracks",
+        default=None,
+        metavar="CSV",
+        help="write one row per person: track id, first and last frame, frames found, label, mean probabilities",
+    )
     p.add_argument(
         "--metrics-port",
         type=int,

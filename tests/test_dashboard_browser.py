@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -248,16 +249,21 @@ def _measure(page, seconds: float = 5.0) -> dict:
 def test_webcam_frames_come_back_annotated_and_labels_update(page):
     _tab(page, "Webcam")
     page.locator("button.mw-start").click()
-    started, seen = time.time(), set()
+    started, seen, answers_per_id = time.time(), set(), Counter()
     while time.time() - started < 40:
         labels = page.locator(".maskdet-webcam").get_attribute("data-labels")
         if labels is not None:
             seen.add(len(labels.split(",")) if labels else 0)
-        if _frames(page) >= 60 and {1, 3} <= seen:
+        ids = page.locator(".maskdet-webcam").get_attribute("data-ids")
+        answers_per_id.update(ids.split(",") if ids else [])
+        if _frames(page) >= 60 and {1, 3} <= seen and max(answers_per_id.values(), default=0) >= 10:
             break
         time.sleep(0.2)
     assert _frames(page) >= 60, f"only {_frames(page)} annotated frames came back"
     assert {1, 3} <= seen, f"face counts seen: {seen}; the labels did not follow the video"
+    # the faces are tracked: one id stays on its face over many answers, and people are counted
+    assert max(answers_per_id.values(), default=0) >= 10, f"track ids seen (answers each): {dict(answers_per_id)}"
+    assert "people)" in page.locator(".mw-counts").inner_text()
     assert page.locator(".mw-frame").get_attribute("src").startswith("blob:")
     # the next frame leaves while the kernel works on the last, and never more than two are unanswered
     assert page.locator(".maskdet-webcam").get_attribute("data-max-unanswered") == "2"

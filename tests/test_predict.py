@@ -263,6 +263,63 @@ def test_video_file_is_annotated_with_a_summary(model_dir, group_rgb, tmp_path):
     assert not np.array_equal(first, frame)  # boxes and the FPS band were drawn
 
 
+def test_video_tracks_the_people_of_a_rendered_clip_and_writes_one_row_each(tiny, tmp_path):
+    """A rendered walk-through (``data.clips``) through `maskdet video` with
+    the detector on every second frame: each person a track, counted once."""
+    import pandas as pd
+
+    from maskdet.data.clips import render_clip
+
+    root, model_dir, _ = tiny
+    sample = root / "data" / "raw" / "sample"
+    clip = render_clip(pd.read_csv(sample / "crops.csv"), sample, people=4, walk_frames=30, seed=1)
+    video = clip.write(tmp_path / "walk.mp4")
+    tracks = tmp_path / "tracks.csv"
+    done = run_maskdet(
+        "video",
+        str(video),
+        "--out",
+        str(tmp_path / "out.mp4"),
+        "-q",
+        "--model",
+        str(model_dir),
+        "--detect-every",
+        "2",
+        "--tracks",
+        str(tracks),
+        DISPLAY="",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = list(csv.DictReader(tracks.open()))
+    assert summary["detect_every"] == 2 and summary["tracks_csv"] == str(tracks)
+    # the detector is the real one: every walker found and followed as one track
+    assert sum(summary["people"].values()) == len(rows) == 4
+    assert len({r["track"] for r in rows}) == 4
+    assert all(1 <= int(r["first_frame"]) < int(r["last_frame"]) <= summary["frames"] for r in rows)
+    assert all(abs(sum(float(r[f"p_{k}"]) for k in LABELS) - 1) < 0.01 for r in rows)
+    bad = run_maskdet(
+        "video", str(video), "--out", str(tmp_path / "x.mp4"), "--model", str(model_dir), "--detect-every", "0"
+    )
+    assert bad.returncode != 0 and "--detect-every 0" in bad.stderr
+
+
+def test_the_tracking_benchmark_scores_every_frame_loop_on_a_rendered_clip(tiny, tmp_path):
+    from benchmarks import tracking
+
+    root, model_dir, _ = tiny
+    out = tmp_path / "tracking.json"
+    sample = root / "data" / "raw" / "sample"
+    assert tracking.main(["--model", str(model_dir), "--sample", str(sample), "--people", "2", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["truth"]["persons"] == 2 and len(results["runs"]) == 1 + len(tracking.EVERY)
+    tracked = results["runs"]["tracked, detector on every frame"]
+    assert tracked["recall"] > 0.5 and tracked["id_switches"] >= 0 and sum(tracked["people"].values()) >= 1
+    # the frames between detections cost less than a detection
+    assert results["runs"]["tracked, detector on every 5th frame"]["ms_mean"] < tracked["ms_mean"]
+    assert "| tracked, detector on every 3rd frame |" in tracking.table(results)
+
+
 def test_video_errors_name_the_problem(model_dir, tmp_path):
     env = {**os.environ, "MASKDET_ROOT": str(ROOT), "DISPLAY": ""}
     run = lambda *a: subprocess.run(

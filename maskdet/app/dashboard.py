@@ -19,6 +19,7 @@ from maskdet.app import logic
 from maskdet.app.widgets import FilePicker, WebcamWidget
 from maskdet.errors import MaskdetError
 from maskdet.io.inputs import expand_uploads
+from maskdet.predict.tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +208,15 @@ def webcam_tab(predictor) -> w.Widget:
         description="Detector",
         tooltips=["the project's detector", "fastest (lower recall on masked faces)"],
     )
-    camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg))
+    # one tracker for the page: frames come one message at a time, in order
+    tracker = FaceTracker()
+    camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg, tracker))
     intro = w.HTML(
         "<p>Your camera, live: each frame goes to the model and comes back annotated; the next frame "
         "is sent while the model works on the last, never more than two unanswered. The browser asks "
-        "for permission; the camera works on localhost or over HTTPS only. BlazeFace is the faster "
+        "for permission; the camera works on localhost or over HTTPS only. Each face is followed from "
+        "frame to frame: its box carries its track id and a label decided over its last frames, and "
+        "the people seen so far are counted once each. BlazeFace is the faster "
         f"detector; {predictor.detector_name} finds more masked faces (see the README's benchmark).</p>"
     )
     return w.VBox([intro, detector, camera])

@@ -21,6 +21,7 @@ from maskdet.predict.drawing import HEX_COLOURS, annotate
 from maskdet.predict.frames import process_frame
 from maskdet.predict.model_info import model_info
 from maskdet.predict.predictor import CSV_HEADER, Prediction, Predictor, csv_writer
+from maskdet.predict.tracker import FaceTracker
 
 UPLOAD_LIMIT_MB = 20  # per selection; voila.json lets the websocket carry a little more
 THUMBNAIL = 160
@@ -194,19 +195,23 @@ def summary_chart(predictions: list[Prediction]) -> bytes:
     return buf.getvalue()
 
 
-def frame_answer(predictor: Predictor, jpeg: bytes) -> tuple[bytes, dict]:
-    """One webcam frame: the annotated JPEG and what the page shows beside it."""
+def frame_answer(predictor: Predictor, jpeg: bytes, tracker: FaceTracker | None = None) -> tuple[bytes, dict]:
+    """One webcam frame: the annotated JPEG and what the page shows beside it
+    (with a tracker: the faces' track ids and the people counted so far)."""
     import time
 
     started = time.perf_counter()
-    frame = process_frame(predictor, load_rgb(jpeg))
+    frame = process_frame(predictor, load_rgb(jpeg), tracker)
     out = encode_jpeg(frame.annotated, 80)
-    return out, {
+    info = {
         "counts": {k: frame.counts[k] for k in LABELS},
         "faces": len(frame.faces),
         "labels": [f.label for f in frame.faces],
         "server_ms": round((time.perf_counter() - started) * 1000, 1),
     }
+    if tracker is not None:
+        info |= {"ids": frame.ids, "people": tracker.counts()}
+    return out, info
 
 
 @dataclass

@@ -107,9 +107,10 @@ function render({ model, el }) {
     const kernel = msg.server_ms === undefined ? "" : `; in the kernel ${msg.server_ms.toFixed(0)} ms`;
     $(".mw-latency").textContent = `${(now - sentAt).toFixed(0)} ms round trip (p50 ${p50.toFixed(0)} ms${kernel})`;
     $(".mw-counts").textContent = msg.error ? `error: ${msg.error}` :
-      Object.entries(msg.counts).map(([k, v]) => `${k}: ${v}`).join(" · ");
+      Object.entries(msg.counts).map(([k, v]) => `${k}: ${v}${msg.people ? ` (${msg.people[k]} people)` : ""}`).join(" · ");
     el.dataset.frames = String(frames);
     el.dataset.labels = (msg.labels || []).join(",");
+    el.dataset.ids = (msg.ids || []).join(",");
     if (now - lastSync > 1000) {  // the kernel hears the stats once a second, not once a frame
       lastSync = now;
       model.set("fps", fps);

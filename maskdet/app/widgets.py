@@ -33,7 +33,8 @@ class WebcamWidget(anywidget.AnyWidget):
     ``in_flight`` frames unanswered (1: strictly one at a time).
 
     ``on_frame(jpeg_bytes) -> (annotated_jpeg_bytes, info_dict)``; ``info``
-    must hold ``counts`` (faces per class) and may hold ``labels``.
+    must hold ``counts`` (faces per class) and may hold ``labels``, ``ids``
+    (the faces' track ids) and ``people`` (people counted per class).
     """
 
     _esm = _asset("webcam.js")

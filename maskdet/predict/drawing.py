@@ -27,13 +27,17 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def label_texts(rgb: np.ndarray, faces: list[Face]) -> list[tuple[str, float]]:
+def label_texts(rgb: np.ndarray, faces: list[Face], ids: list[int] | None = None) -> list[tuple[str, float]]:
     """What each box carries, with its font scale: "label 97%" where the labels
-    have room; in a crowd, where a label would cover another label or face,
-    the face's number (the # of the dashboard's table, 1 first), so that a
-    street photo of 30 faces stays legible."""
+    have room ("#7 label 97%" with the faces' track ids); in a crowd, where a
+    label would cover another label or face, the face's number (the # of the
+    dashboard's table, 1 first, or its track id), so that a street photo of 30
+    faces stays legible."""
     scales = [max(0.4, (f.box[2] - f.box[0]) / 260) for f in faces]
+    names = [str(i) for i in ids] if ids is not None else [str(i) for i in range(1, len(faces) + 1)]
     texts = [f"{f.label} {f.probs[f.label]:.0%}" for f in faces]
+    if ids is not None:
+        texts = [f"#{name} {text}" for name, text in zip(names, texts)]
     tags = [_tag(t, f.box[0], f.box[1], s, rgb.shape[1]) for t, f, s in zip(texts, faces, scales)]
     crowded = any(
         _overlap(tags[i], tags[j]) or _overlap(tags[i], faces[j].box)
@@ -44,15 +48,16 @@ def label_texts(rgb: np.ndarray, faces: list[Face]) -> list[tuple[str, float]]:
     if not crowded:
         return list(zip(texts, scales))
     number_scale = max(0.3, max(rgb.shape[:2]) / 1600)  # readable at the image's size, not the face's
-    return [(str(i), number_scale) for i in range(1, len(faces) + 1)]
+    return [(name, number_scale) for name in names]
 
 
-def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+def annotate(rgb: np.ndarray, faces: list[Face], ids: list[int] | None = None) -> np.ndarray:
     """A copy of the image with a box per face in its class colour, and its
-    label and confidence, or its number in a crowd (``label_texts``)."""
+    label and confidence, or its number in a crowd (``label_texts``); ``ids``:
+    the faces' track ids, shown with their labels."""
     out = rgb.copy()
     thick = max(1 if len(faces) > 3 else 2, round(max(rgb.shape[:2]) / 400))
-    for face, (text, scale) in zip(faces, label_texts(rgb, faces)):
+    for face, (text, scale) in zip(faces, label_texts(rgb, faces, ids)):
         x1, y1, x2, y2 = face.box
         colour = COLOURS[face.label]
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick)

@@ -1,17 +1,23 @@
 """One frame of a video or a webcam: faces found and classified, counted per
 class, and drawn. `maskdet video`, the dashboard's webcam and `make bench`
-all go through ``process_frame``, so they measure and show the same work."""
+all go through ``process_frame``, so they measure and show the same work.
+
+With a ``FaceTracker`` the faces are its tracks: each keeps its id and a
+label decided over its frames, and the detector may run on every k-th frame
+only (``FaceTracker(detect_every=k)``: on the frames between, the boxes move
+by the tracker's estimate and the labels stay)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from maskdet.predict.drawing import annotate
 from maskdet.predict.predictor import Face, Predictor
+from maskdet.predict.tracker import FaceTracker
 
 
 @dataclass
@@ -19,11 +25,20 @@ class Frame:
     faces: list[Face]
     counts: Counter  # faces per label
     annotated: np.ndarray  # a copy of the frame with the boxes drawn
-    ms: float  # detection, classification and drawing
+    ms: float  # detection, classification, tracking and drawing
+    ids: list[int] = field(default_factory=list)  # the faces' track ids, with a tracker
+    detected: list[Face] | None = None  # what the detector and classifier answered (None: not run)
 
 
-def process_frame(predictor: Predictor, rgb: np.ndarray) -> Frame:
+def process_frame(predictor: Predictor, rgb: np.ndarray, tracker: FaceTracker | None = None) -> Frame:
     started = time.perf_counter()
-    faces = predictor.faces(rgb, photo=False)  # a frame: the detector's fast input
-    annotated = annotate(rgb, faces)
-    return Frame(faces, Counter(f.label for f in faces), annotated, (time.perf_counter() - started) * 1000)
+    detect = tracker is None or tracker.detect_due
+    detected = predictor.faces(rgb, photo=False) if detect else None  # a frame: the detector's fast input
+    if tracker is None:
+        faces, ids = detected, []
+    else:
+        tracks = tracker.update(detected)
+        faces, ids = [t.as_face() for t in tracks], [t.id for t in tracks]
+    annotated = annotate(rgb, faces, ids if tracker is not None else None)
+    ms = (time.perf_counter() - started) * 1000
+    return Frame(faces, Counter(f.label for f in faces), annotated, ms, ids, detected)

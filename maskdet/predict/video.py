@@ -1,5 +1,7 @@
 """``maskdet video``: the Predictor on a camera or a video file, frame by frame,
-with live FPS and per-class counts drawn on each frame."""
+with its faces tracked (``predict.tracker``: ids, labels decided over frames,
+people counted once each), and live FPS and per-class counts drawn on each
+frame."""
 
 from __future__ import annotations
 
@@ -42,13 +44,15 @@ def has_display() -> bool:
     return gui and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def draw_hud(rgb: np.ndarray, fps: float, counts: Counter, boxes=()) -> np.ndarray:
-    """FPS and the frame's faces per class on a dark band, in the corner that
+def draw_hud(rgb: np.ndarray, fps: float, counts: Counter, boxes=(), people: dict | None = None) -> np.ndarray:
+    """FPS and the frame's faces per class (with ``people``, also the people
+    counted so far per class) on a dark band, in the corner that
     covers the faces' boxes and labels least (top left when free): a fixed
     corner hid the label of a face there. The band is as wide as its longest
     line ("mask_weared_incorrect: 12" did not fit a fixed width)."""
     lines = [(f"{fps:5.1f} FPS", (255, 255, 255))]
-    lines += [(f"{label}: {counts.get(label, 0)}", COLOURS[label]) for label in LABELS]
+    passed = (lambda label: f" ({people[label]} people)") if people is not None else (lambda label: "")
+    lines += [(f"{label}: {counts.get(label, 0)}{passed(label)}", COLOURS[label]) for label in LABELS]
     scale = max(0.5, rgb.shape[1] / 1280)
     step = int(28 * scale)
     font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale
@@ -90,6 +94,8 @@ class VideoSummary:
     frame_ms: list[float] = field(default_factory=list)
     saved: int = 0
     output: str | None = None
+    tracker: object = None  # predict.tracker.FaceTracker: the people counted
+    tracks_csv: str | None = None
     monitor: object = None  # predict.metrics.Monitor: the served model's counters and drift lines
 
     def to_dict(self) -> dict:
@@ -103,9 +109,13 @@ class VideoSummary:
                 "estimated_shares": {k: round(float(v), 4) for k, v in zip(LABELS, snap.estimated)},
                 "drift": drift_lines(snap)[0],
             }
+        if self.tracker is not None:
+            extra["people"] = self.tracker.counts()  # each face followed counted once: the people who passed
+            extra["detect_every"] = self.tracker.detect_every
+            extra["tracks_csv"] = self.tracks_csv
         return {
             "frames": self.frames,
-            "faces": {k: self.faces.get(k, 0) for k in LABELS},
+            "faces": {k: self.faces.get(k, 0) for k in LABELS},  # per frame: a face seen in 10 frames counts 10 times
             "ms_p50": round(statistics.median(ms), 1) if ms else None,  # JSON has no NaN
             "ms_p95": round(float(np.percentile(ms, 95)), 1) if ms else None,
             "fps": round(1000 / statistics.mean(ms), 1) if self.frame_ms else 0.0,
@@ -125,8 +135,12 @@ def run_video(
     max_frames: int | None = None,
     progress: bool = True,
     metrics_port: int | None = None,
+    detect_every: int = 1,
+    tracks_csv: Path | None = None,
 ) -> VideoSummary:
-    """Annotate every frame; write them to ``out`` (mp4) and/or show them. With
+    """Annotate every frame; write them to ``out`` (mp4) and/or show them. The
+    faces are tracked, the detector running on every ``detect_every``-th frame;
+    ``tracks_csv`` gets one row per person (``predict.tracker.TRACKS_HEADER``). With
     ``save_confident``, frames whose every face reaches ``min_confidence`` are kept as JPEG.
     Every frame is counted as ``maskdet serve`` counts an image (``predict.metrics``);
     with ``metrics_port`` the counters are served on http://127.0.0.1:PORT/metrics while it runs."""
@@ -145,7 +159,10 @@ def run_video(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
-    writer, summary, fps = None, VideoSummary(monitor=monitor), 0.0
+    from maskdet.predict.tracker import FaceTracker
+
+    tracker = FaceTracker(detect_every=detect_every)
+    writer, summary, fps = None, VideoSummary(monitor=monitor, tracker=tracker), 0.0
     if save_confident:
         save_confident.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=min(total, max_frames or total) or None, unit="frame", disable=not progress, desc="video")
@@ -156,14 +173,15 @@ def run_video(
                 ok, bgr = capture.read()
                 if not ok:
                     break
-                frame = process_frame(predictor, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                frame = process_frame(predictor, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), tracker)
                 faces, counts, ms = frame.faces, frame.counts, frame.ms
-                shown = draw_hud(frame.annotated, fps, counts, [f.box for f in faces])
+                shown = draw_hud(frame.annotated, fps, counts, [f.box for f in faces], tracker.counts())
                 fps = 1000 / ms if not fps else 0.9 * fps + 0.1 * 1000 / ms  # smoothed for reading
                 summary.frames += 1
                 summary.faces.update(counts)
                 summary.frame_ms.append(ms)
-                monitor.observe(Prediction(f"frame {summary.frames}", faces=faces))
+                if frame.detected is not None:  # what the classifier answered, not the tracks' means
+                    monitor.observe(Prediction(f"frame {summary.frames}", faces=frame.detected))
                 if tmp is not None:
                     if writer is None:
                         writer = cv2.VideoWriter(
@@ -191,4 +209,7 @@ def run_video(
         raise VideoError(f"{source}: no frame could be read; is it a video OpenCV decodes, and not empty?")
     if writer is not None:
         summary.output = str(out)
+    if tracks_csv is not None:
+        tracker.write_csv(tracks_csv)
+        summary.tracks_csv = str(tracks_csv)
     return summary

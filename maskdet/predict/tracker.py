@@ -1,0 +1,173 @@
+"""Faces followed across the frames of a video or the webcam: each face keeps an
+id while it stays in the picture, its label is decided over its last frames
+(so one odd frame does not flip it), and the people who passed are counted once
+each, by track, not once per frame.
+
+The matching and the motion model are norfair's (a Kalman filter per track,
+boxes matched by IoU); what a track means for a face-mask study (its label,
+its count, its CSV row) is here. On a frame where the detector does not run
+(``FaceTracker.update(None)``), the boxes move by the filter's estimate and
+keep their labels.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskdet import LABELS
+from maskdet.io.atomic import atomic_path
+from maskdet.predict.predictor import Face
+
+TRACKS_HEADER = ["track", "first_frame", "last_frame", "frames", "label", *(f"p_{label}" for label in LABELS)]
+
+
+@dataclass
+class Track:
+    """One face followed over frames. ``label`` and ``probs`` are the decided
+    ones (the mean over the last ``window`` classified frames, with hysteresis);
+    ``totals`` sums every classified frame's probabilities for the CSV's means."""
+
+    id: int
+    box: tuple[int, int, int, int]
+    label: str
+    probs: dict[str, float]
+    score: float  # the detector's, at its last detection
+    first_frame: int
+    last_frame: int  # the last frame it was found in
+    frames: int = 0  # frames in which the detector found it (and the classifier saw it)
+    totals: np.ndarray = field(default_factory=lambda: np.zeros(len(LABELS)), repr=False)
+    held: Counter = field(default_factory=Counter, repr=False)  # frames shown under each label
+    recent: deque = field(default_factory=deque, repr=False)  # the last ``window`` classified frames
+
+    def as_face(self) -> Face:
+        """The face as the drawing and the answers take it: its box in this frame, its decided label."""
+        return Face(self.box, self.score, self.label, dict(self.probs))
+
+    @property
+    def final_label(self) -> str:
+        """The label it was shown under for most of its frames: what it is counted as."""
+        return self.held.most_common(1)[0][0]
+
+    def row(self) -> list:
+        means = self.totals / max(self.frames, 1)
+        return [
+            self.id,
+            self.first_frame,
+            self.last_frame,
+            self.frames,
+            self.final_label,
+            *(round(float(p), 4) for p in means),
+        ]
+
+
+class FaceTracker:
+    """Tracks of the faces of consecutive frames.
+
+    ``window``: classified frames whose mean probabilities decide a label.
+    ``hysteresis``: how far another class's mean must rise above the shown
+    label's before the label changes. ``max_missed``: frames a track survives
+    without a detection, from its first frame on (a face the detector misses
+    for a moment keeps its id); it is shown only in the frames it was found in
+    and, with ``detect_every`` > 1, the frames up to the next detection, so a
+    face that left leaves no box behind.
+    ``min_frames``: detections a track needs before it counts as a person (a
+    one-frame false detection is not somebody who passed).
+    ``min_iou``: the overlap a detection needs with a track's predicted box.
+    ``detect_every``: the detector runs on every k-th frame (``detect_due``);
+    the frames between move the boxes by the filter's estimate."""
+
+    def __init__(
+        self,
+        window: int = 8,
+        hysteresis: float = 0.15,
+        max_missed: int = 25,
+        min_frames: int = 3,
+        min_iou: float = 0.2,
+        detect_every: int = 1,
+    ):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be 1 or more (every k-th frame), not {detect_every}")
+        from norfair import Tracker  # imported here: the photo paths never need it
+
+        self.window, self.hysteresis, self.min_frames, self.detect_every = window, hysteresis, min_frames, detect_every
+        self.max_missed = max_missed
+        self._tracker = Tracker(
+            distance_function="iou",  # 1 - IoU of the two boxes
+            distance_threshold=1 - min_iou,
+            hit_counter_max=max_missed,
+            initialization_delay=0,  # shown from its first frame; counting waits for min_frames
+        )
+        self.tracks: dict[int, Track] = {}
+        self.frame = 0  # frames seen so far
+
+    @property
+    def detect_due(self) -> bool:
+        """Whether the next frame is one the detector runs on (the first, then every k-th)."""
+        return self.frame % self.detect_every == 0
+
+    def update(self, faces: list[Face] | None) -> list[Track]:
+        """The next frame's faces (``None``: the detector did not run on it);
+        returns the tracks shown in it, with their boxes in this frame."""
+        from norfair import Detection
+
+        self.frame += 1
+        detections, found = None, set()
+        if faces is not None:
+            detections = [Detection(np.array(f.box, float).reshape(2, 2), data=f) for f in faces]
+            found = {id(f) for f in faces}
+        alive = []
+        # period: a track's life is counted in frames, and detections come every k-th
+        for obj in self._tracker.update(detections, period=self.detect_every if faces is not None else 1):
+            (x1, y1), (x2, y2) = obj.estimate
+            box = (int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))
+            track = self.tracks.get(obj.id)
+            if track is None:
+                face = obj.last_detection.data
+                track = Track(obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame)
+                track.recent = deque(maxlen=self.window)
+                self.tracks[obj.id] = track
+                # norfair gives a new track one frame of life, and two more per
+                # detection: a face the detector finds in one frame of three
+                # was a new id each time (measured on the rendered clip)
+                obj.hit_counter = self.max_missed
+            track.box = box
+            if id(obj.last_detection.data) in found:  # matched a detection of this frame
+                track.last_frame = self.frame
+                self._classified(track, obj.last_detection.data)
+            if self.frame - track.last_frame < self.detect_every:  # found this frame, or since the last detection
+                track.held[track.label] += 1
+                alive.append(track)
+        return alive
+
+    def _classified(self, track: Track, face: Face) -> None:
+        p = np.array([face.probs[label] for label in LABELS])
+        track.frames += 1
+        track.score = face.score
+        track.totals += p
+        track.recent.append(p)
+        mean = np.mean(track.recent, axis=0)
+        track.probs = {label: float(v) for label, v in zip(LABELS, mean)}
+        shown, best = LABELS.index(track.label), int(np.argmax(mean))
+        if best != shown and mean[best] - mean[shown] > self.hysteresis:
+            track.label = LABELS[best]
+
+    def people(self) -> list[Track]:
+        """The tracks that count as a person (found in at least ``min_frames`` frames)."""
+        return [t for t in self.tracks.values() if t.frames >= self.min_frames]
+
+    def counts(self) -> dict[str, int]:
+        """People per class, each under the label it was shown under most."""
+        counted = Counter(t.final_label for t in self.people())
+        return {label: counted.get(label, 0) for label in LABELS}
+
+    def write_csv(self, path: Path) -> None:
+        """One row per person (``TRACKS_HEADER``), written whole or not at all."""
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(TRACKS_HEADER)
+            writer.writerows(t.row() for t in sorted(self.people(), key=lambda t: t.id))
