@@ -249,13 +249,15 @@ def _measure(page, seconds: float = 5.0) -> dict:
 def test_webcam_frames_come_back_annotated_and_labels_update(page):
     _tab(page, "Webcam")
     page.locator("button.mw-start").click()
-    started, seen, answers_per_id = time.time(), set(), Counter()
+    started, seen, answers_per_id, labels_per_id = time.time(), set(), Counter(), {}
     while time.time() - started < 40:
         labels = page.locator(".maskdet-webcam").get_attribute("data-labels")
         if labels is not None:
             seen.add(len(labels.split(",")) if labels else 0)
         ids = page.locator(".maskdet-webcam").get_attribute("data-ids")
         answers_per_id.update(ids.split(",") if ids else [])
+        for track, label in zip(ids.split(",") if ids else [], labels.split(",") if labels else []):
+            labels_per_id.setdefault(track, set()).add(label)
         if _frames(page) >= 60 and {1, 3} <= seen and max(answers_per_id.values(), default=0) >= 10:
             break
         time.sleep(0.2)
@@ -263,6 +265,8 @@ def test_webcam_frames_come_back_annotated_and_labels_update(page):
     assert {1, 3} <= seen, f"face counts seen: {seen}; the labels did not follow the video"
     # the faces are tracked: one id stays on its face over many answers, and people are counted
     assert max(answers_per_id.values(), default=0) >= 10, f"track ids seen (answers each): {dict(answers_per_id)}"
+    longest = answers_per_id.most_common(1)[0][0]
+    assert len(labels_per_id[longest]) == 1, f"track {longest} changed its label on a still face: {labels_per_id}"
     assert "people)" in page.locator(".mw-counts").inner_text()
     assert page.locator(".mw-frame").get_attribute("src").startswith("blob:")
     # the next frame leaves while the kernel works on the last, and never more than two are unanswered

@@ -68,7 +68,8 @@ class Track:
 class FaceTracker:
     """Tracks of the faces of consecutive frames.
 
-    ``window``: classified frames whose mean probabilities decide a label.
+    ``window``: frames whose classified faces' mean probabilities decide a
+    label (with ``detect_every`` k, the last window / k detections, at least 2).
     ``hysteresis``: how far another class's mean must rise above the shown
     label's before the label changes. ``max_missed``: frames a track survives
     without a detection, from its first frame on (a face the detector misses
@@ -129,7 +130,8 @@ class FaceTracker:
             if track is None:
                 face = obj.last_detection.data
                 track = Track(obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame)
-                track.recent = deque(maxlen=self.window)
+                # the window is in frames: with the detector on every k-th frame it holds 1/k as many answers
+                track.recent = deque(maxlen=max(2, round(self.window / self.detect_every)))
                 self.tracks[obj.id] = track
                 # norfair gives a new track one frame of life, and two more per
                 # detection: a face the detector finds in one frame of three
