@@ -362,11 +362,11 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_video(args) -> int:
-    from maskdet.predict.video import has_display, run_video
+    from maskdet.predict.video import DETECT_EVERY, has_display, run_video
 
     if not 0 <= args.min_confidence <= 1:
         raise InputError(f"--min-confidence {args.min_confidence}: expected a probability between 0 and 1")
-    if args.detect_every < 1:
+    if args.detect_every is not None and args.detect_every < 1:
         raise InputError(f"--detect-every {args.detect_every}: expected 1 (every frame) or more")
     show = has_display() and not args.no_window
     if args.out is None and not show:
@@ -382,7 +382,7 @@ def _cmd_video(args) -> int:
         max_frames=args.max_frames,
         progress=not args.quiet,
         metrics_port=args.metrics_port,
-        detect_every=args.detect_every,
+        detect_every=DETECT_EVERY if args.detect_every is None else args.detect_every,
         tracks_csv=Path(args.tracks) if args.tracks else None,
     )
     print(json.dumps(summary.to_dict()))
@@ -559,10 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detect-every",
         type=int,
-        default=1,
+        default=None,
         metavar="K",
         help="run the detector on every K-th frame only; between, the tracks' boxes move by their "
-        "motion estimate (faster; README, Tracking, measures what it costs) (default 1)",
+        "motion estimate (default: every second frame, as the webcam; README, Tracking, measures 1 to 5)",
     )
     p.add_argument(
         "--tracks",

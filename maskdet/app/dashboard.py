@@ -19,7 +19,7 @@ from maskdet.app import logic
 from maskdet.app.widgets import FilePicker, WebcamWidget
 from maskdet.errors import MaskdetError
 from maskdet.io.inputs import expand_uploads
-from maskdet.predict.tracker import FaceTracker
+from maskdet.predict.tracker import DETECT_EVERY, FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def webcam_tab(predictor) -> w.Widget:
         tooltips=["the project's detector", "fastest (lower recall on masked faces)"],
     )
     # one tracker for the page: frames come one message at a time, in order
-    tracker = FaceTracker()
+    tracker = FaceTracker(detect_every=DETECT_EVERY)
     camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg, tracker))
     intro = w.HTML(
         "<p>Your camera, live: each frame goes to the model and comes back annotated; the next frame "

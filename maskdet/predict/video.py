@@ -20,6 +20,7 @@ from maskdet.io.atomic import atomic_path
 from maskdet.predict.drawing import COLOURS
 from maskdet.predict.frames import process_frame
 from maskdet.predict.predictor import Predictor
+from maskdet.predict.tracker import DETECT_EVERY
 
 
 class VideoError(MaskdetError, ValueError):
@@ -135,7 +136,7 @@ def run_video(
     max_frames: int | None = None,
     progress: bool = True,
     metrics_port: int | None = None,
-    detect_every: int = 1,
+    detect_every: int = DETECT_EVERY,
     tracks_csv: Path | None = None,
 ) -> VideoSummary:
     """Annotate every frame; write them to ``out`` (mp4) and/or show them. The
