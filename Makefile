@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-serve bench-spark dashboard clean-venv help
+.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast  lint and the quick tests (no training, pipeline, notebooks or browser)"
 	@echo "make lint    ruff (lint and format check) and the import rules of docs/architecture.md"
 	@echo "make setup   only the set-up (.venv from requirements.lock, nbdime and nbstripout git integration)"
+	@echo "make docs    the documentation site (reference pages regenerated) on http://127.0.0.1:8000"
 	@echo "make lab     JupyterLab on the project, with the project's kernel"
 	@echo "make mlflow  the MLflow UI on the project's store (http://127.0.0.1:5000)"
 	@echo "make dashboard  the Voila app on http://127.0.0.1:8866 (IP=0.0.0.0 to expose it, with MASKDET_DASHBOARD_TOKEN set)"
@@ -51,6 +52,12 @@ setup: $(VENV)/.installed
 	fi
 	@# `dvc plots show` with Vega inlined, so that its page works offline (maskdet/io/vega.py)
 	@$(BIN)/python -m maskdet.io.vega >/dev/null
+
+# The reference pages are generated from params.py / params.yaml and the CLI's parser.
+docs: setup
+	$(BIN)/python tools/docs.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 assets: setup
 	$(BIN)/maskdet assets

@@ -286,3 +286,56 @@ def test_the_readme_counts_are_the_committed_studys():
     crops = " / ".join(str(found[s][1]) for s in ("train", "val", "test"))
     people = " / ".join(str(found[s][0]) for s in ("train", "val", "test"))
     assert f"(train / val / test: {crops} per class; {people} people)" in readme
+
+
+def _docs_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _leaf_keys(mapping, prefix=""):
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_the_reference_pages_are_what_the_generator_writes_and_cover_every_parameter(tmp_path, monkeypatch):
+    docs = _docs_tool()
+    assert docs.main(["--check"]) == 0, "docs/reference is stale: run `make docs` (python tools/docs.py)"
+    page = (ROOT / "docs" / "reference" / "parameters.md").read_text()
+    for key in _leaf_keys(yaml.safe_load((ROOT / "params.yaml").read_text())):
+        assert f"| `{key}` |" in page, f"{key} has no row in docs/reference/parameters.md"
+    # every key has its text (the comment beside it in params.yaml)
+    assert not re.findall(r"^\| `[\w.]+` \|.*\|  \|$", page, re.M), "a parameter without a description"
+    cli = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert "## `maskdet video`" in cli and "`--detect-every`" in cli
+    # a page that differs from what the generator writes is caught
+    monkeypatch.setattr(docs, "PAGES", tmp_path)
+    (tmp_path / "cli.md").write_text("stale\n")
+    assert docs.main(["--check"]) == 1
+
+
+def test_the_documentation_site_builds_strictly(tmp_path):
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "site" / "reference" / "parameters" / "index.html").is_file()
+
+
+def test_the_changelog_names_the_packages_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    released = re.findall(r"^## \[(\d[^\]]*)\]", changelog, re.M)
+    assert released and released[0] == version, f"CHANGELOG.md's newest version {released[:1]} is not {version}"
+    assert changelog.index("## [Unreleased]") < changelog.index(f"## [{version}]")
