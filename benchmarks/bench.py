@@ -383,6 +383,17 @@ def update_readme(
     tmp.replace(readme)
 
 
+def publish(results: dict, out: str | Path, text: str, readme: bool, markers=(MARK_START, MARK_END)) -> None:
+    """A benchmark's results to ``out`` (JSON, written whole), its table to
+    standard output and, with ``readme``, into the README between ``markers``."""
+    from maskdet.io.atomic import write_json_atomic
+
+    write_json_atomic(Path(out), results)
+    print(text)
+    if readme:
+        update_readme(text, markers=markers)
+
+
 def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -489,14 +500,7 @@ def main(argv=None) -> int:
         for key, kind, _ in PIPELINES
         if kind == "maskdet"
     }
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)
-    text = table(results)
-    print(text)
-    if args.readme:
-        update_readme(text)
+    publish(results, args.out, table(results), args.readme)
     return 0
 
 

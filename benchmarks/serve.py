@@ -244,15 +244,9 @@ def main(argv=None) -> int:
         "note": f"One 640x480 frame with 3 faces per request, {args.requests} requests per row; client threads on "
         f"the same {cpu}-core machine as the server; measured {time.strftime('%Y-%m-%d')} with `make bench-serve`.",
     }
-    from maskdet.io.atomic import write_json_atomic
+    from benchmarks.bench import publish
 
-    write_json_atomic(Path(args.out), results)
-    text = table(results)
-    print(text)
-    if args.readme:
-        from benchmarks.bench import update_readme
-
-        update_readme(text, markers=(MARK_START, MARK_END))
+    publish(results, args.out, table(results), args.readme, (MARK_START, MARK_END))
     failed = [r for c in configs for r in c["rows"] if r["correct"] != r["requests"]]
     return 1 if failed else 0
 

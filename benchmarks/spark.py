@@ -118,19 +118,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "spark.json"), help="results JSON")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     args = parser.parse_args(argv)
-    from maskdet.io.atomic import write_json_atomic
     from maskdet.paths import tracking_uri
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri()}
     result = measure(args.model, args.images, args.master, env)
     result["note"] = f"Measured {time.strftime('%Y-%m-%d')} with `make bench-spark` on {os.cpu_count()} cores."
-    write_json_atomic(Path(args.out), result)
-    text = table(result)
-    print(text)
-    if args.readme:
-        from benchmarks.bench import update_readme
+    from benchmarks.bench import publish
 
-        update_readme(text, markers=(MARK_START, MARK_END))
+    publish(result, args.out, table(result), args.readme, (MARK_START, MARK_END))
     return 0 if result["same_faces"] else 1
 
 

@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench import _cpu, update_readme
-from maskdet.io.atomic import write_json_atomic
+from benchmarks.bench import _cpu, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOC = ROOT.parent / "shared" / "kaggle853dev"
@@ -125,11 +124,7 @@ def main(argv=None) -> int:
     for setting in SETTINGS:
         print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
         results[setting] = measure(Path(args.model), folder, setting, args.limit)
-    write_json_atomic(Path(args.out), results)
-    text = table(results)
-    print(text)
-    if args.readme:
-        update_readme(text, markers=MARKERS)
+    publish(results, args.out, table(results), args.readme, MARKERS)
     return 0
 
 

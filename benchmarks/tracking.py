@@ -32,9 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench import _cpu, update_readme
+from benchmarks.bench import _cpu, publish
 from maskdet import LABELS
-from maskdet.io.atomic import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- tracking:start -->", "<!-- tracking:end -->")
@@ -209,11 +208,7 @@ def main(argv=None) -> int:
             print(f"{need}: missing ({what}); run `make repro` first", file=sys.stderr)
             return 2
     results = measure(Path(args.model), Path(args.sample), args.people)
-    write_json_atomic(Path(args.out), results)
-    text = table(results)
-    print(text)
-    if args.readme:
-        update_readme(text, markers=MARKERS)
+    publish(results, args.out, table(results), args.readme, MARKERS)
     return 0
 
 
