@@ -52,8 +52,9 @@ def draw_hud(rgb: np.ndarray, fps: float, counts: Counter, boxes=(), people: dic
     corner hid the label of a face there. The band is as wide as its longest
     line ("mask_weared_incorrect: 12" did not fit a fixed width)."""
     lines = [(f"{fps:5.1f} FPS", (255, 255, 255))]
-    passed = (lambda label: f" ({people[label]} people)") if people is not None else (lambda label: "")
-    lines += [(f"{label}: {counts.get(label, 0)}{passed(label)}", COLOURS[label]) for label in LABELS]
+    for label in LABELS:
+        passed = f" ({people[label]} people)" if people is not None else ""
+        lines.append((f"{label}: {counts.get(label, 0)}{passed}", COLOURS[label]))
     scale = max(0.5, rgb.shape[1] / 1280)
     step = int(28 * scale)
     font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale
