@@ -372,20 +372,26 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(
-    text: str, readme: Path = ROOT / "README.md", markers: tuple[str, str] = (MARK_START, MARK_END)
-) -> None:
-    """Replace what lies between the two ``markers`` in the README with ``text``."""
-    body = readme.read_text()
+def update_readme(text: str, markers: tuple[str, str] = (MARK_START, MARK_END), root: Path = ROOT) -> Path:
+    """Replace what lies between the two ``markers`` with ``text``, in the one
+    page that holds them: the README or a page of the documentation site."""
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    holding = [page for page in pages if page.is_file() and markers[0] in page.read_text()]
+    if len(holding) != 1:
+        raise ValueError(f"{markers[0]}: expected in one page of README.md and docs/, found in {len(holding)}")
+    page = holding[0]
+    body = page.read_text()
     start, end = body.index(markers[0]) + len(markers[0]), body.index(markers[1])
-    tmp = readme.with_name(readme.name + ".tmp")
+    tmp = page.with_name(page.name + ".tmp")
     tmp.write_text(body[:start] + "\n" + text + "\n" + body[end:])
-    tmp.replace(readme)
+    tmp.replace(page)
+    return page
 
 
 def publish(results: dict, out: str | Path, text: str, readme: bool, markers=(MARK_START, MARK_END)) -> None:
     """A benchmark's results to ``out`` (JSON, written whole), its table to
-    standard output and, with ``readme``, into the README between ``markers``."""
+    standard output and, with ``readme``, between ``markers`` in the page that
+    holds them (``update_readme``)."""
     from maskdet.io.atomic import write_json_atomic
 
     write_json_atomic(Path(out), results)
@@ -416,7 +422,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"), help="results JSON")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the table into the documentation (the page holding its markers)",
+    )
     parser.add_argument(
         "--real",
         default=None,

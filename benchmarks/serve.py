@@ -221,7 +221,11 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=48, help="requests per client count (default 48)")
     parser.add_argument("--no-metrics-cost", action="store_true", help="skip the servers with and without metrics")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "serve.json"), help="results JSON")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the table into the documentation (the page holding its markers)",
+    )
     args = parser.parse_args(argv)
     from maskdet.paths import tracking_uri
 

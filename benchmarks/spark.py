@@ -116,7 +116,11 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=400, help="photos in the folder (default 400)")
     parser.add_argument("--master", default=f"local[{os.cpu_count()}]", help="Spark master (default local[cores])")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "spark.json"), help="results JSON")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the table into the documentation (the page holding its markers)",
+    )
     args = parser.parse_args(argv)
     from maskdet.paths import tracking_uri
 

@@ -106,7 +106,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "street.json"), help="results JSON")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the table into the documentation (the page holding its markers)",
+    )
     args = parser.parse_args(argv)
     folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
     if not (folder / "annotations").is_dir():

@@ -198,7 +198,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--people", type=int, default=8, help="walkers in the clip")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "tracking.json"), help="results JSON")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the table into the documentation (the page holding its markers)",
+    )
     args = parser.parse_args(argv)
     for need, what in (
         (Path(args.model) / "metadata.json", "a trained model"),

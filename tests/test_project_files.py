@@ -339,3 +339,26 @@ def test_the_changelog_names_the_packages_version():
     released = re.findall(r"^## \[(\d[^\]]*)\]", changelog, re.M)
     assert released and released[0] == version, f"CHANGELOG.md's newest version {released[:1]} is not {version}"
     assert changelog.index("## [Unreleased]") < changelog.index(f"## [{version}]")
+
+
+def test_the_readme_is_short_and_every_benchmark_block_has_one_page(tmp_path):
+    """The README is the five-minute tour (the rest is in docs/); each
+    benchmark's generated block lives in exactly one page, where
+    ``update_readme`` puts its table."""
+    import shutil
+
+    from benchmarks import bench, serve, spark, street, tracking
+
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    for markers in (
+        (bench.MARK_START, bench.MARK_END),
+        (serve.MARK_START, serve.MARK_END),
+        (spark.MARK_START, spark.MARK_END),
+        street.MARKERS,
+        tracking.MARKERS,
+    ):
+        page = bench.update_readme("| a | table |", markers, root=tmp_path)
+        body = page.read_text()
+        assert f"{markers[0]}\n| a | table |\n{markers[1]}" in body
