@@ -312,7 +312,19 @@ def test_the_tracking_benchmark_scores_every_frame_loop_on_a_rendered_clip(tiny,
     root, model_dir, _ = tiny
     out = tmp_path / "tracking.json"
     sample = root / "data" / "raw" / "sample"
-    assert tracking.main(["--model", str(model_dir), "--sample", str(sample), "--people", "2", "--out", str(out)]) == 0
+    args = [
+        "--model",
+        str(model_dir),
+        "--sample",
+        str(sample),
+        "--people",
+        "2",
+        "--walk-frames",
+        "25",
+        "--out",
+        str(out),
+    ]
+    assert tracking.main(args) == 0
     results = json.loads(out.read_text())
     assert results["truth"]["persons"] == 2 and len(results["runs"]) == 1 + len(tracking.EVERY)
     tracked = results["runs"]["tracked, detector on every frame"]
