@@ -313,6 +313,9 @@ def test_the_reference_pages_are_what_the_generator_writes_and_cover_every_param
         assert f"| `{key}` |" in page, f"{key} has no row in docs/reference/parameters.md"
     # every key has its text (the comment beside it in params.yaml)
     assert not re.findall(r"^\| `[\w.]+` \|.*\|  \|$", page, re.M), "a parameter without a description"
+    card = (ROOT / "docs" / "model-card.md").read_text()
+    for section in ("Intended use", "Training data", "Metrics on the test split", "Known failure modes", "licences"):
+        assert f"## {section}" in card or section in card, section
     cli = (ROOT / "docs" / "reference" / "cli.md").read_text()
     assert "## `maskdet video`" in cli and "`--detect-every`" in cli
     # a page that differs from what the generator writes is caught

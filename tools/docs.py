@@ -160,8 +160,162 @@ def cli_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _metrics() -> dict:
+    import json
+
+    return json.loads((ROOT / "reports" / "metrics.json").read_text())
+
+
+def _interval(section: dict, key: str) -> str:
+    low, high = section.get(f"{key}_ci95_low"), section.get(f"{key}_ci95_high")
+    return f"{low:.3f} to {high:.3f}" if low is not None and high is not None else ""
+
+
+def study_results_block() -> str:
+    """The test split's headline table of docs/results/study.md, from reports/metrics.json."""
+    from maskdet import LABELS
+
+    t = _metrics()["test"]
+    n, right = int(t["n"]), round(t["accuracy"] * t["n"])
+    recalls = " / ".join(f"{t[f'recall_{k}']:.3f}" for k in LABELS)
+    intervals = " / ".join(_interval(t, f"recall_{k}") for k in LABELS)
+    rows = [
+        ("accuracy", f"{t['accuracy']:.3f} ({right} of {n})", _interval(t, "accuracy")),
+        ("macro-F1", f"{t['f1_macro']:.3f}", _interval(t, "f1_macro")),
+        (f"recall: {' / '.join(LABELS)}", recalls, intervals),
+        ("balanced accuracy", f"{t['balanced_accuracy']:.3f}", ""),
+        ("MCC", f"{t['mcc']:.3f}", ""),
+        ("ROC-AUC (one vs rest, macro)", f"{t['roc_auc_ovr_macro']:.3f}", ""),
+        ("log loss", f"{t['log_loss']:.3f}", ""),
+        ("Brier score", f"{t['brier']:.3f}", ""),
+        ("expected calibration error", f"{t['ece']:.3f}", ""),
+    ]
+    people = int(t.get("bootstrap_people", 0))
+    lines = [f"| metric | test | 95 % interval over the {people} people |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    ROOT / "docs" / "results" / "study.md": {
+        ("<!-- study-results:start -->", "<!-- study-results:end -->"): study_results_block,
+    },
+}
+
+
+def model_card_page() -> str:
+    """docs/model-card.md from the committed study and benchmark files."""
+    import json
+
+    from maskdet import LABELS
+
+    m = _metrics()
+    scene = m.get("scene", {})
+    methods = (ROOT / "reports" / "methods.md").read_text().split("\n\n")[0].removeprefix("**Methods.** ").strip()
+    real = json.loads((ROOT / "benchmarks" / "results.json").read_text()).get("real") or {}
+    street = json.loads((ROOT / "benchmarks" / "street.json").read_text())
+    lines = [
+        HEADER.format(source="reports/metrics.json, reports/methods.md and benchmarks/*.json"),
+        "# Model card: the default maskdet model",
+        "",
+        "The model `make repro` trains from the committed `params.yaml` on the built-in data. Every "
+        "number on this page is read from a file the pipeline or a benchmark wrote and that is committed "
+        "(`reports/metrics.json`, `reports/methods.md`, `benchmarks/results.json`, `benchmarks/street.json`); "
+        "`tools/docs.py` writes the page, and a test fails when it differs from what those files say.",
+        "",
+        "## Model details",
+        "",
+        methods,
+        "",
+        "## Intended use",
+        "",
+        "Research and teaching on face-mask detection: counting masked, bare and incorrectly masked faces "
+        "in photos, video and a webcam, and comparing models in a reproducible study. Not for decisions "
+        "about a person (entry, sanctions), and not as a medical or safety device. Each answer is a class "
+        "and a probability for a face the detector found; faces it misses have no answer.",
+        "",
+        "## Training data",
+        "",
+        "Rendered masks on real faces from registry packages (the counts are in Model details; what "
+        "they are made of below); the split keeps each person on one side. No photo of a real masked "
+        "face is in the training data, which is why the real-photo figures below matter.",
+        "",
+        "## Metrics on the test split (rendered masks, people unseen in training)",
+        "",
+        study_results_block(),
+        "",
+        "Intervals: 95 % bootstrap over people (whole people resampled).",
+    ]
+    if real:
+        lines += [
+            "",
+            f"## Metrics on real photos ({real['images']} photos of single faces, a public two-class set kept apart)",
+            "",
+            "| view | masked called right | bare called right |",
+            "|---|---|---|",
+        ]
+        for view in ("crops", "framed", "closeup"):
+            v = real.get(view)
+            if not v:
+                continue
+            cells = []
+            for label in ("with_mask", "without_mask"):
+                low, high = v[f"{label}_called_right_ci95"]
+                cells.append(f"{v[f'{label}_called_right']:.3f} ({low:.3f} to {high:.3f})")
+            lines.append(f"| {view} | {cells[0]} | {cells[1]} |")
+        lines += [
+            "",
+            "Intervals: 95 % Wilson intervals over photos. `make bench` measures them (`benchmarks/results.json`).",
+        ]
+    photo = street.get("photo", {})
+    if photo:
+        bins = [k.removeprefix("recall_") for k in photo if k.startswith("recall_") and k[7:8].isdigit()]
+        lines += [
+            "",
+            "## Known failure modes, measured",
+            "",
+            f"Street and crowd photos ({street.get('note', 'street photos')}, `make bench-street`, "
+            "no training on them), seen as still photos:",
+            "",
+            "| faces of width (px) | " + " | ".join(bins) + " |",
+            "|---|" + "---:|" * len(bins),
+            "| recall at IoU 0.5 | " + " | ".join(f"{photo[f'recall_{b}']:.2f}" for b in bins) + " |",
+            "| faces | " + " | ".join(str(int(photo[f"faces_{b}"])) for b in bins) + " |",
+            "",
+            f"- **Small faces**: recall {photo[f'recall_{bins[0]}']:.2f} for faces under "
+            f"{bins[0].split('-')[1]} px wide, {photo[f'recall_{bins[1]}']:.2f} at {bins[1]} px.",
+            "- **Real incorrectly worn masks**: AP@0.5 of `mask_weared_incorrect` "
+            f"{photo['ap50_mask_weared_incorrect']:.3f} against {photo['ap50_with_mask']:.3f} for `with_mask` and "
+            f"{photo['ap50_without_mask']:.3f} for `without_mask` (mAP@0.5 {photo['map50']:.3f}): the rendered "
+            "incorrect masks do not look like the real ones.",
+            "- **Beards, moustaches, sunglasses**: bare faces with them are sometimes called masked; no "
+            "committed file measures how often yet.",
+        ]
+    if scene:
+        lines += [
+            "",
+            f"On the rendered test scenes: detection recall {scene['recall']:.3f}, mAP@0.5 {scene['map50']:.3f}.",
+        ]
+    # the README's citation table is the one list of what the model is made of, with licences
+    readme = (ROOT / "README.md").read_text()
+    cite = readme[readme.index("## How to cite") :]
+    table = [line for line in cite.splitlines() if line.startswith("|")]
+    lines += ["", "## What it is made of, and licences", "", *table]
+    lines += ["", f"Classes: {', '.join(f'`{k}`' for k in LABELS)}."]
+    return "\n".join(lines) + "\n"
+
+
 def pages() -> dict[Path, str]:
-    return {PAGES / "parameters.md": parameters_page(), PAGES / "cli.md": cli_page()}
+    out = {PAGES / "parameters.md": parameters_page(), PAGES / "cli.md": cli_page()}
+    out[ROOT / "docs" / "model-card.md"] = model_card_page()
+    for page, blocks in BLOCKS.items():
+        text = page.read_text()
+        for (start, end), make in blocks.items():
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{make()}\n{end}{tail}"
+        out[page] = text
+    return out
 
 
 def main(argv=None) -> int:
