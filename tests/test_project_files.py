@@ -316,6 +316,10 @@ def test_the_reference_pages_are_what_the_generator_writes_and_cover_every_param
     card = (ROOT / "docs" / "model-card.md").read_text()
     for section in ("Intended use", "Training data", "Metrics on the test split", "Known failure modes", "licences"):
         assert f"## {section}" in card or section in card, section
+    outputs = (ROOT / "docs" / "reference" / "outputs.md").read_text()
+    from maskdet.predict.predictor import CSV_HEADER
+
+    assert all(f"| `{column}` |" in outputs for column in CSV_HEADER) and "POST /invocations" in outputs
     cli = (ROOT / "docs" / "reference" / "cli.md").read_text()
     assert "## `maskdet video`" in cli and "`--detect-every`" in cli
     # a page that differs from what the generator writes is caught

@@ -160,6 +160,111 @@ def cli_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+# What each column of `maskdet predict --format csv` holds; a column added to
+# CSV_HEADER without a line here stops the generator (and so the test).
+CSV_COLUMNS = {
+    "image": "the input as given (a path, `shots.zip!day1/a.jpg` for a zip entry, `-` lines as read)",
+    "width": "the image's width in pixels (empty when it could not be read)",
+    "height": "the image's height in pixels",
+    "ms": "time for this image: decode, detect, crop, classify",
+    "error": "why the image could not be answered, as `reason: message` (`truncated: ...`, `not_an_image: ...`); "
+    "empty when it was",
+    "face": "the face's number in the image, 1 first (empty when no face was found)",
+    "x1": "the face's box, left edge, pixels",
+    "y1": "top edge",
+    "x2": "right edge",
+    "y2": "bottom edge",
+    "score": "the detector's score (1 with `--crops`)",
+    "label": "the most probable class at the Predictor's prior (`predict.incorrect_share`)",
+}
+TRACK_COLUMNS = {
+    "track": "the track's id, as drawn on its box (`#3`)",
+    "first_frame": "the first frame it was shown in (1 first)",
+    "last_frame": "the last frame the detector found it in",
+    "frames": "frames the detector found it in",
+    "label": "the label it was shown with for most of its frames: what it is counted as",
+}
+
+
+def outputs_page() -> str:
+    """docs/reference/outputs.md: the answers' schemas, from the code that writes them."""
+    import json
+
+    from maskdet import LABELS
+    from maskdet.predict import serving
+    from maskdet.predict.predictor import CSV_HEADER, Face, Prediction
+    from maskdet.predict.tracker import TRACKS_HEADER, FaceTracker
+    from maskdet.predict.video import VideoSummary
+
+    probs = {"with_mask": 0.97, "without_mask": 0.02, "mask_weared_incorrect": 0.01}
+    example = Prediction("photo.jpg", 640, 480, 12.3, None, [Face((212, 96, 301, 203), 0.98, "with_mask", probs)])
+    summary = VideoSummary(frames=250, tracker=FaceTracker(detect_every=2), tracks_csv="people.csv").to_dict()
+
+    def table(columns: dict, header: list[str]) -> list[str]:
+        rows = ["| column | what it holds |", "|---|---|"]
+        for name in header:
+            if name.startswith("p_") and name[2:] in LABELS:
+                text = f"the probability of `{name[2:]}` (the three add up to 1)"
+            else:
+                text = columns[name]  # a KeyError here: a column without its description
+            rows.append(f"| `{name}` | {text} |")
+        return rows
+
+    lines = [
+        HEADER.format(source="maskdet/predict/predictor.py, tracker.py, video.py and serving.py"),
+        "# Outputs and the REST API",
+        "",
+        "## One image: JSON (`maskdet predict --format jsonl`, the REST API, the dashboard's download)",
+        "",
+        "```json",
+        json.dumps(example.to_dict()),
+        "```",
+        "",
+        "`faces` is empty when none was found; `error` is null unless the image could not be answered "
+        "(then `width`, `height` are null and `faces` is empty). `box` is `[x1, y1, x2, y2]` in pixels.",
+        "",
+        "## One face per row: CSV (`maskdet predict --format csv`)",
+        "",
+        *table(CSV_COLUMNS, CSV_HEADER),
+        "",
+        "An image without a face (or with an error) has one row with the face columns empty.",
+        "",
+        "## People: `maskdet video --tracks people.csv`",
+        "",
+        *table(TRACK_COLUMNS, TRACKS_HEADER),
+        "",
+        "The `p_` columns are the means over the frames the classifier saw the face in.",
+        "",
+        "## The video summary: `maskdet video`'s last line (JSON)",
+        "",
+        "Its keys, here for a run without `--out` and before any frame was scored:",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in summary.items()}),
+        "```",
+        "",
+        "`faces` counts faces per frame (a face seen in 10 frames counts 10 times); `people` counts each "
+        "track once. With frames scored the summary also carries `estimated_shares` and `drift` (see "
+        "[Predicting, Monitoring](../predicting.md#monitoring-the-served-model)).",
+        "",
+        "## The REST API (`maskdet serve`, `make serve`)",
+        "",
+        "| route | answers |",
+        "|---|---|",
+        "| `POST /invocations` | the predictions (below) |",
+        "| `GET /ping` | 200 when the model is loaded |",
+        "| `GET /metrics` | Prometheus metrics (requests, latency, refusals, faces per class, drift) |",
+        "| `GET /model-info` | which model answers: registry version, runs, settings |",
+        "",
+        "From `maskdet/predict/serving.py`:",
+        "",
+        "```text",
+        serving.__doc__.strip(),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _metrics() -> dict:
     import json
 
@@ -306,7 +411,11 @@ def model_card_page() -> str:
 
 
 def pages() -> dict[Path, str]:
-    out = {PAGES / "parameters.md": parameters_page(), PAGES / "cli.md": cli_page()}
+    out = {
+        PAGES / "parameters.md": parameters_page(),
+        PAGES / "cli.md": cli_page(),
+        PAGES / "outputs.md": outputs_page(),
+    }
     out[ROOT / "docs" / "model-card.md"] = model_card_page()
     for page, blocks in BLOCKS.items():
         text = page.read_text()
