@@ -48,6 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """A compressed frame as the classic pipeline reads it (OpenCV), in RGB."""
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 def _frame(rgb: np.ndarray) -> np.ndarray:
     """A 640x480 frame showing the whole image."""
     return letterbox(rgb, 640, 480)[0]
@@ -131,15 +136,12 @@ def worker(kind: str, frames: Path, folder: Path, repeats: int, model: Path, det
 
         pipeline = ClassicPipeline(compiled=kind == "classic_compiled")
 
-        def decode(data: bytes):
-            return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
         def frame_step(data: bytes):
-            rgb = decode(data)
+            rgb = decode_jpeg(data)
             pipeline.annotate(rgb, *pipeline(rgb))
 
         def image_step(path: Path):
-            pipeline(decode(path.read_bytes()))
+            pipeline(decode_jpeg(path.read_bytes()))
 
         describe = {
             "detector": "res10 SSD 300 (Caffe)",

@@ -29,10 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from benchmarks.bench import _cpu, publish
+from benchmarks.bench import _cpu, decode_jpeg, publish
 from maskdet import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,18 +85,12 @@ def _jpegs(clip) -> list[bytes]:
     return [encode_jpeg(rgb, 90) for rgb in clip.frames]
 
 
-def _decode(blob: bytes) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
 def _timed(step, blobs: list[bytes]) -> tuple[list, dict]:
     """``step(rgb)`` on each decoded frame, the decode included in its time."""
     answers, ms = [], []
     for blob in blobs:
         started = time.perf_counter()
-        answers.append(step(_decode(blob)))
+        answers.append(step(decode_jpeg(blob)))
         ms.append((time.perf_counter() - started) * 1000)
     return answers, {"ms_p50": round(statistics.median(ms), 1), "ms_mean": round(statistics.mean(ms), 1)}
 

@@ -134,9 +134,11 @@ class FaceTracker:
             track = self.tracks.get(obj.id)
             if track is None:
                 face = obj.last_detection.data
-                track = Track(obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame)
                 # the window is in frames: with the detector on every k-th frame it holds 1/k as many answers
-                track.recent = deque(maxlen=max(2, round(self.window / self.detect_every)))
+                recent = deque(maxlen=max(2, round(self.window / self.detect_every)))
+                track = Track(
+                    obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame, recent=recent
+                )
                 self.tracks[obj.id] = track
                 # norfair gives a new track one frame of life, and two more per
                 # detection: a face the detector finds in one frame of three
