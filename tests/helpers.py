@@ -88,14 +88,19 @@ def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int =
 SMOKE_SAMPLE = {"crops_per_class_per_person": 3, "scene_renders": 1, "crop_size": 96}
 
 
-def run(cmd, cwd, tracking_uri: str | None = None, **kw):
+def run(cmd, cwd, tracking_uri: str | None = None, output=None, **kw):
     """``cmd`` in ``cwd`` as a user runs it: the venv first on PATH, the project's
-    own MLflow store unless ``tracking_uri`` names another (a tracking server)."""
+    own MLflow store unless ``tracking_uri`` names another (a tracking server).
+    ``output``: a file for stdout and stderr instead of capturing them, for a
+    command that leaves processes behind (they would hold a captured pipe open,
+    and the wait for its end would last as long as they do)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MASKDET_ROOT", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
+    if output is not None:
+        return subprocess.run(cmd, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, text=True, env=env, **kw)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
 
 

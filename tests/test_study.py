@@ -929,8 +929,13 @@ def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_n
         assert queued.returncode == 0, queued.stderr[-2000:]
     # The queue's workers outlive this command: in a session of their own, so that
     # nothing they signal when they stop reaches pytest's process group.
-    started = run(["dvc", "queue", "start", "-j", "2"], study, tracking_uri=tracking, start_new_session=True)
-    assert started.returncode == 0, started.stderr[-2000:]
+    # Its output goes to a file: an idle worker that stays up would hold a captured pipe open.
+    log = study.parent / "queue-start.log"
+    with log.open("w") as output:
+        started = run(
+            ["dvc", "queue", "start", "-j", "2"], study, tracking_uri=tracking, start_new_session=True, output=output
+        )
+    assert started.returncode == 0, log.read_text()[-2000:]
     deadline = time.time() + 900
     while True:  # the workers run in the background and stop when the queue is empty
         status = run(["dvc", "queue", "status"], study).stdout
@@ -939,6 +944,7 @@ def test_two_queued_experiments_run_at_once_and_each_lands_in_mlflow_under_its_n
         assert time.time() < deadline, status
         time.sleep(5)
     assert status.count("Success") == 2, status + run(["dvc", "queue", "logs", "sweep-a"], study).stdout[-3000:]
+    run(["dvc", "queue", "stop"], study)  # an idle worker would outlive the tests
     client = _client(tracking)
     experiment = client.get_experiment_by_name("maskdet").experiment_id
     for name, worst in sweep.items():
