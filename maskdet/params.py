@@ -49,6 +49,12 @@ class SampleParams(_Section):
     face_score: float = Field(0.5, ge=0.0, le=1.0)
     min_face: int = Field(80, ge=8)
     seed: int = 42
+    # Shares drawn beside the masks (maskdet.data.lookalikes, maskdet.data.masks); 0 draws
+    # none and leaves the rest of the data as it is. Measured on real photos and not on
+    # by default (docs/experiment-log.md, "Real incorrect masks and lookalikes").
+    facial_hair: float = Field(0.0, ge=0.0, le=1.0)
+    eyewear: float = Field(0.0, ge=0.0, le=1.0)
+    one_loop: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class DataParams(_Section):

@@ -50,6 +50,27 @@ def test_nose_out_leaves_the_nose_and_covers_the_mouth(face_rgb, face):
     assert _changed(face_rgb, out, face, lm.LOWER_LIP_BOTTOM)
 
 
+@pytest.mark.parametrize("tilt", [-20.0, 20.0])
+def test_a_mask_on_one_loop_hangs_lower_on_the_loose_side(face_rgb, face, tilt):
+    from dataclasses import replace
+
+    rng = np.random.default_rng(4)
+    spec = random_spec(rng, "one_loop", "surgical")
+    assert 10 <= abs(spec.tilt) <= 25 and not spec.worn_correctly
+    out = render_mask(face_rgb, face, replace(spec, tilt=tilt), rng)
+    changed = np.abs(out.astype(int) - face_rgb.astype(int)).sum(axis=2) > 36
+    held, loose = (lm.RIGHT_CHEEK_SIDE, lm.LEFT_CHEEK_SIDE) if tilt > 0 else (lm.LEFT_CHEEK_SIDE, lm.RIGHT_CHEEK_SIDE)
+
+    def top_near(index):  # the highest changed row in a band of columns towards that cheek
+        x = face.xy(index)[0] * 0.6 + face.xy(lm.NOSE_TIP)[0] * 0.4
+        rows = np.nonzero(changed[:, int(x) - 3 : int(x) + 4].any(axis=1))[0]
+        return rows.min()
+
+    width = abs(face.xy(lm.LEFT_CHEEK_SIDE)[0] - face.xy(lm.RIGHT_CHEEK_SIDE)[0])
+    assert top_near(loose) > top_near(held) + 0.1 * width
+    assert not _changed(face_rgb, out, face, lm.NOSE_BRIDGE_TOP)
+
+
 def test_chin_leaves_nose_and_mouth(face_rgb, face):
     rng = np.random.default_rng(2)
     out = render_mask(face_rgb, face, random_spec(rng, "chin", "cloth"), rng)

@@ -16,7 +16,11 @@ from maskdet.params import SampleParams
 def small_sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample") / "sample"
     counts = build_sample(
-        out, SampleParams(crops_per_class_per_person=2, scene_renders=1, crop_size=96), progress=False
+        out,
+        SampleParams(
+            crops_per_class_per_person=2, scene_renders=1, crop_size=96, facial_hair=0.5, eyewear=0.3, one_loop=0.5
+        ),
+        progress=False,
     )
     return out, counts
 
@@ -32,7 +36,11 @@ def test_every_person_of_the_sources_gets_every_class(small_sample):
         assert (out / r["file"]).is_file()
         assert (r["style"] == "none") == (r["label"] == "without_mask")
         assert r["placement"] == {"with_mask": "correct", "without_mask": "none"}.get(r["label"], r["placement"])
-        assert r["label"] != "mask_weared_incorrect" or r["placement"] in ("nose_out", "chin")
+        assert r["label"] != "mask_weared_incorrect" or r["placement"] in ("nose_out", "chin", "one_loop")
+        assert r["lookalike"] in ("none", "sunglasses", "glasses") or r["label"] == "without_mask"
+    drawn = Counter(r["lookalike"] for r in rows)
+    assert drawn["beard"] + drawn["stubble"] + drawn["goatee"] + drawn["moustache"] > 10 and drawn["sunglasses"] > 5
+    assert sum(r["placement"] == "one_loop" for r in rows) > 10
     assert Image.open(out / rows[0]["file"]).size == (96, 96)
 
 

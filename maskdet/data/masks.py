@@ -5,7 +5,9 @@ the right cheek to the left one, image left to right on a frontal face) and
 ``v`` down it, both in pixels, from the top of the nose bridge. The mask region
 is the face silhouette, widened a little and carried below the chin, below a
 top edge that passes over the nose bridge (worn correctly) or under the nose
-or under the lower lip (worn incorrectly) and falls towards the cheeks.
+or under the lower lip (worn incorrectly) and falls towards the cheeks. A mask
+hanging from one ear loop is drawn on the face turned about the mask's corner
+on the side that still holds, so it leaves the face's outline on the loose side.
 
 Fabric, pleats, seams, prints and ear loops are drawn procedurally in that
 frame, then lit by the face's own light (the smoothed luminance of the skin
@@ -22,7 +24,9 @@ import numpy as np
 from maskdet.data import landmarks as lm
 
 STYLES = ("surgical", "cloth", "kn95")
-PLACEMENTS = ("correct", "nose_out", "chin")  # "correct" makes with_mask, the others mask_weared_incorrect
+# "correct" makes with_mask, the others mask_weared_incorrect: under the nose, on
+# the chin, or hanging from one ear loop (and under the nose).
+PLACEMENTS = ("correct", "nose_out", "chin", "one_loop")
 
 FACE_SILHOUETTE = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
                    377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -51,6 +55,9 @@ class MaskSpec:
     # Worn correctly: how far the top edge falls from its peak to the cheeks, in
     # nose lengths; a mask pulled up under the eyes has an almost straight edge.
     drop: float = 0.67
+    # Hanging from one ear loop: degrees the mask turns about its corner on the
+    # side that still holds (positive: the loop on the image's left holds).
+    tilt: float = 0.0
 
     @property
     def worn_correctly(self) -> bool:
@@ -62,20 +69,40 @@ def random_spec(rng: np.random.Generator, placement: str, style: str | None = No
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     style = style or str(rng.choice(STYLES, p=[0.45, 0.35, 0.20]))
-    height, drop = float(rng.uniform(0.1, 0.55)), float(rng.uniform(0.25, 0.75))
+    shape = dict(height=float(rng.uniform(0.1, 0.55)), drop=float(rng.uniform(0.25, 0.75)),
+                 tilt=float(rng.choice([-1, 1]) * rng.uniform(10, 25)) if placement == "one_loop" else 0.0)
     if style == "surgical":
         colour = str(rng.choice(list(SURGICAL_COLOURS), p=[0.55, 0.2, 0.15, 0.05, 0.05]))
-        return MaskSpec(style, colour, placement, height=height, drop=drop)
+        return MaskSpec(style, colour, placement, **shape)
     if style == "kn95":
         colour = str(rng.choice(list(KN95_COLOURS), p=[0.6, 0.15, 0.15, 0.1]))
-        return MaskSpec(style, colour, placement, height=height, drop=drop)
+        return MaskSpec(style, colour, placement, **shape)
     if style == "cloth":
         pattern = str(rng.choice(["solid", "dots", "stripes", "checks", "floral"], p=[0.5, 0.12, 0.13, 0.12, 0.13]))
-        return MaskSpec(style, str(rng.choice(list(CLOTH_COLOURS))), placement, pattern, height, drop)
+        return MaskSpec(style, str(rng.choice(list(CLOTH_COLOURS))), placement, pattern, **shape)
     raise ValueError(f"style must be one of {STYLES}, got {style!r}")
 
 
-class _FaceFrame:
+# Where the jaw meets the cheek at the height of the mouth, on the image's left and
+# right: a mask's corner, where the loop that still holds keeps it.
+JAW_AT_MOUTH = (58, 288)
+
+
+def tilted(mesh: lm.FaceMesh, tilt: float) -> lm.FaceMesh:
+    """``mesh`` turned by ``tilt`` degrees about the jaw at the height of the mouth
+    (the image's left side for a positive tilt): where a mask hangs from the loop
+    that still holds."""
+    if not tilt:
+        return mesh
+    pivot = mesh.points[JAW_AT_MOUTH[0] if tilt > 0 else JAW_AT_MOUTH[1], :2]
+    a = np.deg2rad(tilt)
+    turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])  # y down: positive turns clockwise
+    points = mesh.points.copy()
+    points[:, :2] = (points[:, :2] - pivot) @ turn.T + pivot
+    return lm.FaceMesh(points=points, score=mesh.score)
+
+
+class FaceFrame:
     """Pixel coordinates (u across, v down) in a frame fixed to the face."""
 
     def __init__(self, mesh: lm.FaceMesh):
@@ -95,7 +122,7 @@ class _FaceFrame:
         return self.uv(self.points[index])
 
 
-def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38,
+def _top_edge(frame: FaceFrame, placement: str, height: float = 0.38,
               drop: float = 0.67) -> tuple[float, float, float]:
     """(u of the peak, v of the peak, v at the cheeks) of the mask's top edge;
     ``height`` and ``drop`` shape a correctly worn mask's edge (see MaskSpec)."""
@@ -105,7 +132,7 @@ def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38,
     if placement == "correct":
         peak = bridge + height * (tip - bridge)
         cheeks = peak[1] + drop * nose_len
-    elif placement == "nose_out":
+    elif placement in ("nose_out", "one_loop"):  # one loop off: the mask slides under the nose too
         peak = sub + np.array([0.0, 0.14 * nose_len])
         cheeks = sub[1] + 0.36 * nose_len
     else:  # chin: nose and mouth left out
@@ -117,7 +144,15 @@ def _top_edge(frame: _FaceFrame, placement: str, height: float = 0.38,
 def mask_region(shape: tuple[int, int], mesh: lm.FaceMesh, placement: str,
                 height: float = 0.38, drop: float = 0.67) -> tuple[np.ndarray, np.ndarray]:
     """Boolean region the mask covers, and the (u, v) face frame of every pixel."""
-    frame = _FaceFrame(mesh)
+    return below_edge(shape, mesh, *_top_edge(FaceFrame(mesh), placement, height, drop))
+
+
+def below_edge(shape: tuple[int, int], mesh: lm.FaceMesh, peak_u: float, peak_v: float,
+               cheek_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lower face (its silhouette, widened and carried under the chin) below an
+    edge through (``peak_u``, ``peak_v``) that reaches ``cheek_v`` at the cheeks,
+    in the face frame; and the (u, v) of every pixel."""
+    frame = FaceFrame(mesh)
     h, w = shape
     ys, xs = np.mgrid[0:h, 0:w]
     uv = frame.uv(np.stack([xs, ys], axis=-1).reshape(-1, 2)).reshape(h, w, 2)
@@ -132,7 +167,6 @@ def mask_region(shape: tuple[int, int], mesh: lm.FaceMesh, placement: str,
     sil_xy = frame.origin + sil[:, :1] * frame.ux + sil[:, 1:] * frame.vy
     face = np.zeros(shape, np.uint8)
     cv2.fillPoly(face, [np.round(sil_xy * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
-    peak_u, peak_v, cheek_v = _top_edge(frame, placement, height, drop)
     half = frame.width / 2
     rel = np.clip(np.abs(uv[..., 0] - peak_u) / half, 0, 1.2)
     top = peak_v + (cheek_v - peak_v) * rel ** 1.6
@@ -192,11 +226,11 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
     if x2 - x1 < 8 or y2 - y1 < 8:
         return out
     window = out[y1:y2, x1:x2].astype(np.float32)
-    local = lm.FaceMesh(points=mesh.points - np.array([x1, y1, 0], np.float32), score=mesh.score)
+    local = tilted(lm.FaceMesh(points=mesh.points - np.array([x1, y1, 0], np.float32), score=mesh.score), spec.tilt)
     region, uv = mask_region(window.shape[:2], local, spec.placement, spec.height, spec.drop)
     if region.sum() < 20:
         return out
-    frame = _FaceFrame(local)
+    frame = FaceFrame(local)
     scale = frame.width
     u, v = uv[..., 0], uv[..., 1]
     vs = v[region]
@@ -253,7 +287,7 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
     return out
 
 
-def _ear_loops(img: np.ndarray, frame: _FaceFrame, spec: MaskSpec, region: np.ndarray,
+def _ear_loops(img: np.ndarray, frame: FaceFrame, spec: MaskSpec, region: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
     """Thin elastic loops from the mask's side corners to the ears, where the ear side shows."""
     ys, xs = np.nonzero(region)
@@ -265,6 +299,8 @@ def _ear_loops(img: np.ndarray, frame: _FaceFrame, spec: MaskSpec, region: np.nd
         ear_uv = frame.at(ear)
         if abs(ear_uv[0] - nose_u) < 0.3 * frame.width:
             continue  # that side of the face turns away from the camera: its loop is hidden
+        if spec.tilt and (ear == lm.RIGHT_CHEEK_SIDE) != (spec.tilt > 0):
+            continue  # the loop that came off the ear
         i = pick(uv[:, 0])
         corner = np.array([xs[i], ys[i]], float)
         ear_xy = frame.points[ear]

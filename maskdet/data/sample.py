@@ -6,7 +6,7 @@ is a face, masks rendered from the mesh landmarks (maskdet.data.masks). It write
 folder in the shape the data stage reads:
 
     crops/<label>/<person>_<n>.jpg   jittered face crops, one identity each
-    crops.csv                        file, label, person, photo, style, placement, colour
+    crops.csv                        file, label, person, photo, style, placement, colour, lookalike
     scenes/images/*.jpg              the group photos, masks rendered on every face
     scenes/annotations/*.xml         Pascal VOC boxes (plus <person> and <style>)
     contact_sheet.png                a few crops of every class, to look at
@@ -30,6 +30,7 @@ from maskdet.io.atomic import atomic_path
 from maskdet.predict.detectors import Detection, UltraLightDetector
 from maskdet.io.images import load_rgb, write_jpeg
 from maskdet.data.landmarks import FaceMesh, FaceMeshModel
+from maskdet.data.lookalikes import draw_lookalike, random_lookalike
 from maskdet.data.masks import MaskSpec, random_spec, render_mask
 from maskdet.io.voc import VocObject, write_voc
 
@@ -90,12 +91,37 @@ def jittered_crop(rgb: np.ndarray, box: tuple[int, int, int, int], size: int, rn
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _placement_for(label: str, rng: np.random.Generator) -> str | None:
+def _placement_for(label: str, rng: np.random.Generator, one_loop: float = 0.0) -> str | None:
     if label == "with_mask":
         return "correct"
     if label == "mask_weared_incorrect":
+        if one_loop and rng.random() < one_loop:  # no draw at 0: the rest of the data stays as it is
+            return "one_loop"
         return str(rng.choice(["nose_out", "chin"], p=[0.7, 0.3]))  # nose out is by far the commonest
     return None
+
+
+@dataclass
+class Dressed:
+    """A photo with one face dressed for ``label``: its mask and what else it wears."""
+
+    rgb: np.ndarray
+    placement: str | None
+    spec: MaskSpec | None
+    lookalike: str | None
+
+
+def dress(rgb: np.ndarray, face: SourceFace, label: str, rng: np.random.Generator, cfg) -> Dressed:
+    """Draw what a face of ``label`` wears: a mask placed for the label, and on the
+    shares ``cfg`` (SampleParams) asks for, facial hair or eyewear (maskdet.data.lookalikes)."""
+    placement = _placement_for(label, rng, cfg.one_loop)
+    spec = random_spec(rng, placement) if placement else None
+    lookalike = random_lookalike(rng, bare=spec is None, hair_share=cfg.facial_hair, eyewear_share=cfg.eyewear)
+    if lookalike:  # under the mask: a mask hides facial hair, and eyewear sits above it
+        rgb = draw_lookalike(rgb, face.mesh, lookalike, rng)
+    if spec:
+        rgb = render_mask(rgb, face.mesh, spec, rng)
+    return Dressed(rgb, placement, spec, lookalike)
 
 
 def collect_faces(cfg, progress: bool = True) -> tuple[list[SourceFace], dict[str, np.ndarray]]:
@@ -128,46 +154,41 @@ def build_sample(out: Path, cfg, progress: bool = True) -> dict[str, int]:
         jobs = [(p, label, n) for p in sorted(by_person) for label in LABELS for n in range(cfg.crops_per_class_per_person)]
         for person, label, n in tqdm(jobs, desc="rendering crops", disable=not progress, file=sys.stderr):
             face = by_person[person][int(rng.integers(len(by_person[person])))]
-            rgb = images[face.photo]
-            placement = _placement_for(label, rng)
-            spec = random_spec(rng, placement) if placement else None
-            if spec:
-                rgb = render_mask(rgb, face.mesh, spec, rng)
-            crop = jittered_crop(rgb, face.detection.box, cfg.crop_size, rng)
+            worn = dress(images[face.photo], face, label, rng, cfg)
+            crop = jittered_crop(worn.rgb, face.detection.box, cfg.crop_size, rng)
             name = f"{person}_{n:03d}.jpg"
             write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
+            spec = worn.spec
             rows.append({"file": f"crops/{label}/{name}", "label": label, "person": person, "photo": face.photo,
-                         "style": spec.style if spec else "none", "placement": placement or "none",
-                         "colour": spec.colour if spec else "none"})
+                         "style": spec.style if spec else "none", "placement": worn.placement or "none",
+                         "colour": spec.colour if spec else "none", "lookalike": worn.lookalike or "none"})
             counts[label] += 1
         with open(tmp / "crops.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
 
-        _build_scenes(tmp / "scenes", faces, images, cfg.scene_renders, rng)
+        _build_scenes(tmp / "scenes", faces, images, cfg, rng)
         write_contact_sheet(tmp / "contact_sheet.png", tmp, rows, rng)
     return counts
 
 
-def _build_scenes(folder: Path, faces: list[SourceFace], images: dict[str, np.ndarray], renders: int,
+def _build_scenes(folder: Path, faces: list[SourceFace], images: dict[str, np.ndarray], cfg,
                   rng: np.random.Generator) -> None:
     """Group photos with a random class per face, as a Pascal VOC scene set."""
     (folder / "images").mkdir(parents=True)
     (folder / "annotations").mkdir(parents=True)
     for photo in GROUP_PHOTOS:
         on_photo = [f for f in faces if f.photo == photo]
-        for r in range(renders):
+        for r in range(cfg.scene_renders):
             rgb = images[photo]
             objects = []
             for face in on_photo:
                 label = LABELS[int(rng.integers(len(LABELS)))]
-                placement = _placement_for(label, rng)
-                spec: MaskSpec | None = random_spec(rng, placement) if placement else None
-                if spec:
-                    rgb = render_mask(rgb, face.mesh, spec, rng)
+                worn = dress(rgb, face, label, rng, cfg)
+                rgb = worn.rgb
                 objects.append(VocObject(label, face.detection.box, person=face.person,
-                                         style=spec.style if spec else "none"))
+                                         style=worn.spec.style if worn.spec else "none"))
             scale = SCENE_WIDTH / rgb.shape[1]
             small = cv2.resize(rgb, (SCENE_WIDTH, round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
             objects = [o.scaled(scale) for o in objects]
