@@ -67,15 +67,24 @@ def test_methods_paragraph_states_data_split_model_schedule_and_machine():
         params,
         manifest,
         {"items_read": 13, "near_duplicate_groups": [["x", "y"]]},
-        {"best_epoch": 17, "train_seconds": 359.1, "hardware": "Test CPU (2 cores, CPU only)"},
+        {
+            "best_epoch": 17,
+            "train_seconds": 359.1,
+            "hardware": "Test CPU (2 cores, CPU only)",
+            "git_commit": "0123456789abcdef",
+            "git_tree": "modified: params.yaml",
+        },
         {"python": "3.11.9", "tensorflow": "2.20.0"},
+        measured="2026-12-06",
     )
     assert text.startswith("**Methods.**")
     assert "13 items read, 12 kept" in text and "1 groups" in text
     assert "test 3 crops of 1 people (1 with_mask, 1 without_mask, 1 mask_weared_incorrect)" in text
     assert "MobileNetV2 pretrained on ImageNet" in text and "input 160 x 160" in text
     assert f"up to {params.train.epochs} epochs" in text and f"top {params.train.fine_tune_layers} layers" in text
-    assert "(epoch 17)" in text and "6.0 min on Test CPU (2 cores, CPU only)" in text
+    assert "(epoch 17)" in text
+    assert "6.0 min on Test CPU (2 cores, CPU only) at commit `0123456` with changes not yet committed." in text
+    assert "The figures were measured on 2026-12-06." in text
     assert "MIT" in text and "public domain" in text and "tensorflow 2.20.0" in text
     assert "colour casts" in text and "20% of crops with a flat-coloured lower part" in text  # the default band
     assert "incorrectly worn masks zoomed in keep the chin" in text

@@ -298,7 +298,21 @@ def study_results_block() -> str:
     people = int(t.get("bootstrap_people", 0))
     lines = [f"| metric | test | 95 % interval over the {people} people |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(lines)
+    when = _measured()
+    return "\n".join(lines + ([f"\n{when}"] if when else []))
+
+
+def _measured() -> str:
+    """When, where and from which commit the committed study ran: the sentence the
+    Methods paragraph (reports/methods.md) states it in."""
+    import re
+
+    text = (ROOT / "reports" / "methods.md").read_text()
+    found = re.search(r"Training took ([\d.]+) min on (.+?)\. The figures were measured on (\d{4}-\d{2}-\d{2})\.", text)
+    if not found:
+        return ""
+    minutes, machine, day = found.groups()
+    return f"`make repro`, measured on {day}; the model trained in {minutes} min on {machine}."
 
 
 BLOCKS = {
@@ -317,7 +331,8 @@ def model_card_page() -> str:
     m = _metrics()
     scene = m.get("scene", {})
     methods = (ROOT / "reports" / "methods.md").read_text().split("\n\n")[0].removeprefix("**Methods.** ").strip()
-    real = json.loads((ROOT / "benchmarks" / "results.json").read_text()).get("real") or {}
+    bench = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    real, machine = bench.get("real") or {}, bench.get("machine") or {}
     street = json.loads((ROOT / "benchmarks" / "street.json").read_text())
     lines = [
         HEADER.format(source="reports/metrics.json, reports/methods.md and benchmarks/*.json"),
@@ -370,7 +385,9 @@ def model_card_page() -> str:
             lines.append(f"| {view} | {cells[0]} | {cells[1]} |")
         lines += [
             "",
-            "Intervals: 95 % Wilson intervals over photos. `make bench` measures them (`benchmarks/results.json`).",
+            "Intervals: 95 % Wilson intervals over photos. `make bench` measures them (`benchmarks/results.json`"
+            + (f", {machine['date']}, {machine['cpu']}, {machine['cores']} cores" if machine else "")
+            + ").",
         ]
     photo = street.get("photo", {})
     if photo:

@@ -5,6 +5,8 @@ headline results as LaTeX and Markdown tables whose numbers are those of
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 
 from maskdet import LABELS
@@ -178,8 +180,21 @@ DATA_SOURCES = {
 }
 
 
-def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadata: dict, versions: dict) -> str:
-    """The Methods paragraph of one run, in Markdown, from what produced it."""
+def _commit(metadata: dict) -> str:
+    """ " at commit `abc1234`", and whether files had changed since (they are listed in
+    the model's metadata.json and the reports' provenance line)."""
+    commit = metadata.get("git_commit")
+    if not commit or commit == "unknown":
+        return ""
+    clean = metadata.get("git_tree", "clean") == "clean"
+    return f" at commit `{commit[:7]}`" + ("" if clean else " with changes not yet committed")
+
+
+def methods_paragraph(
+    params, manifest: pd.DataFrame, data_report: dict, metadata: dict, versions: dict, measured: str | None = None
+) -> str:
+    """The Methods paragraph of one run, in Markdown, from what produced it; ``measured``
+    is the date of the evaluation (today by default)."""
     d, m, t = params.data, params.model, params.train
     groups = len(data_report.get("near_duplicate_groups", []))
     backbone = (
@@ -225,7 +240,12 @@ def methods_paragraph(params, manifest: pd.DataFrame, data_report: dict, metadat
         + (f" (epoch {best})" if best else "")
         + f" were kept (seed {t.seed}, TensorFlow op determinism on). "
         f"Augmentation of the training crops: {_augmentation(t.augment)}. "
-        + (f"Training took {seconds / 60:.1f} min on {metadata.get('hardware', 'a CPU')}. " if seconds else "")
+        + (
+            f"Training took {seconds / 60:.1f} min on {metadata.get('hardware', 'a CPU')}{_commit(metadata)}. "
+            if seconds
+            else ""
+        )
+        + f"The figures were measured on {measured or date.today().isoformat()}. "
         + f"Software: {software}. "
         + (
             f"The predictor answers for a share of {params.predict.incorrect_share:g} of faces with a mask worn "
