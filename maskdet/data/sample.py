@@ -106,8 +106,7 @@ class Dressed:
     """A photo with one face dressed for ``label``: its mask and what else it wears."""
 
     rgb: np.ndarray
-    placement: str | None
-    spec: MaskSpec | None
+    spec: MaskSpec | None  # None: a bare face
     lookalike: str | None
 
 
@@ -121,7 +120,7 @@ def dress(rgb: np.ndarray, face: SourceFace, label: str, rng: np.random.Generato
         rgb = draw_lookalike(rgb, face.mesh, lookalike, rng)
     if spec:
         rgb = render_mask(rgb, face.mesh, spec, rng)
-    return Dressed(rgb, placement, spec, lookalike)
+    return Dressed(rgb, spec, lookalike)
 
 
 def collect_faces(cfg, progress: bool = True) -> tuple[list[SourceFace], dict[str, np.ndarray]]:
@@ -160,7 +159,7 @@ def build_sample(out: Path, cfg, progress: bool = True) -> dict[str, int]:
             write_jpeg(tmp / "crops" / label / name, crop, int(rng.integers(70, 96)))
             spec = worn.spec
             rows.append({"file": f"crops/{label}/{name}", "label": label, "person": person, "photo": face.photo,
-                         "style": spec.style if spec else "none", "placement": worn.placement or "none",
+                         "style": spec.style if spec else "none", "placement": spec.placement if spec else "none",
                          "colour": spec.colour if spec else "none", "lookalike": worn.lookalike or "none"})
             counts[label] += 1
         with open(tmp / "crops.csv", "w", newline="") as fh:
