@@ -34,8 +34,10 @@ CULL_AFTER_S = 6
 VOILA = {}  # the server fixture's process id
 
 
-def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 30, fps: int = 30) -> Path:
-    """A YUV4MPEG2 (C420) video: each scene held for ``frames_each`` frames."""
+def write_y4m(path: Path, scenes: list[np.ndarray], frames_each: int = 120, fps: int = 30) -> Path:
+    """A YUV4MPEG2 (C420) video: each scene held for ``frames_each`` frames (4 s by
+    default: long enough that a face stays in view over a dozen of the tests' polls,
+    whatever frame rate the kernel keeps up with)."""
     with path.open("wb") as f:
         f.write(f"YUV4MPEG2 W640 H480 F{fps}:1 Ip A1:1 C420\n".encode())
         for rgb in scenes:
@@ -246,9 +248,16 @@ def _measure(page, seconds: float = 5.0) -> dict:
     }
 
 
-def test_webcam_frames_come_back_annotated_and_labels_update(page):
+def _start_camera(page) -> None:
+    """Start the webcam, stopping it first where a test before this one left it running."""
     _tab(page, "Webcam")
+    if page.locator("button.mw-stop").is_enabled():
+        page.locator("button.mw-stop").click()
     page.locator("button.mw-start").click()
+
+
+def test_webcam_frames_come_back_annotated_and_labels_update(page):
+    _start_camera(page)
     started, seen, answers_per_id, labels_per_id = time.time(), set(), Counter(), {}
     while time.time() - started < 40:
         labels = page.locator(".maskdet-webcam").get_attribute("data-labels")
@@ -296,8 +305,7 @@ def test_webcam_soak_keeps_the_kernel_memory_flat(page):
     not asserted: timings are for the README, not for a test."""
     kernels = _kernel_processes()
     assert kernels, "no kernel behind the page"
-    _tab(page, "Webcam")
-    page.locator("button.mw-start").click()
+    _start_camera(page)
     start_frames, started = _frames(page), time.time()
     samples = []
     while (now := time.time() - started) < SOAK_S:
