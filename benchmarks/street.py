@@ -86,8 +86,9 @@ def table(results: dict) -> str:
     lines = [f"| {photo['photos']} {results['note']} | as a still photo | as a video frame |", "|---|---:|---:|"]
     lines += [f"| {title} | {cell(photo)} | {cell(frame)} |" for title, cell in rows]
     lines.append(
-        f"\n{photo['faces']} faces in {photo['photos']} photos; the default model; {results['cpu']}. "
-        "Measured with `make bench-street`."
+        f"\n{photo['faces']} faces in {photo['photos']} photos; the default model; {results['cpu']}"
+        + (f", {results['cores']} cores; measured {results['date']}" if "date" in results else "")
+        + " with `make bench-street`."
     )
     return "\n".join(lines)
 
@@ -124,7 +125,12 @@ def main(argv=None) -> int:
         print(f"{args.model}: no trained model; run `make repro` first", file=sys.stderr)
         return 2
     kaggle = "photos of the public Kaggle face-mask set (CC0)"
-    results = {"note": kaggle if folder == DEFAULT_VOC else f"photos of {folder.name}", "cpu": _cpu()}
+    results = {
+        "note": kaggle if folder == DEFAULT_VOC else f"photos of {folder.name}",
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     for setting in SETTINGS:
         print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
         results[setting] = measure(Path(args.model), folder, setting, args.limit)
