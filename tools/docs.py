@@ -16,6 +16,7 @@ A test runs --check, so a parameter or an option added without its page is red.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import types
@@ -188,8 +189,6 @@ TRACK_COLUMNS = {
 
 def outputs_page() -> str:
     """docs/reference/outputs.md: the answers' schemas, from the code that writes them."""
-    import json
-
     from maskdet import LABELS
     from maskdet.predict import serving
     from maskdet.predict.predictor import CSV_HEADER, Face, Prediction
@@ -265,10 +264,9 @@ def outputs_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _metrics() -> dict:
-    import json
-
-    return json.loads((ROOT / "reports" / "metrics.json").read_text())
+def _committed_json(relative: str) -> dict:
+    """A results file the pipeline or a benchmark wrote and that is committed."""
+    return json.loads((ROOT / relative).read_text())
 
 
 def _interval(section: dict, key: str) -> str:
@@ -280,7 +278,7 @@ def study_results_block() -> str:
     """The test split's headline table of docs/results/study.md, from reports/metrics.json."""
     from maskdet import LABELS
 
-    t = _metrics()["test"]
+    t = _committed_json("reports/metrics.json")["test"]
     n, right = int(t["n"]), round(t["accuracy"] * t["n"])
     recalls = " / ".join(f"{t[f'recall_{k}']:.3f}" for k in LABELS)
     intervals = " / ".join(_interval(t, f"recall_{k}") for k in LABELS)
@@ -305,8 +303,6 @@ def study_results_block() -> str:
 def _measured() -> str:
     """When, where and from which commit the committed study ran: the sentence the
     Methods paragraph (reports/methods.md) states it in."""
-    import re
-
     text = (ROOT / "reports" / "methods.md").read_text()
     found = re.search(r"Training took ([\d.]+) min on (.+?)\. The figures were measured on (\d{4}-\d{2}-\d{2})\.", text)
     if not found:
@@ -315,15 +311,9 @@ def _measured() -> str:
     return f"`make repro`, measured on {day}; the model trained in {minutes} min on {machine}."
 
 
-def _bench() -> dict:
-    import json
-
-    return json.loads((ROOT / "benchmarks" / "results.json").read_text())
-
-
 def real_photos_block() -> str:
     """The committed model on the real photos in the three views, from benchmarks/results.json."""
-    bench = _bench()
+    bench = _committed_json("benchmarks/results.json")
     real, machine = bench.get("real") or {}, bench.get("machine") or {}
     if not real:
         return "`make bench` found no real photos when it last ran (`benchmarks/results.json`)."
@@ -368,15 +358,13 @@ BLOCKS = {
 
 def model_card_page() -> str:
     """docs/model-card.md from the committed study and benchmark files."""
-    import json
-
     from maskdet import LABELS
 
-    m = _metrics()
+    m = _committed_json("reports/metrics.json")
     scene = m.get("scene", {})
     methods = (ROOT / "reports" / "methods.md").read_text().split("\n\n")[0].removeprefix("**Methods.** ").strip()
-    real = _bench().get("real") or {}
-    street = json.loads((ROOT / "benchmarks" / "street.json").read_text())
+    real = _committed_json("benchmarks/results.json").get("real") or {}
+    street = _committed_json("benchmarks/street.json")
     lines = [
         HEADER.format(source="reports/metrics.json, reports/methods.md and benchmarks/*.json"),
         "# Model card: the default maskdet model",
