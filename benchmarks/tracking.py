@@ -100,7 +100,7 @@ def run(predictor, clip, blobs: list[bytes], every: int | None) -> dict:
     from maskdet.predict.frames import process_frame
     from maskdet.predict.tracker import FaceTracker
 
-    tracker = FaceTracker(detect_every=every) if every else None
+    tracker = FaceTracker(detect_every=every, fps=clip.fps) if every else None
     frames, times = _timed(lambda rgb: process_frame(predictor, rgb, tracker), blobs)
     result = score(clip, [(f.faces, f.ids) for f in frames], tracker.counts() if tracker else None)
     return result | times

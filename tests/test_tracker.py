@@ -31,6 +31,19 @@ def test_a_face_moving_across_the_frame_keeps_one_id_through_missed_detections()
     assert tracker.counts() == {"with_mask": 1, "without_mask": 0, "mask_weared_incorrect": 0}
 
 
+@pytest.mark.parametrize("fps", [8, 40])
+def test_a_face_missed_for_under_a_second_keeps_its_id_at_any_frame_rate_and_one_gone_longer_does_not(fps):
+    """The webcam's frames come at whatever rate the browser and the server
+    manage: a track's life without detections is counted on the clock."""
+    for gap_s, same in ((0.8, True), (1.5, False)):
+        tracker = FaceTracker(clock=iter(np.arange(0, 10, 1 / fps)).__next__)
+        ids = []
+        for n in range(int(fps * (1 + gap_s + 1))):  # 1 s seen, the gap, 1 s seen again
+            seen = n < fps or n >= fps * (1 + gap_s)
+            ids += [t.id for t in tracker.update([_face((100, 100, 160, 160), "with_mask")] if seen else [])]
+        assert (len(set(ids)) == 1) == same, (fps, gap_s, sorted(set(ids)))
+
+
 def test_with_the_detector_on_every_third_frame_the_box_follows_between_detections():
     tracker = FaceTracker(detect_every=3)
     boxes = []

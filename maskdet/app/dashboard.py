@@ -11,6 +11,7 @@ import functools
 import html
 import logging
 import os
+import time
 from pathlib import Path
 
 import ipywidgets as w
@@ -208,8 +209,9 @@ def webcam_tab(predictor) -> w.Widget:
         description="Detector",
         tooltips=["the project's detector", "fastest (lower recall on masked faces)"],
     )
-    # one tracker for the page: frames come one message at a time, in order
-    tracker = FaceTracker(detect_every=DETECT_EVERY)
+    # one tracker for the page: frames come one message at a time, in order, at
+    # the pace the browser and the server manage, so tracks expire by the wall clock
+    tracker = FaceTracker(detect_every=DETECT_EVERY, clock=time.monotonic)
     camera = WebcamWidget(on_frame=lambda jpeg: logic.frame_answer(current(), jpeg, tracker))
     intro = w.HTML(
         "<p>Your camera, live: each frame goes to the model and comes back annotated; the next frame "

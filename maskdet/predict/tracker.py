@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from maskdet.predict.predictor import Face
 # rendered walk-through it cuts the mean frame time by about 40 % for the same
 # recall, ID switches and labels (README, "Tracking, measured").
 DETECT_EVERY = 2
+
+_FOREVER = 1 << 30  # a norfair hit counter that never runs out
 
 TRACKS_HEADER = ["track", "first_frame", "last_frame", "frames", "label", *(f"p_{label}" for label in LABELS)]
 
@@ -44,6 +47,7 @@ class Track:
     score: float  # the detector's, at its last detection
     first_frame: int
     last_frame: int  # the last frame it was found in
+    seen_at: float | None = None  # that frame's time, seconds (FaceTracker's clock)
     frames: int = 0  # frames in which the detector found it (and the classifier saw it)
     totals: np.ndarray = field(default_factory=lambda: np.zeros(len(LABELS)), repr=False)
     held: Counter = field(default_factory=Counter, repr=False)  # frames shown under each label
@@ -76,11 +80,16 @@ class FaceTracker:
     ``window``: frames whose classified faces' mean probabilities decide a
     label (with ``detect_every`` k, the last window / k detections, at least 2).
     ``hysteresis``: how far another class's mean must rise above the shown
-    label's before the label changes. ``max_missed``: frames a track survives
-    without a detection, from its first frame on (a face the detector misses
-    for a moment keeps its id); it is shown only in the frames it was found in
-    and, with ``detect_every`` > 1, the frames up to the next detection, so a
-    face that left leaves no box behind.
+    label's before the label changes. ``max_missed_s``: seconds a track
+    survives without a detection, from its first frame on (a face the detector
+    misses for a moment keeps its id); it is shown only in the frames it was
+    found in and, with ``detect_every`` > 1, the frames up to the next
+    detection, so a face that left leaves no box behind. Seconds, not frames:
+    the webcam's frame rate is whatever the browser and the server manage
+    (5 to 35 frames a second measured), and a frame count would make a face
+    that looks away for half a second a new person on a fast machine only.
+    ``clock``: where a frame's time comes from; ``None`` counts frames at
+    ``fps`` (a video file's own time), a live source passes ``time.monotonic``.
     ``min_frames``: detections a track needs before it counts as a person (a
     one-frame false detection is not somebody who passed).
     ``min_iou``: the overlap a detection needs with a track's predicted box.
@@ -91,21 +100,27 @@ class FaceTracker:
         self,
         window: int = 8,
         hysteresis: float = 0.15,
-        max_missed: int = 25,
+        max_missed_s: float = 1.0,
         min_frames: int = 3,
         min_iou: float = 0.2,
         detect_every: int = 1,
+        fps: float = 25.0,
+        clock: Callable[[], float] | None = None,
     ):
         if detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more (every k-th frame), not {detect_every}")
+        if fps <= 0:
+            raise ValueError(f"fps must be above 0 (the video's frames per second), not {fps}")
         from norfair import Tracker  # imported here: the photo paths never need it
 
         self.window, self.hysteresis, self.min_frames, self.detect_every = window, hysteresis, min_frames, detect_every
-        self.max_missed = max_missed
+        self.max_missed_s, self.fps, self.clock = max_missed_s, fps, clock
         self._tracker = Tracker(
             distance_function="iou",  # 1 - IoU of the two boxes
             distance_threshold=1 - min_iou,
-            hit_counter_max=max_missed,
+            # norfair counts a track's life in frames; it is kept full here and
+            # the track expired by its time since its last detection (update)
+            hit_counter_max=_FOREVER,
             initialization_delay=0,  # shown from its first frame; counting waits for min_frames
         )
         self.tracks: dict[int, Track] = {}
@@ -122,12 +137,13 @@ class FaceTracker:
         from norfair import Detection
 
         self.frame += 1
+        now = self.clock() if self.clock is not None else self.frame / self.fps
         detections, found = None, set()
         if faces is not None:
             detections = [Detection(np.array(f.box, float).reshape(2, 2), data=f) for f in faces]
             found = {id(f) for f in faces}
         alive = []
-        # period: a track's life is counted in frames, and detections come every k-th
+        # period: norfair's point counters run in frames, and detections come every k-th
         for obj in self._tracker.update(detections, period=self.detect_every if faces is not None else 1):
             (x1, y1), (x2, y2) = obj.estimate
             box = (int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))
@@ -140,14 +156,12 @@ class FaceTracker:
                     obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame, recent=recent
                 )
                 self.tracks[obj.id] = track
-                # norfair gives a new track one frame of life, and two more per
-                # detection: a face the detector finds in one frame of three
-                # was a new id each time (measured on the rendered clip)
-                obj.hit_counter = self.max_missed
             track.box = box
             if id(obj.last_detection.data) in found:  # matched a detection of this frame
-                track.last_frame = self.frame
+                track.last_frame, track.seen_at = self.frame, now
                 self._classified(track, obj.last_detection.data)
+            # -1: norfair drops the track before the next frame's matching
+            obj.hit_counter = -1 if now - track.seen_at > self.max_missed_s else _FOREVER
             if self.frame - track.last_frame < self.detect_every:  # found this frame, or since the last detection
                 track.held[track.label] += 1
                 alive.append(track)

@@ -6,6 +6,7 @@ frame."""
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -163,7 +164,8 @@ def run_video(
         start_http_server(metrics_port, addr="127.0.0.1", registry=monitor.registry)
     from maskdet.predict.tracker import FaceTracker
 
-    tracker = FaceTracker(detect_every=detect_every)
+    # a camera's frames come at the pace the loop manages: its tracks expire by the wall clock
+    tracker = FaceTracker(detect_every=detect_every, fps=rate, clock=time.monotonic if source.isdigit() else None)
     writer, summary, fps = None, VideoSummary(monitor=monitor, tracker=tracker), 0.0
     if save_confident:
         save_confident.mkdir(parents=True, exist_ok=True)
