@@ -5,7 +5,6 @@ plain ``pytest`` and ``python -m pytest`` both find it."""
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+
+from benchmarks.project import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's scripts: papermill, dvc, voila, maskdet
@@ -53,20 +54,6 @@ def free_port() -> int:
 def face_crop(rgb: np.ndarray, box, size: int = 128) -> np.ndarray:
     x1, y1, x2, y2 = box
     return cv2.resize(rgb[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
-
-
-def copy_project(dest: Path) -> Path:
-    """The tracked files of this checkout (with uncommitted edits) in a new git repo."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    return dest
 
 
 def small_data(root: Path, crops_per_class_per_person: int, scene_renders: int = 0):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.project import copy_project
 from maskdet import LABELS
 from maskdet.io.voc import read_voc
-from tests.helpers import copy_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
