@@ -9,6 +9,7 @@ from maskdet import cli
 from maskdet.errors import InputError, MaskdetError, MissingFileError
 from maskdet.io.images import ImageError
 from maskdet.params import ParamsError
+from tests.helpers import run_maskdet
 
 
 def test_a_missing_model_is_one_line_naming_it_with_status_2(tmp_path, capsys):
@@ -35,12 +36,16 @@ def test_project_errors_share_one_base_and_keep_the_builtin_types():
     assert issubclass(InputError, ValueError) and issubclass(MissingFileError, FileNotFoundError)
 
 
-def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert cli.main(["serve", "--max-in-flight", "0"]) == 2
-    assert "--max-in-flight 0: expected a whole number of at least 1" in capsys.readouterr().err
-    assert cli.main(["serve", "--model", "models:/maskdet@champion"]) == 2
-    said = capsys.readouterr().err.strip()
+def test_serve_refuses_bad_limits_and_a_missing_model_in_one_line(tmp_path):
+    # as a user runs it, in a process of its own: MLflow's registry and the
+    # server's imports stay out of the test worker (which a test of the
+    # tracking server has used before)
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = run_maskdet("serve", "--max-in-flight", "0", **store)
+    assert done.returncode == 2 and "--max-in-flight 0: expected a whole number of at least 1" in done.stderr
+    done = run_maskdet("serve", "--model", "models:/maskdet@champion", **store)
+    said = done.stderr.strip()
+    assert done.returncode == 2, said
     assert said.startswith("maskdet serve: error: --model models:/maskdet@champion: no model there")
     assert "make repro" in said and len(said.splitlines()) == 1
 
