@@ -116,6 +116,7 @@ def main(argv=None) -> int:
         return 2
     from maskdet.io.atomic import write_json_atomic
 
+    commit = _commit()  # of the tree copied, before anything is changed while it runs
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
             "photos": len(list((folder / "annotations").glob("*.xml"))),
             "repro_minutes": round(seconds / 60, 1),
             **summarise(project),
-            "commit": _commit(),
+            "commit": commit,
             "cpu": _cpu(),
             "cores": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d"),

@@ -98,7 +98,8 @@ def test_without_real_photos_the_bench_says_so_and_leaves_the_columns_out(tmp_pa
 def test_street_photos_are_measured_as_photos_and_as_frames(tiny, tmp_path, group_rgb):
     """`make bench-street` on a small VOC set of street photos made here (faces
     of 12 to 40 px): the photo setting finds the small faces the frame setting
-    misses; the table has a row per face-width bin."""
+    misses; the table has a row per face-width bin, and the classifier's
+    crops view one for every face and one for the small ones."""
     from maskdet.io.voc import VocObject, write_voc
     from tests.helpers import save
     from tests.test_small_faces import street_photo
@@ -127,6 +128,11 @@ def test_street_photos_are_measured_as_photos_and_as_frames(tiny, tmp_path, grou
     assert photo["faces"] == frame["faces"] == 12 and photo["photos"] == 4
     assert photo["recall_iou30"] > frame["recall_iou30"] and frame["recall_0-12"] == 0
     assert "| recall, faces 12-16 px wide (6) |" in done.stdout and "time per photo" in done.stdout
+    # the classifier alone on the annotated faces, every face and the faces under 16 px
+    every, small = results["crops"]["every"], results["crops"]["under_16px"]
+    under_16 = photo["faces_0-12"] + photo["faces_12-16"]  # the scene table's bins under 16 px
+    assert every["n"] == 12 and small["n"] == under_16 and 0 <= small["without_mask_called_right"] <= 1
+    assert f"| faces under 16 px | {under_16} | {small['f1_macro']:.3f} |" in done.stdout
 
 
 def test_street_bench_says_when_there_are_no_photos(tmp_path):
