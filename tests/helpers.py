@@ -148,3 +148,13 @@ def run_maskdet(*args: str, stdin: str | None = None, **env: str) -> subprocess.
         env={**os.environ, "MASKDET_ROOT": str(ROOT), **env},
         cwd=ROOT,
     )
+
+
+def docs_tool():
+    """tools/docs.py, the generator of the documentation's reference pages and results blocks, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,7 +7,7 @@ import subprocess
 import yaml
 
 from maskdet.io import assets
-from tests.helpers import ROOT
+from tests.helpers import ROOT, docs_tool
 
 LINT = """
 const {createLinter} = require(process.argv[1] + "/node.cjs");
@@ -288,15 +288,6 @@ def test_the_readme_counts_are_the_committed_studys():
     assert f"(train / val / test: {crops} per class; {people} people)" in readme
 
 
-def _docs_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _leaf_keys(mapping, prefix=""):
     for key, value in mapping.items():
         if isinstance(value, dict):
@@ -306,7 +297,7 @@ def _leaf_keys(mapping, prefix=""):
 
 
 def test_the_reference_pages_are_what_the_generator_writes_and_cover_every_parameter(tmp_path, monkeypatch):
-    docs = _docs_tool()
+    docs = docs_tool()
     assert docs.main(["--check"]) == 0, "docs/reference is stale: run `make docs` (python tools/docs.py)"
     page = (ROOT / "docs" / "reference" / "parameters.md").read_text()
     for key in _leaf_keys(yaml.safe_load((ROOT / "params.yaml").read_text())):

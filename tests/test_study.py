@@ -30,7 +30,7 @@ from maskdet import LABELS
 from maskdet.errors import InputError
 from maskdet.predict.rest import wait_until_ready
 from maskdet.study.metrics import HEADLINE_METRICS, read_metrics
-from tests.helpers import BIN, ROOT, free_port, require_system, run, smoke_project
+from tests.helpers import BIN, ROOT, docs_tool, free_port, require_system, run, smoke_project
 
 pytestmark = pytest.mark.slow
 TINY = {
@@ -452,6 +452,26 @@ def test_with_no_password_given_the_admins_is_generated_and_kept_private(tmp_pat
     monkeypatch.setenv(ADMIN_PASSWORD_ENV, "short")
     with pytest.raises(InputError, match="at least 12"):
         admin_password(tmp_path)
+
+
+def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study):
+    """`make bench-own-data` reads a finished study's reports; the docs'
+    paragraph is written from what it read (here the default data's study)."""
+    import csv
+
+    from benchmarks.own_data import summarise
+
+    got = summarise(study)
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert got["scene"] == metrics["scene"] and got["test"]["f1_macro"] == metrics["test"]["f1_macro"]
+    with open(study / "data" / "processed" / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for split, counts in got["data"]["counts"].items():  # the set's own crops, per split and class
+        assert sum(counts.values()) == sum(r["split"] == split for r in rows)
+    run_info = {"photos": 3, "note": "photos", "repro_minutes": 2.5, "commit": "abc1234", "cpu": "a CPU", "cores": 2}
+    paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01"})
+    assert f"**mAP@0.5 {metrics['scene']['map50']:.3f}**" in paragraph
+    assert f"macro-F1 {metrics['test']['f1_macro']:.3f}" in paragraph and "2.5 min against 30 (met)" in paragraph
 
 
 def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):

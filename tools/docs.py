@@ -311,6 +311,62 @@ def _measured() -> str:
     return f"`make repro`, measured on {day}; the model trained in {minutes} min on {machine}."
 
 
+def loso_block() -> str:
+    """The leave-one-style-out table of docs/results/study.md, from reports/metrics.json."""
+    loso = _committed_json("reports/metrics.json").get("loso") or {}
+    styles = [k.removeprefix("f1_macro_") for k in loso if k.startswith("f1_macro_") and k != "f1_macro_mean"]
+    if not styles:
+        return "The committed study ran without `evaluate.leave_one_style_out`."
+    names = {"kn95": "KN95"}
+    lines = ["| style | macro-F1, the style held out |", "|---|---:|"]
+    lines += [f"| {names.get(s, s)} | {loso[f'f1_macro_{s}']:.3f} |" for s in sorted(styles)]
+    lines += [
+        "",
+        f"Mean over the styles: held out {loso['f1_macro_mean']:.3f}; the control, every style in training "
+        f"with the same budget, {loso['in_style_f1_macro_mean']:.3f}; the main model on the same crops "
+        f"{loso['main_model_f1_macro_mean']:.3f}.",
+    ]
+    return "\n".join(lines)
+
+
+def scenes_block() -> str:
+    """The rendered test scenes and the TFLite exports of docs/results/study.md, from reports/metrics.json."""
+    from maskdet import LABELS
+
+    m = _committed_json("reports/metrics.json")
+    scene, detector, serving = m.get("scene") or {}, m.get("detector") or {}, m.get("serving") or {}
+    lines = []
+    if scene:
+        aps = " / ".join(f"{scene[f'ap50_{k}']:.3f}" for k in LABELS)
+        lines.append(
+            f"The test scenes ({int(scene['faces'])} faces, {int(scene['masked_faces'])} of them masked): detection "
+            f"recall {scene['recall']:.3f} (masked faces {scene['recall_masked']:.3f}), precision "
+            f"{scene['precision']:.3f}; AP@0.5 {' / '.join(LABELS)} {aps}, mAP@0.5 {scene['map50']:.3f}."
+        )
+    detectors = [k.removesuffix("_recall_masked") for k in detector if k.endswith("_recall_masked")]
+    if detectors:
+        lines.append(
+            "Each detector on the same faces, recall of the masked ones: "
+            + ", ".join(f"{d.replace('_', ' at ')} {detector[f'{d}_recall_masked']:.3f}" for d in detectors)
+            + "."
+        )
+    exports = [k.removesuffix("_max_abs_diff") for k in serving if k.endswith("_max_abs_diff")]
+    if exports:
+        lines += [
+            "",
+            "The TFLite exports against the Keras model on the test split, both fed the Predictor's pixels "
+            "(`serving.*`): "
+            + "; ".join(
+                f"{e} largest probability gap {serving[f'{e}_max_abs_diff']:.6f}, labels the same for "
+                f"{serving[f'{e}_label_agreement']:.1%} of the crops"
+                f"{'' if serving.get(f'{e}_passed') else ' (over the tolerance: not used)'}"
+                for e in exports
+            )
+            + ".",
+        ]
+    return "\n".join(lines)
+
+
 def real_photos_block() -> str:
     """The committed model on the real photos in the three views, from benchmarks/results.json."""
     bench = _committed_json("benchmarks/results.json")
@@ -354,12 +410,93 @@ def real_photos_block() -> str:
     return "\n".join(lines)
 
 
+def _three(value) -> str:
+    """A figure to three places; a missing one (a class absent from the test photos has no AP) as a dash."""
+    return "—" if value is None else f"{value:.3f}"
+
+
+def own_data_block(run: dict | None = None) -> str:
+    """The steps of "Your own data" on a VOC set, trained and scored, from benchmarks/own-data.json."""
+    import math
+
+    from maskdet.predict.boxfit import REFERENCE_WIDTH
+
+    if run is None:
+        if not (ROOT / "benchmarks" / "own-data.json").is_file():
+            return "`make bench-own-data` has not been run on this checkout (`benchmarks/own-data.json`)."
+        run = _committed_json("benchmarks/own-data.json")
+    data, scene, test = run["data"], run["scene"], run["test"]
+    counts = data["counts"]
+    split = " / ".join(f"{sum(counts[s].values()):,}" for s in ("train", "val", "test"))
+    incorrect = " / ".join(str(counts[s]["mask_weared_incorrect"]) for s in ("train", "val", "test"))
+    dropped = data["dropped_by_reason"] or {}
+    left_out = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(dropped.items())) or "none"
+    n_incorrect = int(test.get("support_mask_weared_incorrect", 0))
+    right = round(test.get("recall_mask_weared_incorrect", 0) * n_incorrect)
+    goals = [
+        ("mAP@0.5", scene.get("map50"), 0.88),
+        ("AP incorrect", scene.get("ap50_mask_weared_incorrect"), 0.70),
+        ("crops macro-F1", test.get("f1_macro"), 0.90),
+    ]
+
+    def against(value, goal: float) -> str:
+        if value is None:
+            return "not measured"
+        return "met" if value >= goal else f"{goal - value:.3f} short"
+
+    verdict = "; ".join(
+        f"{name} {_three(value)} against {goal:.2f} ({against(value, goal)})" for name, value, goal in goals
+    )
+    minutes = run["repro_minutes"]
+    lines = [
+        f"The {run['photos']} {run['note']} through [Your own data](../data.md#your-own-data) "
+        "(`data.source: voc`, the photos in `data.path`, everything else as committed), then `dvc repro`: "
+        f"{sum(sum(c.values()) for c in counts.values()):,} faces kept (left out: {left_out}), split by photo "
+        f"group into {split} crops ({incorrect} of them incorrectly worn), {data['train_photos']} training "
+        f"and {data['test_photos']} test photos; the built-in set trains beside them (`data.add_sample`). "
+        f"The whole pipeline took {minutes:.1f} min. The evaluation stage's scene evaluation of the "
+        f"{data['test_photos']} test photos ({int(scene['faces']):,} faces; `reports/metrics.json`, section "
+        "`scene`): detection recall / "
+        f"precision at IoU 0.5 {_three(scene['recall'])} / {_three(scene['precision'])}, "
+        f"**mAP@0.5 {_three(scene['map50'])}** "
+        f"(AP with / without / incorrect {_three(scene['ap50_with_mask'])} / {_three(scene['ap50_without_mask'])} / "
+        f"{_three(scene['ap50_mask_weared_incorrect'])}); on the {int(test['n']):,} test crops macro-F1 "
+        f"{_three(test['f1_macro'])}, and {right} of the {n_incorrect} incorrectly worn masks called right.",
+        "",
+        f"Against the goals: {verdict}; {minutes:.1f} min against 30 ({'met' if minutes <= 30 else 'over'}).",
+    ]
+    box = run.get("box_correction")
+    if box:
+        shift_x, shift_y = (box["coef"][q][0] for q in ("shift_x", "shift_y"))
+        width, height = (math.exp(box["coef"][q][0]) for q in ("log_width", "log_height"))
+        lines += [
+            "",
+            f"The box correction fitted on the training photos ({box['pairs']:,} matched faces, "
+            f"{box['detector']}): for a face {REFERENCE_WIDTH:.0f} px wide the box's centre moves "
+            f"{abs(shift_y) * 100:.0f} % of its height {'down' if shift_y >= 0 else 'up'} and "
+            f"{abs(shift_x) * 100:.0f} % of its "
+            f"width {'right' if shift_x >= 0 else 'left'}, its width times {width:.2f} and its height times "
+            f"{height:.2f}.",
+        ]
+    lines += [
+        "",
+        f"`make bench-own-data` (`benchmarks/own-data.json`), {run['date']}, {run['cpu']}, {run['cores']} cores, "
+        f"commit `{run['commit']}`.",
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS = {
     ROOT / "docs" / "results" / "study.md": {
         ("<!-- study-results:start -->", "<!-- study-results:end -->"): study_results_block,
+        ("<!-- loso:start -->", "<!-- loso:end -->"): loso_block,
+        ("<!-- scenes:start -->", "<!-- scenes:end -->"): scenes_block,
     },
     ROOT / "docs" / "results" / "real-photos.md": {
         ("<!-- real-photos:start -->", "<!-- real-photos:end -->"): real_photos_block,
+    },
+    ROOT / "docs" / "results" / "real-scenes.md": {
+        ("<!-- own-data:start -->", "<!-- own-data:end -->"): own_data_block,
     },
 }
 
@@ -436,6 +573,20 @@ def model_card_page() -> str:
             "- **Beards, moustaches, sunglasses**: bare faces with them are sometimes called masked; no "
             "committed file measures how often yet.",
         ]
+        crops = street.get("crops") or {}
+        every, small = crops.get("every"), next((v for k, v in crops.items() if k.startswith("under_")), None)
+        if every and small:
+
+            def called(part: dict) -> str:
+                return " / ".join(f"{part[f'{label}_called_right']:.3f}" for label in LABELS)
+
+            size = next(k for k in crops if k.startswith("under_")).removeprefix("under_").removesuffix("px")
+            lines += [
+                "- **The classes of small faces**: the classifier alone on the annotated faces calls "
+                f"`with_mask` / `without_mask` / `mask_weared_incorrect` right {called(every)} of the time "
+                f"(macro-F1 {every['f1_macro']:.3f}, {every['n']:,} faces), and {called(small)} on the "
+                f"{small['n']:,} faces under {size} px: there it guesses.",
+            ]
     if scene:
         lines += [
             "",
