@@ -26,7 +26,7 @@ from maskdet.predict.predictor import Face
 
 # `maskdet video` and the webcam run the detector on every second frame: on the
 # rendered walk-through it cuts the mean frame time by about 40 % for the same
-# recall, ID switches and labels (README, "Tracking, measured").
+# recall, ID switches and labels (docs/predicting.md, "Tracking, measured").
 DETECT_EVERY = 2
 
 _FOREVER = 1 << 30  # a norfair hit counter that never runs out
