@@ -11,8 +11,10 @@ correction fitted on the training photos, and the minutes it took.
 The photos: ``--voc FOLDER``, ``$MASKDET_STREET_PHOTOS``, or a
 ``shared/kaggle853dev`` beside the project (596 photos of the public Kaggle
 face-mask set) when there is one; without any, the benchmark says so and
-stops. The copy lives in a temporary folder (``--keep`` keeps it, to open its
-reports and MLflow store). Results go to benchmarks/own-data.json, from which
+stops. ``--set train.seed=43`` (repeatable) changes a setting for the run,
+as ``dvc exp run -S`` would: how much one retraining moves the figures, or
+what a setting is worth on the set. The copy lives in a temporary folder
+(``--keep`` keeps it, to open its reports and MLflow store). Results go to benchmarks/own-data.json, from which
 tools/docs.py writes the paragraph of docs/results/real-scenes.md.
 """
 
@@ -43,12 +45,26 @@ DATA_PATH = "data/raw/kaggle"
 TEST_KEYS = ["n", "f1_macro", "accuracy", *(f"{k}_{label}" for k in ("recall", "support") for label in LABELS)]
 
 
-def prepare(folder: Path, dest: Path) -> Path:
-    """The project copied to ``dest`` with the photos in ``DATA_PATH`` and params.yaml pointing at them."""
+def setting(text: str) -> tuple[list[str], object]:
+    """``section.key=value`` (as ``dvc exp run -S`` takes it): the key's path and the value, read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or "." not in key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected section.key=value, for example train.seed=43")
+    return key.split("."), yaml.safe_load(value)
+
+
+def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] = ()) -> Path:
+    """The project copied to ``dest`` with the photos in ``DATA_PATH``, params.yaml
+    pointing at them and any other ``settings`` changed."""
     project = copy_project(dest)
     shutil.copytree(folder, project / DATA_PATH)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"].update(source="voc", path=DATA_PATH)
+    for path, value in settings:
+        section = params
+        for part in path[:-1]:
+            section = section.setdefault(part, {})
+        section[path[-1]] = value
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 
@@ -105,6 +121,16 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "own-data.json"), help="results JSON")
     parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="SECTION.KEY=VALUE",
+        type=setting,
+        action="append",
+        default=[],
+        help="another setting of params.yaml for this run (repeatable), for example train.seed=43; the pipeline's "
+        "own check of params.yaml judges it",
+    )
     args = parser.parse_args(argv)
     folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
     if not (folder / "annotations").is_dir():
@@ -120,7 +146,7 @@ def main(argv=None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        project = prepare(folder, work / "project")
+        project = prepare(folder, work / "project", args.settings)
         print(f"benchmark: `dvc repro` on {folder.name} in {project} (about 20-30 min on 2 cores) ...", file=sys.stderr)
         seconds = reproduce(project, work / "repro.log")
         results = {
@@ -129,6 +155,7 @@ def main(argv=None) -> int:
             else f"photos of {folder.name}",
             "photos": len(list((folder / "annotations").glob("*.xml"))),
             "repro_minutes": round(seconds / 60, 1),
+            "settings": {".".join(path): value for path, value in args.settings},
             **summarise(project),
             "commit": commit,
             "cpu": _cpu(),

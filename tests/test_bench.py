@@ -140,3 +140,27 @@ def test_street_bench_says_when_there_are_no_photos(tmp_path):
         [sys.executable, "-m", "benchmarks.street", "--voc", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 2 and "no street photos" in done.stderr and "nothing measured" in done.stderr
+
+
+def test_the_own_data_benchmark_copies_the_project_with_the_photos_and_the_settings_asked(tmp_path):
+    """`make bench-own-data` runs in a copy of the project set up as the docs'
+    "Your own data" says, with any `--set` applied; a malformed one is refused."""
+    import argparse
+
+    import yaml
+
+    from benchmarks.own_data import DATA_PATH, prepare, setting
+    from maskdet.params import parse_params
+
+    voc = tmp_path / "voc"
+    for part in ("images", "annotations"):
+        (voc / part).mkdir(parents=True)
+    (voc / "annotations" / "a.xml").write_text("<annotation/>")
+    project = prepare(voc, tmp_path / "copy", [setting("train.seed=43"), setting("data.min_size=8")])
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    assert raw["data"]["source"] == "voc" and raw["data"]["path"] == DATA_PATH
+    assert raw["train"]["seed"] == 43 and raw["data"]["min_size"] == 8
+    assert (project / DATA_PATH / "annotations" / "a.xml").is_file() and (project / "dvc.yaml").is_file()
+    parse_params(raw, check_paths=False)  # the pipeline's own check takes it
+    with pytest.raises(argparse.ArgumentTypeError, match="section.key=value"):
+        setting("seed")

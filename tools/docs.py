@@ -480,7 +480,9 @@ def own_data_block(run: dict | None = None) -> str:
     minutes = run["repro_minutes"]
     lines = [
         f"The {run['photos']} {run['note']} through [Your own data](../data.md#your-own-data) "
-        "(`data.source: voc`, the photos in `data.path`, everything else as committed), then `dvc repro`: "
+        "(`data.source: voc`, the photos in `data.path`, "
+        + (", ".join(f"`{k}: {v}`" for k, v in (run.get("settings") or {}).items()) or "everything else as committed")
+        + "), then `dvc repro`: "
         f"{sum(sum(c.values()) for c in counts.values()):,} faces kept (left out: {left_out}), split by photo "
         f"group into {split} crops ({incorrect} of them incorrectly worn), {data['train_photos']} training "
         f"and {data['test_photos']} test photos; the built-in set trains beside them (`data.add_sample`). "
