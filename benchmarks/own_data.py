@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.bench import _cpu
-from benchmarks.project import ROOT, copy_project
+from benchmarks.project import ROOT, copy_project, user_env
 from benchmarks.street import DEFAULT_VOC
 from maskdet import LABELS
 
@@ -72,12 +72,9 @@ def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] =
 def reproduce(project: Path, log: Path) -> float:
     """``dvc repro`` in ``project`` as a user runs it (the venv's tools first on
     PATH, the copy's own MLflow store); its seconds. The output goes to ``log``."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for name in ("MASKDET_ROOT", "MLFLOW_TRACKING_URI"):
-        env.pop(name, None)
     started = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run(["dvc", "repro"], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=env)
+        done = subprocess.run(["dvc", "repro"], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=user_env())
     if done.returncode != 0:
         raise SystemExit(f"benchmark: `dvc repro` failed in {project} (see {log}):\n{log.read_text()[-3000:]}")
     return time.perf_counter() - started

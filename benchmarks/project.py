@@ -4,8 +4,10 @@ start from it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +25,13 @@ def copy_project(dest: Path) -> Path:
             shutil.copy2(src, dest / rel)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment a user's command in a copy of the project runs in: this
+    venv's tools first on PATH, and nothing that points back at this checkout
+    (``MASKDET_ROOT``) or at another MLflow store (``MLFLOW_TRACKING_URI``)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MASKDET_ROOT", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    return {**env, **extra}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from benchmarks.project import copy_project
+from benchmarks.project import copy_project, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's scripts: papermill, dvc, voila, maskdet
@@ -81,11 +81,7 @@ def run(cmd, cwd, tracking_uri: str | None = None, output=None, **kw):
     ``output``: a file for stdout and stderr instead of capturing them, for a
     command that leaves processes behind (they would hold a captured pipe open,
     and the wait for its end would last as long as they do)."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MASKDET_ROOT", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env = user_env(**({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}))
     if output is not None:
         return subprocess.run(cmd, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, text=True, env=env, **kw)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)

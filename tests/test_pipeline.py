@@ -2,7 +2,6 @@
 (The study stages run on small data in test_study.py.)"""
 
 import csv
-import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.project import copy_project
+from benchmarks.project import copy_project, user_env
 from maskdet import LABELS
 from maskdet.io.voc import read_voc
 
@@ -19,9 +18,7 @@ BIN = Path(sys.executable).parent
 
 
 def _dvc(project, *args):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MASKDET_ROOT", None)
-    result = subprocess.run([str(BIN / "dvc"), *args], cwd=project, capture_output=True, text=True, env=env)
+    result = subprocess.run([str(BIN / "dvc"), *args], cwd=project, capture_output=True, text=True, env=user_env())
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
