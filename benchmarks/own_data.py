@@ -36,7 +36,7 @@ import yaml
 
 from benchmarks.bench import _cpu
 from benchmarks.project import ROOT, copy_project, user_env
-from benchmarks.street import DEFAULT_VOC
+from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
 
 # Where the docs' "Your own data" puts a downloaded VOC set.
@@ -109,13 +109,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--voc",
-        default=None,
-        metavar="FOLDER",
-        help="photos in Pascal VOC (images/, annotations/) (default: $MASKDET_STREET_PHOTOS, else "
-        "shared/kaggle853dev beside the project if there)",
-    )
+    add_voc_argument(parser)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "own-data.json"), help="results JSON")
     parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER and keep it (default: a temporary folder)")
     parser.add_argument(
@@ -129,14 +123,10 @@ def main(argv=None) -> int:
         "own check of params.yaml judges it",
     )
     args = parser.parse_args(argv)
-    folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
-    if not (folder / "annotations").is_dir():
-        print(
-            f"benchmark: no VOC photos ({folder} has no annotations/; give --voc FOLDER in Pascal VOC); "
-            "nothing measured",
-            file=sys.stderr,
-        )
+    found = voc_folder(args.voc)
+    if found is None:
         return 2
+    folder, note = found
     from maskdet.io.atomic import write_json_atomic
 
     commit = _commit()  # of the tree copied, before anything is changed while it runs
@@ -147,9 +137,7 @@ def main(argv=None) -> int:
         print(f"benchmark: `dvc repro` on {folder.name} in {project} (about 20-30 min on 2 cores) ...", file=sys.stderr)
         seconds = reproduce(project, work / "repro.log")
         results = {
-            "note": "photos of the public Kaggle face-mask set (CC0)"
-            if folder == DEFAULT_VOC
-            else f"photos of {folder.name}",
+            "note": note,
             "photos": len(list((folder / "annotations").glob("*.xml"))),
             "repro_minutes": round(seconds / 60, 1),
             "settings": {".".join(path): value for path, value in args.settings},

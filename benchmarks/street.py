@@ -35,6 +35,34 @@ SETTINGS = {
 }
 
 
+def add_voc_argument(parser: argparse.ArgumentParser) -> None:
+    """``--voc FOLDER``, as every benchmark on street photos takes it."""
+    parser.add_argument(
+        "--voc",
+        default=None,
+        metavar="FOLDER",
+        help="street photos in Pascal VOC (images/, annotations/) (default: $MASKDET_STREET_PHOTOS, else "
+        "shared/kaggle853dev beside the project if there)",
+    )
+
+
+def voc_folder(given: str | None) -> tuple[Path, str] | None:
+    """The street photos (``--voc``, ``$MASKDET_STREET_PHOTOS`` or ``DEFAULT_VOC``)
+    and how the results name them; None, said on standard error, when there are none."""
+    folder = Path(given or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
+    if not (folder / "annotations").is_dir():
+        print(
+            f"benchmark: no street photos ({folder} has no annotations/; give --voc FOLDER in Pascal VOC); "
+            "nothing measured",
+            file=sys.stderr,
+        )
+        return None
+    return (
+        folder,
+        "photos of the public Kaggle face-mask set (CC0)" if folder == DEFAULT_VOC else f"photos of {folder.name}",
+    )
+
+
 def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -> dict:
     """Scene scores and time per photo of the default Predictor in one ``setting``."""
     from maskdet.io.images import load_rgb
@@ -136,13 +164,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.street", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--voc",
-        default=None,
-        metavar="FOLDER",
-        help="street photos in Pascal VOC (images/, annotations/) (default: $MASKDET_STREET_PHOTOS, else "
-        "shared/kaggle853dev beside the project if there)",
-    )
+    add_voc_argument(parser)
     parser.add_argument("--model", default=str(ROOT / "models"), help="maskdet model folder (default: models/)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "street.json"), help="results JSON")
@@ -152,20 +174,15 @@ def main(argv=None) -> int:
         help="also write the table into the documentation (the page holding its markers)",
     )
     args = parser.parse_args(argv)
-    folder = Path(args.voc or os.environ.get("MASKDET_STREET_PHOTOS") or DEFAULT_VOC)
-    if not (folder / "annotations").is_dir():
-        print(
-            f"benchmark: no street photos ({folder} has no annotations/; give --voc FOLDER in Pascal VOC); "
-            "nothing measured",
-            file=sys.stderr,
-        )
+    found = voc_folder(args.voc)
+    if found is None:
         return 2
+    folder, note = found
     if not (Path(args.model) / "metadata.json").is_file():
         print(f"{args.model}: no trained model; run `make repro` first", file=sys.stderr)
         return 2
-    kaggle = "photos of the public Kaggle face-mask set (CC0)"
     results = {
-        "note": kaggle if folder == DEFAULT_VOC else f"photos of {folder.name}",
+        "note": note,
         "cpu": _cpu(),
         "cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
