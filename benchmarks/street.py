@@ -63,16 +63,32 @@ def voc_folder(given: str | None) -> tuple[Path, str] | None:
     )
 
 
-def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -> dict:
-    """Scene scores and time per photo of the default Predictor in one ``setting``."""
-    from maskdet.io.images import load_rgb
+def load(model: Path, folder: Path, limit: int | None = None):
+    """The default Predictor of ``model`` and the labelled set of ``folder``
+    (its first ``limit`` photos and their faces), read once for every measurement."""
+    from dataclasses import replace
+
     from maskdet.params import load_params
-    from maskdet.predict.predictor import Prediction, Predictor
+    from maskdet.predict.predictor import Predictor
     from maskdet.study.crosseval import read_labelled_set
-    from maskdet.study.scenes import scene_metrics_both_ious
 
     predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
-    scenes = read_labelled_set(folder).read.scenes[:limit]
+    data = read_labelled_set(folder)
+    if limit is not None:
+        scenes = data.read.scenes[:limit]
+        photos = {scene.image for scene in scenes}
+        items = [i for i in data.read.items if i.path in photos]
+        data = replace(data, read=replace(data.read, scenes=scenes, items=items))
+    return predictor, data
+
+
+def measure(predictor, data, setting: str) -> dict:
+    """Scene scores and time per photo of the Predictor in one ``setting``."""
+    from maskdet.io.images import load_rgb
+    from maskdet.predict.predictor import Prediction
+    from maskdet.study.scenes import scene_metrics_both_ious
+
+    scenes = data.read.scenes
 
     answers, ms = [], []
     for scene in scenes:
@@ -95,21 +111,12 @@ def measure(model: Path, folder: Path, setting: str, limit: int | None = None) -
 SMALL = 16  # px: under this width the classifier sees a face of a few dozen pixels, upscaled
 
 
-def crops(model: Path, folder: Path, limit: int | None = None) -> dict:
+def crops(predictor, data) -> dict:
     """The classifier alone on the annotated faces (``maskdet evaluate``'s
     crops view): each class's share called right and the macro-F1, for every
     face and for the faces under ``SMALL`` px."""
-    from dataclasses import replace
+    from maskdet.study.crosseval import predict_rows, summarise
 
-    from maskdet.params import load_params
-    from maskdet.predict.predictor import Predictor
-    from maskdet.study.crosseval import predict_rows, read_labelled_set, summarise
-
-    predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
-    data = read_labelled_set(folder)
-    if limit is not None:
-        photos = {scene.image for scene in data.read.scenes[:limit]}
-        data = replace(data, read=replace(data.read, items=[i for i in data.read.items if i.path in photos]))
     rows = predict_rows(predictor, data, ("crops",))
     width = [item.box[2] - item.box[0] for item in data.read.items]
     small = rows[[w < SMALL for w in width]]
@@ -187,11 +194,12 @@ def main(argv=None) -> int:
         "cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
+    predictor, data = load(Path(args.model), folder, args.limit)
     for setting in SETTINGS:
         print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
-        results[setting] = measure(Path(args.model), folder, setting, args.limit)
+        results[setting] = measure(predictor, data, setting)
     print("benchmark: the annotated faces through the classifier alone (crops) ...", file=sys.stderr)
-    results["crops"] = crops(Path(args.model), folder, args.limit)
+    results["crops"] = crops(predictor, data)
     publish(results, args.out, table(results), args.readme, MARKERS)
     return 0
 

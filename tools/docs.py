@@ -609,13 +609,14 @@ def model_card_page() -> str:
             "committed file measures how often yet.",
         ]
         crops = street.get("crops") or {}
-        every, small = crops.get("every"), next((v for k, v in crops.items() if k.startswith("under_")), None)
+        under = next((k for k in crops if k.startswith("under_")), None)
+        every, small = crops.get("every"), crops.get(under)
         if every and small:
 
             def called(part: dict) -> str:
                 return " / ".join(f"{part[f'{label}_called_right']:.3f}" for label in LABELS)
 
-            size = next(k for k in crops if k.startswith("under_")).removeprefix("under_").removesuffix("px")
+            size = under.removeprefix("under_").removesuffix("px")
             lines += [
                 "- **The classes of small faces**: the classifier alone on the annotated faces calls "
                 f"`with_mask` / `without_mask` / `mask_weared_incorrect` right {called(every)} of the time "
