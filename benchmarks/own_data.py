@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.bench import _cpu
-from benchmarks.project import ROOT, copy_project, user_env
+from benchmarks.project import ROOT, copy_project, tree_commit, user_env
 from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
 
@@ -99,12 +99,6 @@ def summarise(project: Path) -> dict:
     }
 
 
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    changed = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    return head.strip() + (" with changes not yet committed" if changed.strip() else "")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,7 +123,7 @@ def main(argv=None) -> int:
     folder, note = found
     from maskdet.io.atomic import write_json_atomic
 
-    commit = _commit()  # of the tree copied, before anything is changed while it runs
+    commit = tree_commit()  # of the tree copied, before anything is changed while it runs
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

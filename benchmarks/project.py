@@ -27,6 +27,14 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def tree_commit() -> str:
+    """The commit of this checkout, marked when the tree has edits not committed:
+    what a benchmark's results say they were measured on."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    return head.strip() + (" with changes not yet committed" if changed.strip() else "")
+
+
 def user_env(**extra: str) -> dict[str, str]:
     """The environment a user's command in a copy of the project runs in: this
     venv's tools first on PATH, and nothing that points back at this checkout
