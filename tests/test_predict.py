@@ -111,13 +111,11 @@ def test_every_answer_is_at_the_incorrect_share_and_none_gives_the_classifiers_o
     lines = {}
     for share in ("none", "0.5"):
         done = _predict(
-            ["--crops", "--format", "jsonl", "--runtime", "keras", "--incorrect-share", share, str(photo)], model_dir
-        )
+            ["--crops", "--format", "jsonl", "--incorrect-share", share, str(photo)], model_dir
+        )  # the default runtime, a TFLite export: the CLI's process need not load TensorFlow
         assert done.returncode == 0, done.stderr
         lines[share] = json.loads(done.stdout)["faces"][0]["probs"]
-    own_photo = Predictor(model_dir, PredictParams(incorrect_share=None), runtime="keras").predict(
-        photo, crops_only=True
-    )
+    own_photo = Predictor(model_dir, PredictParams(incorrect_share=None)).predict(photo, crops_only=True)
     assert lines["none"] == own_photo.faces[0].to_dict()["probs"]
     assert lines["0.5"]["mask_weared_incorrect"] > lines["none"]["mask_weared_incorrect"]
     refused = _predict(["--incorrect-share", "1.5", str(photo)], model_dir)
