@@ -70,7 +70,7 @@ repro: setup browser
 	$(BIN)/dvc status
 
 # The committed study re-run in a fresh clone, its metrics against the committed
-# ones (TOLERANCE=0.01 allows that much; README, "Reproducing the numbers").
+# ones (TOLERANCE=0.01 allows that much; docs, The study: "Reproducing the numbers").
 verify: setup
 	$(BIN)/python tools/verify.py --tolerance $(or $(TOLERANCE),0) $(if $(ONLY),--only $(ONLY))
 
@@ -112,7 +112,7 @@ mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 # A team MLflow server (PostgreSQL + proxied artifacts) in .tracking/, until Ctrl-C;
-# clients set MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (README, "A team tracking server").
+# clients set MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (docs, Past one machine: "A team tracking server").
 tracking-server: setup
 	@tools/ensure-system postgres
 	$(BIN)/maskdet tracking-server $(if $(IP),--host $(IP))
@@ -138,7 +138,7 @@ bench-street: setup
 bench-own-data: setup
 	$(BIN)/python -m benchmarks.own_data $(if $(VOC),--voc $(VOC),)
 
-# Spark local[cores] against the CLI on the same photos (README, "Batch scoring on Spark").
+# Spark local[cores] against the CLI on the same photos (docs, Past one machine: "Batch scoring on Spark").
 bench-spark: setup
 	@tools/ensure-system java
 	$(BIN)/python -m benchmarks.spark --readme
@@ -149,7 +149,7 @@ bench-dashboard: setup
 	$(BIN)/python -m benchmarks.dashboard
 	$(BIN)/python tools/docs.py
 
-# The REST server under 1, 4 and 8 clients with 1 and 2 workers (README, "Serving under load").
+# The REST server under 1, 4 and 8 clients with 1 and 2 workers (docs, Predicting: "Serving under load").
 bench-serve: setup
 	$(BIN)/python -m benchmarks.serve --readme
 

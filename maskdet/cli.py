@@ -562,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="K",
         help="run the detector on every K-th frame only; between, the tracks' boxes move by their "
-        "motion estimate (default: every second frame, as the webcam; README, Tracking, measures 1 to 5)",
+        "motion estimate (default: every second frame, as the webcam; the docs' Predicting page, 'Tracking, "
+        "measured', measures 1 to 5)",
     )
     p.add_argument(
         "--tracks",
@@ -588,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
         "request answers 503 at once instead of waiting in memory. A fault of the model answers 500; a "
         "bad image gets its 'error' in a 200 answer. GET /metrics answers Prometheus metrics (requests, "
         "latency, refusals, faces per class, the class shares seen against the prior assumed, input drift) "
-        "and GET /model-info which model answers (README, Monitoring). SIGTERM: the requests in hand are "
+        "and GET /model-info which model answers (the docs' Predicting page, 'Monitoring the served model'). "
+        "SIGTERM: the requests in hand are "
         "answered, then it exits.",
     )
     p.add_argument(
@@ -633,7 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
         "incorrectly worn masks estimated from its recent answers (EM without labels, Saerens et al. 2002, "
         "with a 90 % interval) includes the share the model assumes (predict.incorrect_share), and whether "
         "the faces' width and brightness left the training crops' distribution (PSI above 0.25). Exit "
-        "status 1 when something drifted, 0 otherwise: usable from cron or a CI check. README, Monitoring.",
+        "status 1 when something drifted, 0 otherwise: usable from cron or a CI check. The docs' Predicting "
+        "page, 'Monitoring the served model'.",
     )
     p.add_argument("url", nargs="?", default="http://127.0.0.1:5001", help="the server (default http://127.0.0.1:5001)")
     p.add_argument(
@@ -702,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
         "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD: every stage, the registry alias and "
         "`maskdet serve` then use the server instead of the project's sqlite store. Everyone reads; "
         "only a run's or model's creator and admins change it. compose.yaml runs the same with "
-        'containers. README, "A team tracking server".',
+        'containers. The docs: Past one machine, "A team tracking server".',
     )
     p.add_argument("--folder", default=".tracking", help="where the database and artifacts live (default .tracking)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a team)")

@@ -305,8 +305,8 @@ def test_webcam_soak_keeps_the_kernel_memory_flat(page):
     """Half a minute of webcam frames through the kernel (SOAK_S). Its memory over the
     last 10 s stays within 10 % of the first 10 s, and frames still flow; the
     frame rate, latency and memory of every 10-s window go to
-    test-artifacts/webcam-soak.json (README, Dashboard). Latency is recorded,
-    not asserted: timings are for the README, not for a test."""
+    test-artifacts/webcam-soak.json (docs, Dashboard). Latency is recorded,
+    not asserted: timings are for `make bench-dashboard`, not for a test."""
     kernels = _kernel_processes()
     assert kernels, "no kernel behind the page"
     _start_camera(page)
@@ -391,7 +391,7 @@ def _kernel_rss_mb() -> list[float]:
 
 def test_three_visitors_at_once_each_get_their_own_answer(page, server, model_dir):
     """Three pages open at once (three kernels); an upload in each gets its own
-    right answer. The memory of each kernel goes to test-artifacts/ (README, Dashboard)."""
+    right answer. The memory of each kernel goes to test-artifacts/ (docs, Dashboard)."""
     photos = [assets.extract(assets.FACE_API_PHOTOS[0]), assets.extract(assets.PORTRAIT_PHOTOS[0])]
     context = page.context
     others = [context.new_page() for _ in range(2)]

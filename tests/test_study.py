@@ -41,7 +41,8 @@ TINY = {
 }
 
 
-# The study's writer and a reader, as a team's admin would create them (README, "A team tracking server").
+# The study's writer and a reader, as a team's admin would create them
+# (docs, Past one machine: "A team tracking server").
 USERS = {"writer": ("study-writer", "writer-password-1"), "reader": ("team-reader", "reader-password-1")}
 SERVER = {}  # the tracking fixture's folder
 

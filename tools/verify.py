@@ -7,8 +7,8 @@ with one command.
 It clones the committed state (HEAD; uncommitted changes are not part of it,
 and it says so), runs `dvc repro` there with this checkout's environment but
 the clone's code, prints `dvc metrics diff` against the committed metrics, and
-exits 1 when a number moved by more than --tolerance (README, "Reproducing
-the numbers", says what to expect on this machine and on others).
+exits 1 when a number moved by more than --tolerance (docs, The study:
+"Reproducing the numbers", says what to expect on this machine and on others).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a running Predictor tells a monitoring system, in the Prometheus text
 format: ``GET /metrics`` of ``maskdet serve`` (and of ``maskdet video
---metrics-port``). Each metric is described in README, "Monitoring".
+--metrics-port``). Each metric is described in the docs, Predicting: "Monitoring the served model".
 
 One ``Monitor`` per process. With several server workers each process writes its
 values to files in ``PROMETHEUS_MULTIPROC_DIR`` (``maskdet serve`` makes the
