@@ -412,6 +412,11 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def measured_on() -> dict:
+    """Where and when a benchmark ran, as its results record it: CPU, cores, date."""
+    return {"cpu": _cpu(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

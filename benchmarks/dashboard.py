@@ -22,10 +22,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.bench import _cpu
+from benchmarks.bench import measured_on
 from benchmarks.project import ROOT, tree_commit
 
 # The browser tests that write the measurements (test-artifacts/ in `make test`).
@@ -77,9 +76,7 @@ def main(argv=None) -> int:
         "model": metadata.get("backbone"),
         "detector": f"{detector} {size[0]}x{size[1]}" if size else detector,
         "commit": commit,
-        "cpu": _cpu(),
-        "cores": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"),
+        **measured_on(),
     }
     write_json_atomic(Path(args.out), results)
     webcam, soak = results["webcam"], results["soak"]["windows"]

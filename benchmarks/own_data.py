@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.bench import _cpu
+from benchmarks.bench import measured_on
 from benchmarks.project import ROOT, copy_project, tree_commit, user_env
 from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
@@ -137,9 +136,7 @@ def main(argv=None) -> int:
             "settings": {".".join(path): value for path, value in args.settings},
             **summarise(project),
             "commit": commit,
-            "cpu": _cpu(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
+            **measured_on(),
         }
     finally:
         if not args.keep:

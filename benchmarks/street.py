@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench import _cpu, publish
+from benchmarks.bench import measured_on, publish
 from maskdet import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,9 +190,7 @@ def main(argv=None) -> int:
         return 2
     results = {
         "note": note,
-        "cpu": _cpu(),
-        "cores": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"),
+        **measured_on(),
     }
     predictor, data = load(Path(args.model), folder, args.limit)
     for setting in SETTINGS:
