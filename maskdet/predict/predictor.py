@@ -268,26 +268,30 @@ class Predictor:
     def faces(self, rgb: np.ndarray, crops_only: bool = False, photo: bool = True) -> list[Face]:
         """The faces of ``rgb``, found as ``detect`` does (``photo`` False for a
         video frame) or, with ``crops_only``, the whole image as one face."""
-        h, w = rgb.shape[:2]
         if crops_only:
-            boxes, scores = [(0, 0, w, h)], [1.0]
-        else:
-            found = self.detect(rgb, photo)
-            boxes, scores = [d.box for d in found], [d.score for d in found]
+            h, w = rgb.shape[:2]
+            return self.classify_found(rgb, [Detection((0, 0, w, h), 1.0)], padding=0.0)
+        return self.classify_found(rgb, self.detect(rgb, photo))
+
+    def classify_found(self, rgb: np.ndarray, found: list, padding: float | None = None) -> list[Face]:
+        """``found`` (detections: ``box``, ``score``) classified, in one batch, each
+        cropped with the training crops' padding (or ``padding``)."""
+        h, w = rgb.shape[:2]
+        padding = self.crop_padding if padding is None else padding
         crops = []
-        for box in boxes:
-            x1, y1, x2, y2 = padded_box(box, 0.0 if crops_only else self.crop_padding, w, h)
+        for d in found:
+            x1, y1, x2, y2 = padded_box(d.box, padding, w, h)
             crops.append(rgb[y1:y2, x1:x2])
         probs = self.classify(crops)
         return [
             Face(
-                tuple(int(v) for v in box),
-                float(score),
+                tuple(int(v) for v in d.box),
+                float(d.score),
                 LABELS[int(np.argmax(p))],
                 {label: float(p[k]) for k, label in enumerate(LABELS)},
                 float(crop.mean()) if crop.size else None,
             )
-            for box, score, p, crop in zip(boxes, scores, probs, crops)
+            for d, p, crop in zip(found, probs, crops)
         ]
 
     def predict(
