@@ -4,7 +4,10 @@ half of them putting a mask on or taking it off on the way), in one run:
 
 - the frame loop without a tracker (every frame detected and classified, as
   before tracking: its labels are the per-frame ones);
-- with the tracker, the detector on every k-th frame, k = 1, 2, 3, 5.
+- with the tracker, the detector on every k-th frame, k = 1, 2, 3, 5, each
+  face classified at every detection;
+- with the detector on every 2nd frame, a followed face classified again only
+  when its last answer is 4 or 6 frames old (a new face at once).
 
 For each: recall (truth faces with a shown box whose centre lies in them),
 ID switches (a person's box changing id), label changes per minute shown
@@ -37,6 +40,11 @@ from maskdet import LABELS
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- tracking:start -->", "<!-- tracking:end -->")
 EVERY = (1, 2, 3, 5)
+CLASSIFY_EVERY = (4, 6)  # the detector on every 2nd frame, a followed face classified at every 2nd or 3rd detection
+
+
+def _nth(k: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
 
 
 def shown_per_truth(clip, shown: list[tuple[list, list[int]]]) -> pd.DataFrame:
@@ -95,12 +103,12 @@ def _timed(step, blobs: list[bytes]) -> tuple[list, dict]:
     return answers, {"ms_p50": round(statistics.median(ms), 1), "ms_mean": round(statistics.mean(ms), 1)}
 
 
-def run(predictor, clip, blobs: list[bytes], every: int | None) -> dict:
+def run(predictor, clip, blobs: list[bytes], every: int | None, classify_every: int = 1) -> dict:
     """The clip through ``process_frame``: without a tracker (``every`` None) or with one."""
     from maskdet.predict.frames import process_frame
     from maskdet.predict.tracker import FaceTracker
 
-    tracker = FaceTracker(detect_every=every, fps=clip.fps) if every else None
+    tracker = FaceTracker(detect_every=every, classify_every=classify_every, fps=clip.fps) if every else None
     frames, times = _timed(lambda rgb: process_frame(predictor, rgb, tracker), blobs)
     result = score(clip, [(f.faces, f.ids) for f in frames], tracker.counts() if tracker else None)
     return result | times
@@ -173,9 +181,11 @@ def measure(model: Path, sample: Path, people: int = 8, walk_frames: int = 75, s
     run(predictor, clip, blobs, 1)  # warm-up: the first frames load the runtimes
     results["runs"]["every frame, no tracker"] = run(predictor, clip, blobs, None)
     for k in EVERY:
-        nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
-        name = "tracked, detector on every frame" if k == 1 else f"tracked, detector on every {nth} frame"
+        name = "tracked, detector on every frame" if k == 1 else f"tracked, detector on every {_nth(k)} frame"
         results["runs"][name] = run(predictor, clip, blobs, k)
+    for c in CLASSIFY_EVERY:
+        name = f"tracked, detector on every 2nd frame, a face classified every {_nth(c)} frame"
+        results["runs"][name] = run(predictor, clip, blobs, 2, classify_every=c)
     results["floor"] = run_floor(predictor, clip, blobs)
     results["classic"] = run_classic(blobs)  # last: it loads TensorFlow, which the Predictor's runtime does not
     return results

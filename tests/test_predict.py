@@ -324,12 +324,15 @@ def test_the_tracking_benchmark_scores_every_frame_loop_on_a_rendered_clip(tiny,
     ]
     assert tracking.main(args) == 0
     results = json.loads(out.read_text())
-    assert results["truth"]["persons"] == 2 and len(results["runs"]) == 1 + len(tracking.EVERY)
+    assert results["truth"]["persons"] == 2 and len(results["runs"]) == 1 + len(tracking.EVERY) + len(
+        tracking.CLASSIFY_EVERY
+    )
     tracked = results["runs"]["tracked, detector on every frame"]
     assert tracked["recall"] > 0.5 and tracked["id_switches"] >= 0 and sum(tracked["people"].values()) >= 1
     # the frames between detections cost less than a detection
     assert results["runs"]["tracked, detector on every 5th frame"]["ms_mean"] < tracked["ms_mean"]
     assert "| tracked, detector on every 3rd frame |" in tracking.table(results)
+    assert "| tracked, detector on every 2nd frame, a face classified every 6th frame |" in tracking.table(results)
 
 
 def test_video_errors_name_the_problem(model_dir, tmp_path):

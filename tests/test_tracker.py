@@ -8,6 +8,7 @@ import pytest
 from benchmarks.tracking import score
 from maskdet import LABELS
 from maskdet.data.clips import render_clip
+from maskdet.predict.detectors import Detection
 from maskdet.predict.predictor import Face
 from maskdet.predict.tracker import TRACKS_HEADER, FaceTracker
 
@@ -58,6 +59,28 @@ def test_with_the_detector_on_every_third_frame_the_box_follows_between_detectio
     assert max(abs(b) for b in boxes[12:]) <= 6
     with pytest.raises(ValueError, match="detect_every"):
         FaceTracker(detect_every=0)
+
+
+def test_a_followed_face_is_classified_again_only_when_its_answer_is_old_and_a_new_face_at_once():
+    tracker = FaceTracker(classify_every=4)
+    asked = []
+
+    def classify(found):
+        asked.append([f.box[1] for f in found])
+        return [_face(f.box, "without_mask") for f in found]
+
+    for n in range(12):
+        found = [Detection((100 + n, 100, 160 + n, 160), 0.9)]
+        if n >= 6:  # a second face walks in at the 7th frame
+            found.append(Detection((400, 300, 460, 360), 0.8))
+        shown = tracker.update(found, classify)
+        assert len(shown) == len(found) and all(t.label == "without_mask" for t in shown)
+    # frames 1, 5, 9 for the first face; frames 7 and 11 for the second: one batch a frame
+    assert asked == [[100], [100], [300], [100], [300]]
+    first, second = tracker.tracks.values()
+    assert (first.frames, first.classified, second.frames, second.classified) == (12, 3, 6, 2)
+    with pytest.raises(ValueError, match="classify_every"):
+        FaceTracker(classify_every=0)
 
 
 def test_one_odd_frame_does_not_flip_a_label_but_a_change_that_lasts_does():

@@ -48,7 +48,9 @@ class Track:
     first_frame: int
     last_frame: int  # the last frame it was found in
     seen_at: float | None = None  # that frame's time, seconds (FaceTracker's clock)
-    frames: int = 0  # frames in which the detector found it (and the classifier saw it)
+    frames: int = 0  # frames in which the detector found it
+    classified: int = 0  # frames in which the classifier saw it
+    classified_at: int = 0  # the last of those
     totals: np.ndarray = field(default_factory=lambda: np.zeros(len(LABELS)), repr=False)
     held: Counter = field(default_factory=Counter, repr=False)  # frames shown under each label
     recent: deque = field(default_factory=deque, repr=False)  # the last ``window`` classified frames
@@ -63,7 +65,7 @@ class Track:
         return self.held.most_common(1)[0][0]
 
     def row(self) -> list:
-        means = self.totals / max(self.frames, 1)
+        means = self.totals / max(self.classified, 1)
         return [
             self.id,
             self.first_frame,
@@ -78,7 +80,8 @@ class FaceTracker:
     """Tracks of the faces of consecutive frames.
 
     ``window``: frames whose classified faces' mean probabilities decide a
-    label (with ``detect_every`` k, the last window / k detections, at least 2).
+    label (the last window / max(k, c) answers, at least 2, with ``detect_every``
+    k and ``classify_every`` c).
     ``hysteresis``: how far another class's mean must rise above the shown
     label's before the label changes. ``max_missed_s``: seconds a track
     survives without a detection, from its first frame on (a face the detector
@@ -94,7 +97,10 @@ class FaceTracker:
     one-frame false detection is not somebody who passed).
     ``min_iou``: the overlap a detection needs with a track's predicted box.
     ``detect_every``: the detector runs on every k-th frame (``detect_due``);
-    the frames between move the boxes by the filter's estimate."""
+    the frames between move the boxes by the filter's estimate.
+    ``classify_every``: frames a followed face's last answer holds; with
+    ``update(..., classify=...)`` it is classified again on the first
+    detection after that (a new face at once)."""
 
     def __init__(
         self,
@@ -104,17 +110,20 @@ class FaceTracker:
         min_frames: int = 3,
         min_iou: float = 0.2,
         detect_every: int = 1,
+        classify_every: int = 1,
         fps: float = 25.0,
         clock: Callable[[], float] | None = None,
     ):
         if detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more (every k-th frame), not {detect_every}")
+        if classify_every < 1:
+            raise ValueError(f"classify_every must be 1 or more (frames an answer holds), not {classify_every}")
         if fps <= 0:
             raise ValueError(f"fps must be above 0 (the video's frames per second), not {fps}")
         from norfair import Tracker  # imported here: the photo paths never need it
 
         self.window, self.hysteresis, self.min_frames, self.detect_every = window, hysteresis, min_frames, detect_every
-        self.max_missed_s, self.fps, self.clock = max_missed_s, fps, clock
+        self.max_missed_s, self.fps, self.clock, self.classify_every = max_missed_s, fps, clock, classify_every
         self._tracker = Tracker(
             distance_function="iou",  # 1 - IoU of the two boxes
             distance_threshold=1 - min_iou,
@@ -131,9 +140,15 @@ class FaceTracker:
         """Whether the next frame is one the detector runs on (the first, then every k-th)."""
         return self.frame % self.detect_every == 0
 
-    def update(self, faces: list[Face] | None) -> list[Track]:
+    def update(self, faces: list | None, classify: Callable[[list], list[Face]] | None = None) -> list[Track]:
         """The next frame's faces (``None``: the detector did not run on it);
-        returns the tracks shown in it, with their boxes in this frame."""
+        returns the tracks shown in it, with their boxes in this frame.
+
+        ``faces``: classified ``Face``s or, with ``classify``, the detector's
+        boxes (anything with ``box`` and ``score``), of which only those due
+        are classified, in one call (``classify(due) -> list[Face]``): a new
+        face, and a followed one whose last answer is ``classify_every``
+        frames old."""
         from norfair import Detection
 
         self.frame += 1
@@ -142,16 +157,22 @@ class FaceTracker:
         if faces is not None:
             detections = [Detection(np.array(f.box, float).reshape(2, 2), data=f) for f in faces]
             found = {id(f) for f in faces}
-        alive = []
         # period: norfair's point counters run in frames, and detections come every k-th
-        for obj in self._tracker.update(detections, period=self.detect_every if faces is not None else 1):
+        objects = self._tracker.update(detections, period=self.detect_every if faces is not None else 1)
+        matched = [obj for obj in objects if id(obj.last_detection.data) in found]
+        answers = {id(obj): obj.last_detection.data for obj in matched}  # already classified: every one
+        if classify is not None:
+            due = [obj for obj in matched if self._classification_due(obj.id)]
+            answers = dict(zip(map(id, due), classify([obj.last_detection.data for obj in due]) if due else []))
+        alive = []
+        for obj in objects:
             (x1, y1), (x2, y2) = obj.estimate
             box = (int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))
             track = self.tracks.get(obj.id)
             if track is None:
-                face = obj.last_detection.data
-                # the window is in frames: with the detector on every k-th frame it holds 1/k as many answers
-                recent = deque(maxlen=max(2, round(self.window / self.detect_every)))
+                face = answers[id(obj)]  # a new face is always classified
+                # the window is in frames: it holds an answer per classification
+                recent = deque(maxlen=max(2, round(self.window / max(self.detect_every, self.classify_every))))
                 track = Track(
                     obj.id, box, face.label, dict(face.probs), face.score, self.frame, self.frame, recent=recent
                 )
@@ -159,7 +180,9 @@ class FaceTracker:
             track.box = box
             if id(obj.last_detection.data) in found:  # matched a detection of this frame
                 track.last_frame, track.seen_at = self.frame, now
-                self._classified(track, obj.last_detection.data)
+                track.score, track.frames = obj.last_detection.data.score, track.frames + 1
+                if id(obj) in answers:
+                    self._classified(track, answers[id(obj)])
             # -1: norfair drops the track before the next frame's matching
             obj.hit_counter = -1 if now - track.seen_at > self.max_missed_s else _FOREVER
             if self.frame - track.last_frame < self.detect_every:  # found this frame, or since the last detection
@@ -167,10 +190,14 @@ class FaceTracker:
                 alive.append(track)
         return alive
 
+    def _classification_due(self, track_id: int) -> bool:
+        track = self.tracks.get(track_id)
+        return track is None or self.frame - track.classified_at >= self.classify_every
+
     def _classified(self, track: Track, face: Face) -> None:
         p = np.array([face.probs[label] for label in LABELS])
-        track.frames += 1
-        track.score = face.score
+        track.classified += 1
+        track.classified_at = self.frame
         track.totals += p
         track.recent.append(p)
         mean = np.mean(track.recent, axis=0)
