@@ -678,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
         "store) through the registered Predictor inside Spark (mlflow.pyfunc.spark_udf), into Parquet at "
         "OUTPUT: one row per face in the columns of `maskdet predict --format csv`, one row with its "
         "'error' for an image that failed (the job goes on). Needs Java 17 or 21 (`make system`). On a "
-        "cluster: spark-submit --master URL maskdet/__main__.py spark-predict INPUT OUTPUT (README, "
+        "cluster: spark-submit --master URL maskdet/__main__.py spark-predict INPUT OUTPUT (docs/team.md, "
         '"Batch scoring on Spark").',
     )
     p.add_argument("input", help="a folder (recursive) or a glob of image files, as Spark reads paths")

@@ -62,12 +62,12 @@ class DataParams(_Section):
     path: str = SAMPLE_DATA
     crop_padding: float = Field(0.15, ge=0.0, le=1.0)
     # A crop of 8 px is data: a classifier trained on a street set called the crops
-    # under 16 px of its test photos right 19 times in 20 (README, Real scenes).
+    # under 16 px of its test photos right 19 times in 20 (measured for commit 445d07a).
     min_size: int = Field(4, ge=1)
     near_duplicate_distance: int = Field(4, ge=0, le=64)
     # With a VOC or folder set: also train on the built-in rendered set (its crops go to
     # train and val only; the test split stays the user's). Its rendered incorrectly
-    # worn masks helped the rare class of a real street set (README, Real scenes).
+    # worn masks helped the rare class of a real street set (docs/experiment-log.md).
     add_sample: bool = True
     split: SplitParams = SplitParams(train=0.7, val=0.15, test=0.15)
     seed: int = 42
@@ -96,7 +96,7 @@ class AugmentParams(_Section):
     jpeg: float = Field(0.5, ge=0.0, le=1.0)  # share of crops re-encoded as JPEG at quality 20-90
     # Share of bare and masked crops whose lower part is one flat colour: a photo that
     # ends at the chin, a plain shirt. Never on mask_weared_incorrect (it could hide a
-    # chin mask). With the chin-keeping zoom, 0.2 helps real photos on three seeds (README).
+    # chin mask). With the chin-keeping zoom, 0.2 helps real photos on three seeds (docs/experiment-log.md).
     flat_band: float = Field(0.2, ge=0.0, le=1.0)
 
 
@@ -104,7 +104,7 @@ class TrainParams(_Section):
     epochs: int = Field(12, ge=1, le=1000)
     # >0: the frozen phase trains the head on the frozen base's features of this many
     # augmented copies of the training split (study/train.py), computed once: minutes
-    # faster, but one such training did worse on real photos (README). 0: the base
+    # faster, but one such training did worse on real photos (docs/experiment-log.md). 0: the base
     # runs on fresh augmentations every epoch.
     frozen_copies: int = Field(0, ge=0, le=100)
     batch_size: int = Field(32, ge=1, le=4096)  # per replica: a step takes batch_size x replicas crops
@@ -146,7 +146,7 @@ class PhotoParams(_Section):
     predict section (``min_face``, ``<detector>_input``)."""
 
     # The detector sees the photo at this many times its own size: street photos
-    # hold faces of 10-20 px, which the detectors miss at 1x (README, Real scenes).
+    # hold faces of 10-20 px, which the detectors miss at 1x (docs/results/real-scenes.md).
     scale: float = Field(2.0, ge=0.25, le=4.0)
     # Cap on the detector's input (width x height): a larger photo is seen shrunk to it.
     max_pixels: int = Field(2_000_000, ge=65_536, le=16_000_000)

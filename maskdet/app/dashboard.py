@@ -219,7 +219,7 @@ def webcam_tab(predictor) -> w.Widget:
         "for permission; the camera works on localhost or over HTTPS only. Each face is followed from "
         "frame to frame: its box carries its track id and a label decided over its last frames, and "
         "the people seen so far are counted once each. BlazeFace is the faster "
-        f"detector; {predictor.detector_name} finds more masked faces (see the README's benchmark).</p>"
+        f"detector; {predictor.detector_name} finds more masked faces (the docs' Predicting page measures both).</p>"
     )
     return w.VBox([intro, detector, camera])
 

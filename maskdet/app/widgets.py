@@ -42,7 +42,7 @@ class WebcamWidget(anywidget.AnyWidget):
     max_width = traitlets.Int(640).tag(sync=True)
     jpeg_quality = traitlets.Float(0.8).tag(sync=True)
     # Two: 19.4-20.4 FPS against 14.1-14.2 one at a time, for 12-17 ms more round trip
-    # (the browser test, 2 shared cores; README, Dashboard).
+    # (the browser test, 2 shared cores; docs/dashboard.md).
     in_flight = traitlets.Int(2).tag(sync=True)
     fps = traitlets.Float(0.0).tag(sync=True)
     latency_ms = traitlets.Float(0.0).tag(sync=True)

@@ -316,7 +316,7 @@ def photo_input(width: int, height: int, scale: float, max_pixels: int) -> tuple
     """The detector input for a still photo: the photo at ``scale`` times its own
     size, shrunk to ``max_pixels`` where that is more. A street photo's faces
     are often 10-20 px wide, smaller than the detectors find reliably; grown
-    twice, most are found (README, Real scenes)."""
+    twice, most are found (docs/results/real-scenes.md)."""
     factor = min(scale, (max_pixels / (width * height)) ** 0.5)
     return max(1, round(width * factor)), max(1, round(height * factor))
 

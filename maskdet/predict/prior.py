@@ -14,7 +14,7 @@ were trained with and share the rest.
 
 Why it matters here: the incorrect class is the most artificial of the three
 (every example is a rendered mask pulled down), and on real photos nearly every
-mistake is a call of it (README, Real photos).
+mistake is a call of it (docs/results/real-photos.md).
 """
 
 from __future__ import annotations

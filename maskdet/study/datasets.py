@@ -149,7 +149,7 @@ def image_dataset(
         # Training alone decodes with TensorFlow's JPEG decoder, not the Predictor's
         # (read_crop): trained on Pillow-decoded crops, the model called fewer real
         # masked crops right on both seeds measured (0.933 and 0.910 against 0.957
-        # and 0.933; README, Real photos). Everything that measures or serves the
+        # and 0.933; docs/experiment-log.md). Everything that measures or serves the
         # model reads crops through read_crop.
         img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         return resize_for_model(img, size), label

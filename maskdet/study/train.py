@@ -9,7 +9,7 @@ features once for that many augmented copies of the training split (and once
 for the validation split) and trains the head on them, epoch ``e`` on copy
 ``e % copies``: an epoch of the head costs milliseconds instead of a pass of
 the base. The leave-one-style-out trainings share one such set of features;
-the main training does not by default (README, Real photos: it cost accuracy
+the main training does not by default (docs/experiment-log.md: it cost accuracy
 on real masked faces).
 """
 
@@ -127,7 +127,7 @@ def _weighted(val_ds, weights: dict[int, float] | None):
     """The validation batches with each crop's class weight: the validation loss
     that picks the epoch weighs the classes as the training loss does. Unweighted,
     on a set with 26 masks to one incorrectly worn, the lowest loss went to an
-    epoch that never said ``mask_weared_incorrect`` (README, Real scenes)."""
+    epoch that never said ``mask_weared_incorrect`` (docs/experiment-log.md)."""
     import tensorflow as tf
 
     if not weights:
