@@ -77,7 +77,7 @@ verify: setup
 # One worker per core, whole test files per worker (module fixtures such as the
 # smoke study run once); JOBS=0 runs them in this process. The tests marked
 # scale (Spark, queued sweeps, the WebDAV remote, mirrored training: about 4 min
-# of work, README "Tests") run where CI is set, as .ci/run sets it, or with SCALE=1.
+# of work, docs/development.md "Tests") run where CI is set, as .ci/run sets it, or with SCALE=1.
 JOBS ?= auto
 SCALE ?= $(CI)
 test: setup lint system
@@ -129,7 +129,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench --readme
 	$(BIN)/python -m benchmarks.tracking --readme
 
-# The Predictor on street photos (VOC) as a still photo and as a video frame (README, "Real scenes").
+# The Predictor on street photos (VOC) as a still photo and as a video frame (docs/results/real-scenes.md).
 bench-street: setup
 	$(BIN)/python -m benchmarks.street --readme
 

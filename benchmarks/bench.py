@@ -22,7 +22,7 @@ project when there is one), each detector's share of masked and bare photos
 with a face found in the framed and close-up views, and the default
 Predictor's scores in all three views (``maskdet.study.crosseval``). Without such
 a folder the bench says so in one line and leaves those columns out.
-Results go to benchmarks/results.json and, with --readme, into the README.
+Results go to benchmarks/results.json and, with --readme, into docs/predicting.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ client threads at once. Every answer is checked against the lone client's:
 the same boxes and labels, or the run is reported as failed. Peak RSS is each
 worker process's high-water mark (VmHWM) at the end. Then the cost of the
 metrics: a server with them and one with ``--no-metrics``, asked in turn.
-Results go to benchmarks/serve.json and, with --readme, into the README.
+Results go to benchmarks/serve.json and, with --readme, into docs/predicting.md.
 """
 
 from __future__ import annotations

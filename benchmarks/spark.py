@@ -9,7 +9,7 @@ as a user runs them: once on one photo (what it costs to start: the JVM,
 Spark, the model's load), once on the whole folder. Throughput after start-up
 is (images - 1) / (whole - one). Every face of the Spark run must match the
 CLI's (box and label), or the run is reported as failed. Results go to
-benchmarks/spark.json and, with --readme, into the README.
+benchmarks/spark.json and, with --readme, into docs/team.md.
 """
 
 from __future__ import annotations

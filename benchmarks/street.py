@@ -11,7 +11,7 @@ detect, crop, classify; p50 and p95). The photos: ``--voc FOLDER``,
 ``$MASKDET_STREET_PHOTOS``, or a ``shared/kaggle853dev`` beside the project
 (596 photos of the public Kaggle face-mask set) when there is one; without
 any, the benchmark says so and stops. Results go to benchmarks/street.json
-and, with --readme, into the README.
+and, with --readme, into docs/results/real-scenes.md.
 """
 
 from __future__ import annotations

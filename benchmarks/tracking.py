@@ -21,7 +21,7 @@ classifier call).
 
     python -m benchmarks.tracking            (or part of `make bench`)
 
-Results go to benchmarks/tracking.json and, with --readme, into the README.
+Results go to benchmarks/tracking.json and, with --readme, into docs/predicting.md.
 """
 
 from __future__ import annotations
