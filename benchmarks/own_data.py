@@ -1,11 +1,10 @@
 """Your own data, done as the documentation says (Data, "Your own data"): a
-copy of the project with ``data.source: voc``, ``data.path`` the photos'
-folder and the street photos' ``data.crop_padding`` (``STEPS``), everything
-else as committed, then the whole pipeline (``dvc repro``), timed. The
-result is what a user who brings the set gets: the faces kept and how they
-were split, the scene evaluation of the test photos (mAP@0.5, AP per class,
-recall by face width), the test crops, the box correction fitted on the
-training photos, and the minutes it took.
+copy of the project with ``data.source: voc`` and ``data.path`` the photos'
+folder, everything else as committed, then the whole pipeline (``dvc
+repro``), timed. The result is what a user who brings the set gets: the
+faces kept and how they were split, the scene evaluation of the test photos
+(mAP@0.5, AP per class, recall by face width), the test crops, the box
+correction fitted on the training photos, and the minutes it took.
 
     python -m benchmarks.own_data            (or `make bench-own-data`)
 
@@ -53,21 +52,14 @@ def setting(text: str) -> tuple[list[str], object]:
     return key.split("."), yaml.safe_load(value)
 
 
-# What the docs' "Your own data" says to set for street and crowd photos beyond
-# the source and the path: faces cut with 0.3 of the box around them, not 0.15
-# (experiment log, "Wider crops for a user's street photos").
-STEPS = [(["data", "crop_padding"], 0.3)]
-
-
 def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] = ()) -> Path:
     """The project copied to ``dest`` with the photos in ``DATA_PATH``, params.yaml
-    pointing at them, the docs' other ``STEPS`` taken and any other ``settings``
-    changed (a setting of a key in ``STEPS`` wins)."""
+    pointing at them and any other ``settings`` changed."""
     project = copy_project(dest)
     shutil.copytree(folder, project / DATA_PATH)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"].update(source="voc", path=DATA_PATH)
-    for path, value in [*STEPS, *settings]:
+    for path, value in settings:
         section = params
         for part in path[:-1]:
             section = section.setdefault(part, {})
@@ -141,7 +133,7 @@ def main(argv=None) -> int:
             "note": note,
             "photos": len(list((folder / "annotations").glob("*.xml"))),
             "repro_minutes": round(seconds / 60, 1),
-            "settings": {".".join(path): value for path, value in STEPS + args.settings},
+            "settings": {".".join(path): value for path, value in args.settings},
             **summarise(project),
             "commit": commit,
             **measured_on(),

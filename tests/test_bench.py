@@ -160,9 +160,6 @@ def test_the_own_data_benchmark_copies_the_project_with_the_photos_and_the_setti
     raw = yaml.safe_load((project / "params.yaml").read_text())
     assert raw["data"]["source"] == "voc" and raw["data"]["path"] == DATA_PATH
     assert raw["train"]["seed"] == 43 and raw["data"]["min_size"] == 8
-    assert raw["data"]["crop_padding"] == 0.3  # the docs' step for street photos
-    again = prepare(voc, tmp_path / "again", [setting("data.crop_padding=0.15")])
-    assert yaml.safe_load((again / "params.yaml").read_text())["data"]["crop_padding"] == 0.15  # --set wins
     assert (project / DATA_PATH / "annotations" / "a.xml").is_file() and (project / "dvc.yaml").is_file()
     parse_params(raw, check_paths=False)  # the pipeline's own check takes it
     with pytest.raises(argparse.ArgumentTypeError, match="section.key=value"):
