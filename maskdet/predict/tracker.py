@@ -159,7 +159,7 @@ class FaceTracker:
             found = {id(f) for f in faces}
         # period: norfair's point counters run in frames, and detections come every k-th
         objects = self._tracker.update(detections, period=self.detect_every if faces is not None else 1)
-        matched = [obj for obj in objects if id(obj.last_detection.data) in found]
+        matched = [obj for obj in objects if id(obj.last_detection.data) in found]  # found in this frame
         answers = {id(obj): obj.last_detection.data for obj in matched}  # already classified: every one
         if classify is not None:
             due = [obj for obj in matched if self._classification_due(obj.id)]
@@ -178,7 +178,7 @@ class FaceTracker:
                 )
                 self.tracks[obj.id] = track
             track.box = box
-            if id(obj.last_detection.data) in found:  # matched a detection of this frame
+            if obj in matched:
                 track.last_frame, track.seen_at = self.frame, now
                 track.score, track.frames = obj.last_detection.data.score, track.frames + 1
                 if id(obj) in answers:
