@@ -13,7 +13,10 @@ The photos: ``--voc FOLDER``, ``$MASKDET_STREET_PHOTOS``, or a
 face-mask set) when there is one; without any, the benchmark says so and
 stops. ``--set train.seed=43`` (repeatable) changes a setting for the run,
 as ``dvc exp run -S`` would: how much one retraining moves the figures, or
-what a setting is worth on the set. The copy lives in a temporary folder
+what a setting is worth on the set. ``--save-split FILE`` writes the run's
+split and ``--split FILE`` makes a later run take it (``data.split_from``):
+which photos are tested moves this set's figures more than most settings, so
+a setting that changes the crops is compared on one split. The copy lives in a temporary folder
 (``--keep`` keeps it, to open its reports and MLflow store). Results go to benchmarks/own-data.json, from which
 tools/docs.py writes the paragraph of docs/results/real-scenes.md.
 """
@@ -37,6 +40,7 @@ from benchmarks.bench import measured_on
 from benchmarks.project import ROOT, copy_project, tree_commit, user_env
 from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
+from maskdet.paths import SPLITS_DIR
 
 # Where the docs' "Your own data" puts a downloaded VOC set.
 DATA_PATH = "data/raw/kaggle"
@@ -52,13 +56,19 @@ def setting(text: str) -> tuple[list[str], object]:
     return key.split("."), yaml.safe_load(value)
 
 
-def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] = ()) -> Path:
+def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] = (), split: Path | None = None) -> Path:
     """The project copied to ``dest`` with the photos in ``DATA_PATH``, params.yaml
-    pointing at them and any other ``settings`` changed."""
+    pointing at them, the ``split`` file (if any) as ``data.split_from`` and any
+    other ``settings`` changed."""
     project = copy_project(dest)
     shutil.copytree(folder, project / DATA_PATH)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"].update(source="voc", path=DATA_PATH)
+    if split is not None:
+        held = Path(SPLITS_DIR) / split.name
+        (project / held).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(split, project / held)
+        params["data"]["split_from"] = held.as_posix()
     for path, value in settings:
         section = params
         for part in path[:-1]:
@@ -98,6 +108,20 @@ def summarise(project: Path) -> dict:
     }
 
 
+def save_split(project: Path, dest: Path) -> None:
+    """The side of each of the set's faces in ``project``'s run, as a split file
+    (``--split`` of a later run): the next setting is then tested on the same photos."""
+    from maskdet.io.atomic import atomic_path
+
+    source = json.loads((project / "reports" / "data_validation.json").read_text())["source"]
+    with open(project / "data" / "processed" / "manifest.csv", newline="") as fh:
+        rows = [{k: r[k] for k in ("source", "photo", "split")} for r in csv.DictReader(fh) if r["dataset"] == source]
+    with atomic_path(dest) as tmp, open(tmp, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["source", "photo", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,7 +139,19 @@ def main(argv=None) -> int:
         help="another setting of params.yaml for this run (repeatable), for example train.seed=43; the pipeline's "
         "own check of params.yaml judges it",
     )
+    parser.add_argument(
+        "--split",
+        metavar="FILE",
+        type=Path,
+        help="a split file (from --save-split, or a run's data/processed/manifest.csv) the run takes as "
+        "data.split_from: the same test photos as that run, to compare a setting that changes the crops",
+    )
+    parser.add_argument(
+        "--save-split", metavar="FILE", type=Path, help="write this run's split there (source, photo, split)"
+    )
     args = parser.parse_args(argv)
+    if args.split is not None and not args.split.is_file():
+        parser.error(f"--split {args.split}: no such file")
     found = voc_folder(args.voc)
     if found is None:
         return 2
@@ -126,7 +162,7 @@ def main(argv=None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        project = prepare(folder, work / "project", args.settings)
+        project = prepare(folder, work / "project", args.settings, args.split)
         print(f"benchmark: `dvc repro` on {folder.name} in {project} (about 20-30 min on 2 cores) ...", file=sys.stderr)
         seconds = reproduce(project, work / "repro.log")
         results = {
@@ -134,10 +170,13 @@ def main(argv=None) -> int:
             "photos": len(list((folder / "annotations").glob("*.xml"))),
             "repro_minutes": round(seconds / 60, 1),
             "settings": {".".join(path): value for path, value in args.settings},
+            "split_from": args.split.name if args.split else None,
             **summarise(project),
             "commit": commit,
             **measured_on(),
         }
+        if args.save_split:
+            save_split(project, args.save_split)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maskdet.errors import MaskdetError
-from maskdet.paths import SAMPLE_DATA, project_root, resolve
+from maskdet.paths import SAMPLE_DATA, SPLITS_DIR, project_root, resolve
 
 Fraction = Field(ge=0.0, le=1.0)
 
@@ -71,6 +71,10 @@ class DataParams(_Section):
     add_sample: bool = True
     split: SplitParams = SplitParams(train=0.7, val=0.15, test=0.15)
     seed: int = 42
+    # A split file under data/splits (maskdet/data/split_file.py): the user's faces go to
+    # the sides it names instead of a drawn split, so that two settings are compared on
+    # the same test photos. None: drawn from data.split and data.seed.
+    split_from: str | None = None
     sample: SampleParams = SampleParams()
 
 
@@ -215,7 +219,25 @@ def parse_params(raw: dict, source: str = "params.yaml", check_paths: bool = Tru
                 f"{source}: data.path = {params.data.path!r} is not allowed: expected an existing "
                 f"folder holding the '{params.data.source}' data set (looked at {path})"
             )
+    if params.data.split_from is not None:
+        _check_split_file(params.data.split_from, source, root, check_paths)
     return params
+
+
+def _check_split_file(split_from: str, source: str, root: Path | None, check_paths: bool) -> None:
+    """data.split_from names a file inside data/splits, the folder the data stage depends on."""
+    folder = resolve(SPLITS_DIR, root).resolve()
+    path = resolve(split_from, root).resolve()
+    if not path.is_relative_to(folder):
+        raise ParamsError(
+            f"{source}: data.split_from = {split_from!r} is not allowed: expected a file in {SPLITS_DIR}/ "
+            f"(the data stage re-runs when a file there changes), for example {SPLITS_DIR}/kaggle.csv"
+        )
+    if check_paths and not path.is_file():
+        raise ParamsError(
+            f"{source}: data.split_from = {split_from!r} is not allowed: expected an existing split file "
+            f"(looked at {path}); copy an earlier run's data/processed/manifest.csv there"
+        )
 
 
 def with_overrides(section: _Section, source: str = "arguments", **changes) -> _Section:

@@ -14,6 +14,9 @@ from maskdet.errors import MissingFileError
 
 ROOT_MARKER = "dvc.yaml"
 SAMPLE_DATA = "data/raw/sample"  # where `maskdet sample` writes the built-in set, from the project root
+# Split files (data.split_from) live here: the data stage depends on the folder (dvc.yaml),
+# so a split file that changes re-runs the stage.
+SPLITS_DIR = "data/splits"
 # Under data/processed: the training photos of a VOC set, written by the data
 # stage, read by training to fit the detector's box correction.
 TRAIN_SCENES = "scenes_train"

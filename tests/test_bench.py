@@ -144,7 +144,8 @@ def test_street_bench_says_when_there_are_no_photos(tmp_path):
 
 def test_the_own_data_benchmark_copies_the_project_with_the_photos_and_the_settings_asked(tmp_path):
     """`make bench-own-data` runs in a copy of the project set up as the docs'
-    "Your own data" says, with any `--set` applied; a malformed one is refused."""
+    "Your own data" says, with any `--set` applied (a malformed one is refused)
+    and a `--split` file taken as data.split_from."""
     import argparse
 
     import yaml
@@ -164,6 +165,13 @@ def test_the_own_data_benchmark_copies_the_project_with_the_photos_and_the_setti
     parse_params(raw, check_paths=False)  # the pipeline's own check takes it
     with pytest.raises(argparse.ArgumentTypeError, match="section.key=value"):
         setting("seed")
+    # --split: the file goes where the data stage reads split files, named by data.split_from
+    (tmp_path / "held.csv").write_text("source,photo,split\n")
+    project = prepare(voc, tmp_path / "held", split=tmp_path / "held.csv")
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    assert raw["data"]["split_from"] == "data/splits/held.csv"
+    assert (project / "data" / "splits" / "held.csv").read_text() == "source,photo,split\n"
+    parse_params(raw, root=project)
 
 
 def test_spark_pays_off_where_its_longer_start_up_is_earned_back():

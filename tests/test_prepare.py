@@ -252,3 +252,78 @@ def test_the_built_in_set_trains_beside_a_voc_set_and_stays_out_of_its_test_spli
     (tmp_path / "data" / "raw" / "sample" / "crops.csv").unlink()
     with pytest.raises(FileNotFoundError, match="maskdet sample"):  # said, not skipped
         _run(tmp_path, _params(root, "voc", add_sample=True))
+
+
+def test_a_split_file_holds_the_test_photos_when_a_data_setting_changes(tmp_path, group_rgb):
+    """data.split_from: the faces go to the sides a split file names, whatever
+    the crops look like (another padding, another min_size); a face the file
+    does not list goes with its photo, and a photo it does not know, a side
+    that is not a split or a file outside data/splits stops the stage with a
+    line that names it."""
+    from maskdet.params import ParamsError
+    from tests.test_small_faces import street_photo
+
+    root = tmp_path / "street"
+    for i, width in enumerate((12, 20, 28, 36, 44, 52)):
+        photo, boxes = street_photo(group_rgb[:, ::-1] if i % 2 else group_rgb, width, size=(640, 480))
+        save(root / "images" / f"p{i}.png", photo)
+        rare = "mask_weared_incorrect" if i % 3 == 0 else "without_mask"
+        faces = [VocObject("with_mask", boxes[0]), VocObject(rare, boxes[1]), VocObject("with_mask", boxes[2])]
+        write_voc(root / "annotations" / f"p{i}.xml", f"p{i}.png", photo.shape, faces)
+    # A first run that drops the 12-px faces; its manifest, re-sided by hand, is the split file.
+    _, rows = _run(tmp_path / "first", _params(root, "voc", min_size=20))
+    assert {r["photo"] for r in rows} == {f"p{i}" for i in range(1, 6)}
+    chosen = {"p1": "test", "p2": "val", "p3": "train", "p4": "test", "p5": "train"}
+    splits = tmp_path / "data" / "splits"
+    splits.mkdir(parents=True)
+    with open(splits / "held.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "split": chosen[r["photo"]]} for r in rows)
+
+    # Wider crops and every small face: the listed faces keep their sides.
+    params = parse_params(
+        {
+            "data": {
+                "source": "voc",
+                "path": str(root),
+                "add_sample": False,
+                "min_size": 24,
+                "crop_padding": 0.3,
+                "split_from": "data/splits/held.csv",
+            }
+        },
+        root=tmp_path,
+    )
+    report, held = _run(tmp_path, params)
+    assert {(r["photo"], r["split"]) for r in held} == set(chosen.items())
+    assert report["split_from"] == {"file": "data/splits/held.csv", "faces_placed_by_photo": 0}
+    test_photos = {p.stem for p in (tmp_path / "processed" / "scenes" / "images").iterdir()}
+    assert test_photos == {"p1", "p4"}
+
+    # A face the file does not list goes with its photo's faces ...
+    with open(splits / "held.csv", newline="") as fh:
+        listed = [r for r in csv.DictReader(fh) if r["source"] != held[0]["source"]]
+    with open(splits / "held.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(listed[0]))
+        writer.writeheader()
+        writer.writerows(listed)
+    report, again = _run(tmp_path, params)
+    assert report["split_from"]["faces_placed_by_photo"] == 1 and again == held
+    # ... and a photo the file does not know at all is named.
+    with pytest.raises(ValueError, match=r"does not place 3 of the 18 faces .*images/p0.png"):
+        _run(tmp_path, params.model_copy(update={"data": params.data.model_copy(update={"min_size": 4})}))
+
+    (splits / "bad.csv").write_text('source,split\n"images/p1.png#1,2,3,4",holdout\n')
+    bad = params.model_copy(update={"data": params.data.model_copy(update={"split_from": "data/splits/bad.csv"})})
+    with pytest.raises(ValueError, match=r"bad.csv, line 2: split 'holdout' is not one of train, val, test"):
+        _run(tmp_path, bad)
+    (splits / "bad.csv").write_text("path,label\n")
+    with pytest.raises(ValueError, match=r"bad.csv: data.split_from needs the columns source, split"):
+        _run(tmp_path, bad)
+    outside = {"data": {"source": "voc", "path": str(root), "split_from": "reports/held.csv"}}
+    with pytest.raises(ParamsError, match=r"data.split_from = 'reports/held.csv' .*a file in data/splits/"):
+        parse_params(outside, root=tmp_path)
+    missing = {"data": {"source": "voc", "path": str(root), "split_from": "data/splits/gone.csv"}}
+    with pytest.raises(ParamsError, match=r"expected an existing split file"):
+        parse_params(missing, root=tmp_path)

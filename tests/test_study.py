@@ -455,12 +455,13 @@ def test_with_no_password_given_the_admins_is_generated_and_kept_private(tmp_pat
         admin_password(tmp_path)
 
 
-def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study):
+def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path):
     """`make bench-own-data` reads a finished study's reports; the docs'
     paragraph is written from what it read (here the default data's study)."""
     import csv
 
-    from benchmarks.own_data import summarise
+    from benchmarks.own_data import save_split, summarise
+    from maskdet.data.split_file import read_split_file
 
     got = summarise(study)
     metrics = json.loads((study / "reports" / "metrics.json").read_text())
@@ -469,6 +470,9 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study):
         rows = list(csv.DictReader(fh))
     for split, counts in got["data"]["counts"].items():  # the set's own crops, per split and class
         assert sum(counts.values()) == sum(r["split"] == split for r in rows)
+    save_split(study, tmp_path / "held.csv")  # --save-split: a split file a later run takes
+    by_face, _ = read_split_file(tmp_path / "held.csv")
+    assert by_face == {r["source"]: r["split"] for r in rows} and len(by_face) == len(rows)
     run_info = {"photos": 3, "note": "photos", "repro_minutes": 2.5, "commit": "abc1234", "cpu": "a CPU", "cores": 2}
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01"})
     assert f"**mAP@0.5 {metrics['scene']['map50']:.3f}**" in paragraph

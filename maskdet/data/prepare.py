@@ -1,5 +1,6 @@
 """The data stage: read a data set, validate and normalise every face, drop exact
-duplicates, group people, photos and near duplicates, split, and write
+duplicates, group people, photos and near duplicates, split (or take the split of a file:
+``data.split_from``), and write
 ``data/processed`` (crops, manifest.csv, test scenes) and the validation report.
 
 Nothing is dropped silently: every item left out is in the report with its
@@ -27,6 +28,7 @@ from maskdet.params import Params
 from maskdet.paths import SAMPLE_DATA, TRAIN_SCENES, resolve
 from maskdet.data.readers import READERS, Item, ReadResult
 from maskdet.data.split import SPLITS, connected_groups, split_by_group
+from maskdet.data.split_file import sides_from_file
 from maskdet.io.atomic import atomic_path, write_json_atomic
 from maskdet.io.voc import write_voc
 from maskdet.predict.crops import clip_box, padded_box
@@ -149,6 +151,10 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     fractions = {s: getattr(cfg.split, s) for s in SPLITS}
     crops = drop_exact_duplicates(cut_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress), report)
     splits, group_names = _split(crops, fractions, cfg, report)
+    if cfg.split_from:
+        splits, by_photo = sides_from_file([c.item.name for c in crops], [c.item.photo for c in crops],
+                                           resolve(cfg.split_from, root))
+        report["split_from"] = {"file": cfg.split_from, "faces_placed_by_photo": by_photo}
     datasets = [cfg.source] * len(crops)
     if cfg.add_sample and cfg.source != "sample":
         # The built-in set beside the user's: train and val only, so the test
