@@ -150,7 +150,10 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
 
     fractions = {s: getattr(cfg.split, s) for s in SPLITS}
     crops = drop_exact_duplicates(cut_crops(read.items, cfg.crop_padding, cfg.min_size, report, progress), report)
-    splits, group_names = _split(crops, fractions, cfg, report)
+    # A user's photos are split in proportion (maskdet/data/split.py), so that the test
+    # photos hold crowds and small faces as the set does; the built-in set keeps the
+    # fill its committed model was trained on.
+    splits, group_names = _split(crops, fractions, cfg, report, proportional=cfg.source != "sample")
     if cfg.split_from:
         splits, by_photo = sides_from_file([c.item.name for c in crops], [c.item.photo for c in crops],
                                            resolve(cfg.split_from, root))
@@ -200,7 +203,8 @@ def prepare(params: Params, root: Path, out: Path | None = None, report_path: Pa
     return report
 
 
-def _split(crops: list, fractions: dict[str, float], cfg, report: dict) -> tuple[list[str], list[str]]:
+def _split(crops: list, fractions: dict[str, float], cfg, report: dict,
+           proportional: bool = False) -> tuple[list[str], list[str]]:
     """The split and the group name of each crop: people, photos and near
     duplicates (listed in ``report``) linked into groups, whole groups split."""
     pairs = near_duplicate_pairs([c.phash for c in crops], cfg.near_duplicate_distance)
@@ -209,7 +213,7 @@ def _split(crops: list, fractions: dict[str, float], cfg, report: dict) -> tuple
         if len(members) > 1:
             report["near_duplicate_groups"].append([crops[i].item.name for i in members])
     groups = connected_groups([[*_links(c.item), f"near:{near[i]}"] for i, c in enumerate(crops)])
-    splits = split_by_group([c.item.label for c in crops], groups, fractions, cfg.seed)
+    splits = split_by_group([c.item.label for c in crops], groups, fractions, cfg.seed, proportional)
     names = {g: next(k for k in (*reversed(_links(crops[g].item)), f"item:{crops[g].item.name}") if k)
              for g in set(groups)}
     return splits, [names[g] for g in groups]

@@ -7,6 +7,16 @@ time, largest first, where they bring the per-class counts closest to the
 target fractions, each class's miss counted relative to its size: a rare
 class (86 incorrectly worn masks beside 2,248 masks on a real VOC set) lands
 on every side instead of being outweighed by the common ones.
+
+``proportional`` also counts each side's miss relative to the side's own
+target, so that a group goes where the most of its side is still to fill.
+Counted in faces alone, the largest side has the largest gap until it is
+nearly full, and the largest groups, the crowd photos, all go there first: on
+596 Kaggle street photos the test side then held photos of 2.6 faces each
+against 7.5 on the training side, and a tenth of its faces were under 16 px
+against four tenths there. Filled in proportion, each side gets its share of
+crowds: 4.8, 4.7 and 4.8 faces per photo, and a quarter to two fifths of the
+faces under 16 px on every side (the whole set: a third).
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ def connected_groups(links: Sequence[Sequence[Hashable]], extra_pairs: Sequence[
 
 
 def split_by_group(labels: Sequence[str], groups: Sequence[Hashable], fractions: dict[str, float],
-                   seed: int) -> list[str]:
+                   seed: int, proportional: bool = False) -> list[str]:
     """Split name per item; deterministic for a seed, whole groups only."""
     if len(labels) != len(groups):
         raise ValueError(f"labels and groups differ in length ({len(labels)} vs {len(groups)})")
@@ -69,13 +79,14 @@ def split_by_group(labels: Sequence[str], groups: Sequence[Hashable], fractions:
     total = Counter(labels)
     target = {s: np.array([fractions[s] * total[c] for c in classes]) for s in SPLITS}
     current = {s: np.zeros(len(classes)) for s in SPLITS}
-    weight = np.array([1.0 / total[c] for c in classes])  # a miss of one face counts more in a small class
+    weight = {s: np.array([1.0 / (fractions[s] * total[c] if proportional else total[c]) for c in classes])
+              if fractions[s] > 0 else 0.0 for s in SPLITS}  # a miss of one face counts more in a small class
     placed: dict[Hashable, str] = {}
     for g in order:
         counts = np.array([members[g][c] for c in classes], dtype=float)
 
         def cost_if(split: str) -> float:
-            return sum(float(np.sum(weight * ((current[s] + (counts if s == split else 0)) - target[s]) ** 2))
+            return sum(float(np.sum(weight[s] * ((current[s] + (counts if s == split else 0)) - target[s]) ** 2))
                        for s in SPLITS)
 
         best = min((s for s in SPLITS if fractions[s] > 0), key=cost_if)
