@@ -67,8 +67,9 @@ def test_proportional_fill_gives_every_side_its_share_of_crowds():
         groups += [f"pair{g}"] * 2
 
     def faces_per_photo(splits):
-        return {s: sum(1 for x in splits if x == s) / len({g for g, x in zip(groups, splits) if x == s})
-                for s in FRACTIONS}
+        return {
+            s: sum(1 for x in splits if x == s) / len({g for g, x in zip(groups, splits) if x == s}) for s in FRACTIONS
+        }
 
     whole = len(labels) / len(set(groups))
     by_faces = split_by_group(labels, groups, FRACTIONS, seed=0)
