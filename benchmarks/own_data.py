@@ -109,17 +109,12 @@ def summarise(project: Path) -> dict:
 
 
 def save_split(project: Path, dest: Path) -> None:
-    """The side of each of the set's faces in ``project``'s run, as a split file
-    (``--split`` of a later run): the next setting is then tested on the same photos."""
+    """``project``'s manifest, which is a split file (``--split`` of a later run:
+    the next setting is then tested on the same photos)."""
     from maskdet.io.atomic import atomic_path
 
-    source = json.loads((project / "reports" / "data_validation.json").read_text())["source"]
-    with open(project / "data" / "processed" / "manifest.csv", newline="") as fh:
-        rows = [{k: r[k] for k in ("source", "photo", "split")} for r in csv.DictReader(fh) if r["dataset"] == source]
-    with atomic_path(dest) as tmp, open(tmp, "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=["source", "photo", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(project / "data" / "processed" / "manifest.csv", tmp)
 
 
 def main(argv=None) -> int:
@@ -147,7 +142,7 @@ def main(argv=None) -> int:
         "data.split_from: the same test photos as that run, to compare a setting that changes the crops",
     )
     parser.add_argument(
-        "--save-split", metavar="FILE", type=Path, help="write this run's split there (source, photo, split)"
+        "--save-split", metavar="FILE", type=Path, help="write this run's split there (its data/processed/manifest.csv)"
     )
     args = parser.parse_args(argv)
     if args.split is not None and not args.split.is_file():
