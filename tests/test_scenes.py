@@ -6,7 +6,15 @@ import pytest
 from maskdet import LABELS
 from maskdet.io.voc import VocObject
 from maskdet.predict.predictor import Face, Prediction
-from maskdet.study.scenes import Scene, average_precision, detection_recall, iou_matrix, match, scene_metrics
+from maskdet.study.scene_intervals import scene_groups, scene_intervals
+from maskdet.study.scenes import (
+    Scene,
+    average_precision,
+    detection_recall,
+    iou_matrix,
+    match,
+    scene_metrics,
+)
 
 
 def _face(box, label, score=0.9, p=0.9):
@@ -69,6 +77,71 @@ def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
     assert metrics["map50"] == pytest.approx((1 + 1 / 3 + 0) / 3)
     assert len(rows) == 3 and list(rows["label"]) == ["with_mask", "with_mask", "without_mask"]
     assert rows["p_without_mask"].tolist() == pytest.approx([0.05, 0.05, 0.9])
+
+
+def _photos(tmp_path, right_incorrect: list[bool]):
+    """One photo per entry, each with a masked face found and named right and an
+    incorrectly worn mask found and named right or not."""
+    scenes, preds = [], []
+    for i, right in enumerate(right_incorrect):
+        masked, incorrect = (0, 0, 100, 100), (200, 0, 300, 100)
+        faces = [VocObject("with_mask", masked), VocObject("mask_weared_incorrect", incorrect)]
+        scenes.append(Scene(tmp_path / f"{i}.jpg", faces))
+        # named wrong, it ranks below every masked face among the candidates for its class
+        said, p = ("mask_weared_incorrect", 0.8) if right else ("without_mask", 0.98)
+        preds.append(Prediction(f"{i}.jpg", faces=[_face(masked, "with_mask"), _face(incorrect, said, p=p)]))
+    return scenes, preds
+
+
+def test_scene_intervals_resample_whole_photos(tmp_path):
+    scenes, preds = _photos(tmp_path, [True] * 6 + [False] * 4)
+    metrics, rows = scene_metrics(scenes, preds)
+    bounds = scene_intervals(scenes, rows, draws=500)
+    for name in ("map50", *(f"ap50_{k}" for k in ("with_mask", "mask_weared_incorrect"))):
+        assert bounds[f"{name}_ci95_low"] <= metrics[name] <= bounds[f"{name}_ci95_high"], name
+    # the masked faces are always right: no resample can show a mistake there
+    assert bounds["ap50_with_mask_ci95_low"] == bounds["ap50_with_mask_ci95_high"] == 1.0
+    # four of ten photos hold the mistakes: the resamples see more or fewer of them
+    assert bounds["ap50_mask_weared_incorrect_ci95_high"] - bounds["ap50_mask_weared_incorrect_ci95_low"] > 0.2
+    assert "ap50_without_mask_ci95_low" not in bounds  # no bare face: no AP, no interval
+    assert bounds == scene_intervals(scenes, rows, draws=500)  # seeded
+
+
+def test_scene_intervals_narrow_with_more_photos(tmp_path):
+    few = scene_intervals(*_scored(*_photos(tmp_path, [True, False] * 5)), draws=500)
+    many = scene_intervals(*_scored(*_photos(tmp_path, [True, False] * 40)), draws=500)
+    width = lambda b: b["map50_ci95_high"] - b["map50_ci95_low"]  # noqa: E731
+    assert width(many) < width(few) / 2
+    one = _photos(tmp_path, [False])
+    assert scene_intervals(one[0], scene_metrics(*one)[1]) == {}
+
+
+def test_renders_of_one_photo_and_near_duplicates_are_resampled_together(tmp_path):
+    import pandas as pd
+
+    scenes, preds = _photos(tmp_path, [True, False] * 5)
+    rows = scene_metrics(scenes, preds)[1]
+    # a VOC set's manifest: photos 0-4 near duplicates of one another, 5-9 each its own
+    manifest = pd.DataFrame(
+        {
+            "photo": [str(i) for i in range(10)],
+            "person": "",
+            "group": [*["photo:0"] * 5, *(f"photo:{i}" for i in range(5, 10))],
+        }
+    )
+    groups = scene_groups(scenes, manifest)
+    assert groups == ["photo:0"] * 5 + [f"photo:{i}" for i in range(5, 10)]
+    assert scene_intervals(scenes, rows, groups, draws=300) != scene_intervals(scenes, rows, draws=300)
+    # the built-in set's scenes are renders of one group photo: their people's group, one group, no interval
+    people = [Scene(s.image, [VocObject(o.label, o.box, person="ann") for o in s.objects]) for s in scenes]
+    one_group = scene_groups(people, pd.DataFrame({"photo": ["x"], "person": ["ann"], "group": ["person:ann"]}))
+    assert one_group == ["person:ann"] * 10 and scene_intervals(people, rows, one_group) == {}
+    # a scene the manifest does not know is its own group
+    assert scene_groups(scenes[:1], manifest.iloc[:0]) == ["0.jpg"]
+
+
+def _scored(scenes, preds):
+    return scenes, scene_metrics(scenes, preds)[1]
 
 
 def test_detection_recall_on_real_scenes_for_both_detectors(tiny):

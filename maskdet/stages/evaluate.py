@@ -56,7 +56,7 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     predictor = Predictor(ws.models, params.predict)  # what the CLI, the dashboard and the served model run
     found = _test_split(predictor, test, params)
     found["serving"] = _serving_parity(ws.models, model, test["file"], found["y"])
-    found["scenes"] = _scene_evaluation(root, predictor, params)
+    found["scenes"] = _scene_evaluation(root, predictor, params, frame)
     found["generalisation"], found["external_skipped"] = _generalisation(root, predictor, params, found["metrics"])
     found["loso"] = pd.DataFrame()
     with stage_run("evaluate", params.model_dump(), root, ws):
@@ -140,8 +140,8 @@ def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
         "main model.",
         "loso": "The same numbers as the figure above.",
         "worst_mistakes": "The most confident wrong answers on the test crops: true class, answer, confidence.",
-        "scene_metrics": f"The Predictor on the test scenes ({faces} faces, Pascal VOC matching at IoU 0.5): "
-        "too few faces for an interval.",
+        "scene_metrics": f"The Predictor on the test scenes ({faces} faces, Pascal VOC matching at IoU 0.5)"
+        + _scene_interval_caption(summary),
         "detectors": "Each detector's recall on the same scene faces, masked and bare.",
         "scene_predictions": "Test scenes as the Predictor annotates them, with the true labels below.",
         "serving": "Each TFLite export against the Keras model on the test crops: the largest probability "
@@ -151,6 +151,14 @@ def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
         "right; on VOC scenes the share of faces found (IoU 0.5), mAP@0.5 and AP per class. The first row "
         "is the model's own test split.",
     }
+
+
+def _scene_interval_caption(summary: dict) -> str:
+    """The scene table's interval, where the test scenes had one (``scene_intervals``)."""
+    low, high = summary.get(SCENE + "map50_ci95_low"), summary.get(SCENE + "map50_ci95_high")
+    if low is None or high is None:
+        return ": too few photo groups for an interval."
+    return f"; mAP@0.5 between {low:.3f} and {high:.3f} in 95 % of 2000 resamples of whole photo groups."
 
 
 def _to_the_parent_run(summary: dict) -> None:
@@ -205,7 +213,8 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
         f"Results on the test split ({len(test)} crops{whose}"
         + (f"; test scenes: {int(metrics['scene_faces'])} faces" if metrics.get("scene_faces") else "")
         + "). Shares with a 95 % Wilson interval over crops, and the headline test numbers with a 95 % "
-        + f"bootstrap interval over {units} (whole {units} resampled: crops of one {unit} are not independent)."
+        + f"bootstrap interval over {units} (whole {units} resampled: crops of one {unit} are not independent)"
+        + ("; the scenes' mAP@0.5 over whole photo groups." if metrics.get("scene_map50_ci95_low") is not None else ".")
     )
     table = methods.results_table(metrics)
     paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())
@@ -390,10 +399,11 @@ def _serving_parity(folder: Path, model, files, y: np.ndarray) -> dict:
     return out
 
 
-def _scene_evaluation(root: Path, predictor: Predictor, params: Params) -> dict:
+def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: pd.DataFrame) -> dict:
     """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
     mAP@0.5) and each detector's recall on the same faces."""
     from maskdet.predict.drawing import annotate
+    from maskdet.study.scene_intervals import scene_groups, scene_intervals
     from maskdet.study.scenes import compared_detectors, detection_recall, detection_table, read_scenes, scene_metrics
 
     folder = root / "data" / "processed" / "scenes"
@@ -402,6 +412,7 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params) -> dict:
         return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
     predictions = [predictor.predict(s.image) for s in scenes]
     metrics, table = scene_metrics(scenes, predictions)
+    metrics.update(scene_intervals(scenes, table, scene_groups(scenes, frame)))
     detectors = {
         name: detection_recall(detection_table(scenes, detector))
         for name, detector in compared_detectors(params.predict).items()
