@@ -174,6 +174,31 @@ def test_the_own_data_benchmark_copies_the_project_with_the_photos_and_the_setti
     parse_params(raw, root=project)
 
 
+def test_the_own_data_benchmark_retrains_with_the_next_seeds(tmp_path):
+    """--seeds N: the copy's train.seed moved on, each training's figures kept, a count under 1 refused."""
+    import yaml
+
+    from benchmarks.own_data import main, reseed, seed_figures
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"seed": 42}, "train": {"seed": 42, "epochs": 3}}))
+    reseed(tmp_path, 43)
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {
+        "data": {"seed": 42},
+        "train": {"seed": 43, "epochs": 3},
+    }
+    summary = {"scene": {"map50": 0.7, "ap50_mask_weared_incorrect": 0.4, "recall": 0.9}, "test": {"f1_macro": 0.8}}
+    assert seed_figures(summary, 43, 90) == {
+        "seed": 43,
+        "minutes": 1.5,
+        "map50": 0.7,
+        "ap50_mask_weared_incorrect": 0.4,
+        "f1_macro": 0.8,
+    }
+    with pytest.raises(SystemExit) as stopped:
+        main(["--seeds", "0", "--voc", str(tmp_path)])
+    assert stopped.value.code == 2
+
+
 def test_spark_pays_off_where_its_longer_start_up_is_earned_back():
     from benchmarks.spark import break_even
 

@@ -477,6 +477,12 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01"})
     assert f"**mAP@0.5 {metrics['scene']['map50']:.3f}**" in paragraph
     assert f"macro-F1 {metrics['test']['f1_macro']:.3f}" in paragraph and "2.5 min against 30 (met)" in paragraph
+    assert "Trained" not in paragraph  # one seed: no spread to state
+    seeds = [{"seed": 42, "map50": 0.7, "ap50_mask_weared_incorrect": 0.4, "f1_macro": 0.8}]
+    seeds.append({"seed": 43, "map50": 0.8, "ap50_mask_weared_incorrect": 0.5, "f1_macro": 0.9})
+    paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "seeds": seeds})
+    assert "Trained 2 times on the same photos (`--seeds 2`, `train.seed` 42, 43" in paragraph
+    assert "mAP@0.5 0.700 / 0.800 (mean 0.750)" in paragraph and "macro-F1 0.800 / 0.900 (mean 0.850)" in paragraph
 
 
 def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):

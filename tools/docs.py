@@ -445,6 +445,20 @@ def _three(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _seeds_sentence(seeds: list[dict]) -> str:
+    """The figures of every training seed of a `make bench-own-data --seeds N` run, with their means."""
+
+    def each(key: str) -> str:
+        values = [r[key] for r in seeds if r.get(key) is not None]
+        return " / ".join(_three(v) for v in values) + f" (mean {_three(sum(values) / len(values))})"
+
+    return (
+        f"Trained {len(seeds)} times on the same photos (`--seeds {len(seeds)}`, `train.seed` "
+        f"{', '.join(str(r['seed']) for r in seeds)}; the figures above are the first): mAP@0.5 {each('map50')}, "
+        f"AP incorrect {each('ap50_mask_weared_incorrect')}, crops macro-F1 {each('f1_macro')}."
+    )
+
+
 def _photos_interval(scene: dict, photos) -> str:
     """The mAP's interval over the test photos, where the run recorded one."""
     bounds = _interval(scene, "map50")
@@ -503,6 +517,9 @@ def own_data_block(run: dict | None = None) -> str:
         "",
         f"Against the goals: {verdict}; {minutes:.1f} min against 30 ({'met' if minutes <= 30 else 'over'}).",
     ]
+    seeds = run.get("seeds") or []
+    if len(seeds) > 1:
+        lines += ["", _seeds_sentence(seeds)]
     box = run.get("box_correction")
     if box:
         shift_x, shift_y = (box["coef"][q][0] for q in ("shift_x", "shift_y"))
