@@ -488,11 +488,10 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
 def test_scene_evaluation_and_serving_parity_reach_the_metrics(study):
     metrics = read_metrics(study / "reports" / "metrics.json")
     assert metrics["scene_faces"] >= 3 and 0 <= metrics["scene_map50"] <= 1
-    # the mAP's interval over whole test photos, in the paper's table beside it
-    assert metrics["scene_map50_ci95_low"] <= metrics["scene_map50"] <= metrics["scene_map50_ci95_high"]
-    results = (study / "reports" / "tables" / "results.md").read_text()
-    low, high = (f"{metrics[f'scene_map50_ci95_{end}']:.3f}" for end in ("low", "high"))
-    assert f"{low}–{high}" in results and "mAP@0.5 over whole photo groups" in results
+    # The built-in set's test scenes are renders of one group photo: one photo group gives no
+    # interval (several do: tests/test_scenes.py), and the paper's table says none.
+    assert "scene_map50_ci95_low" not in metrics
+    assert "over whole photo groups" not in (study / "reports" / "tables" / "results.md").read_text()
     assert 0 <= metrics["scene_precision"] <= 1 and 0 <= metrics["scene_recall_masked"] <= 1
     meta = json.loads((study / "models" / "metadata.json").read_text())
     serving = meta["serving"]
