@@ -24,7 +24,7 @@ help:
 	@echo "make serve   the champion model as a REST API (http://127.0.0.1:5001/invocations)"
 	@echo "make bench   speed, memory and detection recall against the classic pipeline; tracking on a rendered clip (tables in docs/predicting.md)"
 	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (table in the docs)"
-	@echo "make bench-own-data  \"Your own data\" on a VOC set (VOC=FOLDER): the whole pipeline timed, mAP, AP per class (docs, Real scenes)"
+	@echo "make bench-own-data  \"Your own data\" on a VOC set (VOC=FOLDER; SEEDS=N trains N times): the whole pipeline timed, mAP, AP per class (docs, Real scenes)"
 	@echo "make bench-dashboard  the dashboard in headless Chromium with the trained model: webcam FPS, memory (docs, Dashboard)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (table in the docs)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (table in the docs)"
@@ -136,7 +136,7 @@ bench-street: setup
 # "Your own data" on a VOC set (shared/kaggle853dev beside the project, or VOC=FOLDER):
 # the whole pipeline in a copy of the project, timed (docs, "Real scenes").
 bench-own-data: setup
-	$(BIN)/python -m benchmarks.own_data $(if $(VOC),--voc $(VOC),)
+	$(BIN)/python -m benchmarks.own_data $(if $(VOC),--voc $(VOC),) $(if $(SEEDS),--seeds $(SEEDS),)
 
 # Spark local[cores] against the CLI on the same photos (docs, Past one machine: "Batch scoring on Spark").
 bench-spark: setup

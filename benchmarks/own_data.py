@@ -15,8 +15,9 @@ stops. ``--set train.seed=43`` (repeatable) changes a setting for the run,
 as ``dvc exp run -S`` would: what a setting is worth on the set.
 ``--seeds N`` trains N times on the same photos (``train.seed``, then the
 next seeds; each retraining re-runs the train, evaluate and report stages):
-one retraining moves this set's mAP by about 0.03, more than most settings,
-so the figures of every seed are recorded beside the first run's. ``--save-split FILE`` writes the run's
+one retraining moves this set's mAP by a few hundredths, more than most
+settings, so every seed's figures are recorded beside the first run's.
+``--save-split FILE`` writes the run's
 split and ``--split FILE`` makes a later run take it (``data.split_from``):
 which photos are tested moves this set's figures more than most settings, so
 a setting that changes the crops is compared on one split. The copy lives in a temporary folder

@@ -68,7 +68,8 @@ def scene_groups(scenes: list[Scene], manifest: pd.DataFrame) -> list[str]:
     scene's own name where the manifest knows neither."""
     by_person = dict(zip(manifest["person"].fillna(""), manifest["group"]))
     by_photo = dict(zip(manifest["photo"].fillna("").astype(str), manifest["group"]))
-    by_person.pop("", None), by_photo.pop("", None)
+    by_person.pop("", None)  # crops without a person (VOC) or a photo name
+    by_photo.pop("", None)
     found = []
     for scene in scenes:
         faces = [o for o in scene.objects if not o.difficult]
