@@ -462,7 +462,7 @@ def _seeds_sentence(seeds: list[dict]) -> str:
 def _photos_interval(scene: dict, photos) -> str:
     """The mAP's interval over the test photos, where the run recorded one."""
     bounds = _interval(scene, "map50")
-    return f" (95 % interval {bounds}, the {photos} test photos resampled)" if bounds else ""
+    return f"95 % interval {bounds} over the {photos} test photos resampled; " if bounds else ""
 
 
 def own_data_block(run: dict | None = None) -> str:
@@ -510,8 +510,8 @@ def own_data_block(run: dict | None = None) -> str:
         f"{data['test_photos']} test photos ({int(scene['faces']):,} faces; `reports/metrics.json`, section "
         "`scene`): detection recall / "
         f"precision at IoU 0.5 {_three(scene['recall'])} / {_three(scene['precision'])}, "
-        f"**mAP@0.5 {_three(scene['map50'])}**{_photos_interval(scene, data['test_photos'])} "
-        f"(AP with / without / incorrect {_three(scene['ap50_with_mask'])} / {_three(scene['ap50_without_mask'])} / "
+        f"**mAP@0.5 {_three(scene['map50'])}** ({_photos_interval(scene, data['test_photos'])}"
+        f"AP with / without / incorrect {_three(scene['ap50_with_mask'])} / {_three(scene['ap50_without_mask'])} / "
         f"{_three(scene['ap50_mask_weared_incorrect'])}); on the {int(test['n']):,} test crops macro-F1 "
         f"{_three(test['f1_macro'])}, and {right} of the {n_incorrect} incorrectly worn masks called right.",
         "",
