@@ -66,20 +66,25 @@ def prepare(folder: Path, dest: Path, settings: list[tuple[list[str], object]] =
     other ``settings`` changed."""
     project = copy_project(dest)
     shutil.copytree(folder, project / DATA_PATH)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["data"].update(source="voc", path=DATA_PATH)
+    changes = [(["data", "source"], "voc"), (["data", "path"], DATA_PATH)]
     if split is not None:
         held = Path(SPLITS_DIR) / split.name
         (project / held).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(split, project / held)
-        params["data"]["split_from"] = held.as_posix()
+        changes.append((["data", "split_from"], held.as_posix()))
+    change_params(project, [*changes, *settings])
+    return project
+
+
+def change_params(project: Path, settings: list[tuple[list[str], object]]) -> None:
+    """``project``'s params.yaml with each ``(key path, value)`` of ``settings`` set."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
     for path, value in settings:
         section = params
         for part in path[:-1]:
             section = section.setdefault(part, {})
         section[path[-1]] = value
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return project
 
 
 def reproduce(project: Path, log: Path) -> float:
@@ -130,9 +135,7 @@ def seed_figures(summary: dict, seed: int, seconds: float) -> dict:
 def reseed(project: Path, seed: int) -> None:
     """``project``'s params.yaml with ``train.seed`` set to ``seed`` (the next
     ``dvc repro`` re-runs the stages that read it, not the data stage)."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["seed"] = seed
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    change_params(project, [(["train", "seed"], seed)])
 
 
 def save_split(project: Path, dest: Path) -> None:
