@@ -11,6 +11,8 @@
 #       voila notebooks/dashboard.ipynb --no-browser --Voila.ip=0.0.0.0 --port=8866
 FROM python:3.11-slim-bookworm AS serve
 
+# Nothing writes bytecode at run time: the packages' .pyc are compiled once at
+# build (uv --compile-bytecode), or every start would compile them from source.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -23,7 +25,7 @@ COPY requirements-bootstrap.lock requirements-serve.lock ./
 RUN useradd --create-home --uid 1000 maskdet \
     && python -m venv /opt/venv \
     && pip install --require-hashes -r requirements-bootstrap.lock \
-    && uv pip install --python /opt/venv/bin/python --require-hashes -r requirements-serve.lock \
+    && uv pip install --python /opt/venv/bin/python --compile-bytecode --require-hashes -r requirements-serve.lock \
     && pip uninstall -y uv
 # The package on PYTHONPATH (no build step, so no unpinned build tools).
 COPY maskdet maskdet
@@ -62,7 +64,7 @@ WORKDIR /app
 COPY requirements-bootstrap.lock requirements.lock ./
 RUN python -m venv /opt/venv \
     && pip install --require-hashes -r requirements-bootstrap.lock \
-    && uv pip install --python /opt/venv/bin/python --require-hashes -r requirements.lock
+    && uv pip install --python /opt/venv/bin/python --compile-bytecode --require-hashes -r requirements.lock
 
 COPY --chown=maskdet:maskdet . .
 RUN uv pip install --python /opt/venv/bin/python --no-deps -e . \

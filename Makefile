@@ -36,9 +36,13 @@ $(BIN)/python:
 
 # uv comes from its own hash-pinned lock, then installs the project lock with
 # every hash checked. The stamp records which lock is installed.
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE
+# is set Python never caches one either, so every process (each `maskdet` command,
+# DVC stage, notebook kernel, test) compiled TensorFlow and MLflow from source:
+# importing them took 22 s instead of 12 (docs, Experiment log).
 $(VENV)/.installed: requirements.lock requirements-bootstrap.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-bootstrap.lock
-	$(BIN)/uv pip install --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --require-hashes -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $@
 

@@ -1,6 +1,7 @@
 """The set-up contract: README, .ci/run, the CI workflow (linted with actionlint)."""
 
 import json
+import os
 import re
 import subprocess
 
@@ -86,6 +87,17 @@ def test_committed_lock_is_what_make_installs():
     status = subprocess.run(["git", "ls-files", "requirements.lock"], cwd=ROOT, capture_output=True, text=True)
     assert status.stdout.strip() == "requirements.lock"
 
+
+def test_the_venv_holds_compiled_bytecode_of_the_heavy_packages():
+    """`make setup` compiles the packages once: with PYTHONDONTWRITEBYTECODE set
+    (as here and in the Docker images) Python would otherwise compile TensorFlow
+    and MLflow from source in every process (docs, Experiment log: Compiled bytecode)."""
+    import importlib.util
+
+    for name in ("tensorflow", "mlflow", "dvc"):
+        origin = importlib.util.find_spec(name).origin
+        cached = importlib.util.cache_from_source(origin)
+        assert os.path.isfile(cached), f"{name}: no {cached}; run `make clean-venv setup`"
 
 def _hadolint(path):
     return subprocess.run(
