@@ -99,6 +99,7 @@ def test_the_venv_holds_compiled_bytecode_of_the_heavy_packages():
         cached = importlib.util.cache_from_source(origin)
         assert os.path.isfile(cached), f"{name}: no {cached}; run `make clean-venv setup`"
 
+
 def _hadolint(path):
     return subprocess.run(
         [
