@@ -112,3 +112,12 @@ def test_a_voc_set_is_counted_in_photos_and_groups_not_people():
     assert "Pascal VOC scenes" in both and "beside it, in training and validation only, the project's built-in" in both
     assert "train 4 crops from 3 photos in 2 groups" in text and "test 3 crops from 2 photos in 1 groups" in text
     assert "people" not in text and "photo groups unseen in training" in text
+
+
+def test_the_paragraph_names_the_epochs_whose_weights_were_averaged():
+    manifest = pd.DataFrame({"split": ["train", "val", "test"], "label": ["with_mask"] * 3, "person": ["a", "b", "c"]})
+    three = parse_params({"train": {"average_epochs": 3}})
+    averaged = methods_paragraph(three, manifest, {}, {"kept_epochs": [15, 17, 21], "best_epoch": 17}, {})
+    assert "the weights of the 3 epochs with the lowest validation losses (epochs 15, 17, 21) were averaged" in averaged
+    one = methods_paragraph(parse_params({}), manifest, {}, {"best_epoch": 17}, {})  # the default: one epoch
+    assert "the weights of the epoch with the lowest validation loss (epoch 17) were kept" in one

@@ -46,7 +46,8 @@ def test_frozen_phase_validation_from_cached_features_is_the_models_own(frame):
     model's own, run whole over the validation crops as training reads them."""
     from maskdet.study.datasets import image_dataset
 
-    params = parse_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fine_tune_epochs": 0}})
+    one = {"epochs": 3, "fine_tune_epochs": 0, "average_epochs": 1}  # the best epoch's own weights
+    params = parse_params({**TINY, "train": {**TINY["train"], **one}})
     val = _split(frame, "val")
     result = train_classifier(_split(frame, "train"), val, params)
     probs = np.concatenate(
@@ -55,8 +56,37 @@ def test_frozen_phase_validation_from_cached_features_is_the_models_own(frame):
     y = val["y"].to_numpy()
     best = result.history[result.history["best"]].iloc[0]
     assert len(result.history) == 3 and result.history["val_loss"].nunique() == 3  # a new score each epoch
+    assert "kept" not in result.history  # one epoch kept: the history a training writes as it was
     assert best["val_loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(y)), y])), abs=1e-5)
     assert best["val_accuracy"] == pytest.approx(np.mean(probs.argmax(axis=1) == y))
+
+
+def test_the_kept_weights_are_the_mean_of_the_epochs_with_the_lowest_validation_losses():
+    """The callback behind train.average_epochs, fed four epochs' weights and losses."""
+    import keras
+
+    from maskdet.study.train import _best_weights
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    callback = _best_weights(model, 2)
+    assert callback.weights is None  # nothing seen yet
+    for epoch, (fill, loss) in enumerate([(1.0, 0.5), (2.0, 0.2), (3.0, 0.9), (6.0, 0.3)]):
+        model.set_weights([np.full(w.shape, fill, w.dtype) for w in model.get_weights()])
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+    assert callback.epochs == [2, 4]  # history's numbering, from 1
+    for layer in callback.weights:
+        np.testing.assert_array_equal(layer, np.full(layer.shape, 4.0))  # (2 + 6) / 2
+        assert layer.dtype == np.float32
+
+
+def test_the_history_marks_the_epochs_averaged_and_the_metadata_lists_them(frame, tmp_path):
+    params = parse_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fine_tune_epochs": 0, "average_epochs": 2}})
+    result = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
+    lowest = result.history.nsmallest(2, "val_loss")["epoch"].sort_values().tolist()
+    assert result.history.loc[result.history["kept"], "epoch"].tolist() == lowest
+    save_model(result, tmp_path / "models", params, {})
+    _, meta = load_model(tmp_path / "models")
+    assert meta["kept_epochs"] == lowest and meta["best_epoch"] in lowest
 
 
 def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
@@ -295,7 +325,7 @@ def test_the_epoch_is_chosen_on_a_validation_loss_weighted_like_the_training_los
 
     rare = lambda f: f[(f["label"] != "mask_weared_incorrect") | (f.groupby("label").cumcount() < 2)]  # noqa: E731
     train, val = rare(_split(frame, "train")), rare(_split(frame, "val"))
-    train_params = {**TINY["train"], "epochs": frozen_epochs, "fine_tune_epochs": fine_tune_epochs}
+    train_params = {**TINY["train"], "epochs": frozen_epochs, "fine_tune_epochs": fine_tune_epochs, "average_epochs": 1}
     result = train_classifier(train, val, parse_params({**TINY, "train": train_params}))
     weights = class_weights(train["y"].to_numpy())
     assert weights[2] > 2 * weights[0]  # the rare class counts more

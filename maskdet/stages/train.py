@@ -23,7 +23,7 @@ from maskdet.study.datasets import load_crops, read_manifest
 from maskdet.study.export import build_exports
 from maskdet.study.scenes import read_scenes
 from maskdet.study.tracking import hardware, provenance, stage_run
-from maskdet.study.train import save_model, train_classifier
+from maskdet.study.train import kept_epochs, save_model, train_classifier
 
 
 def _layer_table(model) -> pd.DataFrame:
@@ -199,8 +199,17 @@ def _box_correction(root: Path, params: Params) -> dict | None:
 
 
 def _best_epoch(history: pd.DataFrame) -> int:
-    """The epoch whose weights were kept (lowest validation loss)."""
+    """The epoch with the lowest validation loss (the first of those kept)."""
     return int(history.loc[history["best"], "epoch"].iloc[0])
+
+
+def _kept_phrase(history: pd.DataFrame) -> str:
+    """Which epochs the model's weights come from, in words."""
+    epochs = kept_epochs(history)
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}, the lowest validation loss, whose weights are kept"
+    listed = ", ".join(map(str, epochs[:-1])) + f" and {epochs[-1]}"
+    return f"epochs {listed}, the {len(epochs)} lowest validation losses, whose weights' mean is kept"
 
 
 def _history_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -229,13 +238,12 @@ def _captions(result, frame: pd.DataFrame, layers: pd.DataFrame, params: Params)
     counts = frame["split"].value_counts()
     frozen = int((history["phase"] == "frozen").sum())
     tuned = int((history["phase"] == "fine_tune").sum())
-    best = _best_epoch(history)
     weighted = _with_weights(layers)
     return {
         "history": f"Loss and accuracy per epoch on the {counts.get('train', 0)} training crops (with "
         f"augmentation) and the {counts.get('val', 0)} validation crops: {frozen} epochs with the base frozen"
         + (f", then {tuned} fine-tuning its top layers (after the dotted line)" if tuned else "")
-        + f". Circled: epoch {best}, the lowest validation loss, whose weights are kept.",
+        + f". Circled: {_kept_phrase(history)}.",
         "history_table": "The same per epoch, with the learning rate of the schedule "
         f"({params.train.lr_schedule}) and the seconds each epoch took.",
         "class_weights": "Class weights of the loss, from the inverse class frequency of the training split.",

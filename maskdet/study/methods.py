@@ -180,6 +180,19 @@ DATA_SOURCES = {
 }
 
 
+def _kept_weights(average: int, metadata: dict) -> str:
+    """Which epochs' weights make the model, in the Methods paragraph's words."""
+    epochs = metadata.get("kept_epochs") or ([metadata["best_epoch"]] if metadata.get("best_epoch") else [])
+    if average == 1 or len(epochs) == 1:
+        return (
+            "the weights of the epoch with the lowest validation loss"
+            + (f" (epoch {epochs[0]})" if epochs else "")
+            + " were kept"
+        )
+    listed = f" (epochs {', '.join(map(str, epochs))})" if epochs else ""
+    return f"the weights of the {average} epochs with the lowest validation losses{listed} were averaged"
+
+
 def _commit(metadata: dict) -> str:
     """ " at commit `abc1234`", and whether files had changed since (they are listed in
     the model's metadata.json and the reports' provenance line)."""
@@ -216,7 +229,6 @@ def methods_paragraph(
         if t.early_stopping_patience
         else ""
     )
-    best = metadata.get("best_epoch")
     seconds = metadata.get("train_seconds")
     software = ", ".join(f"{k} {v}" for k, v in versions.items())
     units = "people" if has_people(manifest) else "photo groups"
@@ -236,9 +248,7 @@ def methods_paragraph(
         f"Model: {backbone}, input {m.input_size} x {m.input_size} pixels, dropout {m.dropout:g}. "
         f"{schedule}, batch size {t.batch_size}"
         + (", classes weighted by inverse frequency" if t.class_weights else "")
-        + f"{stopping}; the weights of the epoch with the lowest validation loss"
-        + (f" (epoch {best})" if best else "")
-        + f" were kept (seed {t.seed}, TensorFlow op determinism on). "
+        + f"{stopping}; {_kept_weights(t.average_epochs, metadata)} (seed {t.seed}, TensorFlow op determinism on). "
         f"Augmentation of the training crops: {_augmentation(t.augment)}. "
         + (
             f"Training took {seconds / 60:.1f} min on {metadata.get('hardware', 'a CPU')}{_commit(metadata)}. "

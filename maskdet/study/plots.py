@@ -188,8 +188,9 @@ def history(frame: pd.DataFrame):
         ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", label="val")
         if (frame["phase"] == "fine_tune").any():
             ax.axvline(frame.loc[frame["phase"] == "fine_tune", "epoch"].min() - 0.5, ls=":", color="grey")
-        best = frame[frame["best"]]
-        ax.scatter(best["epoch"], best[f"val_{metric}"], s=120, facecolors="none", edgecolors="red", label="best epoch")
+        kept = frame[frame["kept"] if "kept" in frame else frame["best"]]
+        label = "best epoch" if len(kept) == 1 else "epochs averaged"
+        ax.scatter(kept["epoch"], kept[f"val_{metric}"], s=120, facecolors="none", edgecolors="red", label=label)
         ax.set(xlabel="epoch", title=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 2.5
         ax.legend(fontsize=8)

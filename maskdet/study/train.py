@@ -1,6 +1,7 @@
 """Training: two phases (frozen base, then the top of the base fine-tuned),
 class weights from the training split, early stopping, a cosine learning-rate
-schedule, the best epoch checkpointed and restored. Deterministic for a seed.
+schedule, the weights of the best epochs (lowest validation loss) kept and
+averaged. Deterministic for a seed.
 
 While the base is frozen, only the head (dropout and the dense layer) learns,
 and the base maps each augmented crop to the same features whatever the head
@@ -98,22 +99,43 @@ def _compile(model, learning_rate: float, schedule: str, steps: int):
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def _best_weights(model):
-    """Keeps the whole classifier's weights (in memory) at the lowest validation
-    loss seen in either phase. Keras' ModelCheckpoint would save the model being
-    fitted, which in the frozen phase is the head alone; and a weights file saved
-    before fine-tuning, loaded after it, makes Keras warn about the optimizer."""
+def _mean(arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The element-wise mean of one variable's values at several epochs, in its
+    dtype; a variable that is not a float (an augmentation layer's seed state)
+    keeps the first (the best epoch's) value."""
+    first = arrays[0]
+    return np.mean(arrays, axis=0).astype(first.dtype) if np.issubdtype(first.dtype, np.floating) else first
+
+
+def _best_weights(model, count: int):
+    """Keeps the whole classifier's weights (in memory) of the ``count`` epochs
+    with the lowest validation losses seen in either phase; ``weights`` is their
+    mean. Keras' ModelCheckpoint would save the model being fitted, which in the
+    frozen phase is the head alone; and a weights file saved before fine-tuning,
+    loaded after it, makes Keras warn about the optimizer. Averaging is sound
+    here because batch normalisation stays frozen: the statistics do not move
+    with the weights."""
     import keras
 
     class BestWeights(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best, self.weights = np.inf, None
+            self.kept: list[tuple[float, int, list[np.ndarray]]] = []  # (val loss, epoch, weights), best first
 
         def on_epoch_end(self, epoch, logs=None):
             loss = (logs or {}).get("val_loss")
-            if loss is not None and loss < self.best:
-                self.best, self.weights = loss, model.get_weights()
+            if loss is not None:
+                self.kept = sorted([*self.kept, (loss, epoch + 1, model.get_weights())], key=lambda k: k[0])[:count]
+
+        @property
+        def epochs(self) -> list[int]:
+            return sorted(epoch for _, epoch, _ in self.kept)
+
+        @property
+        def weights(self) -> list[np.ndarray] | None:
+            if not self.kept:
+                return None
+            return [_mean(arrays) for arrays in zip(*(w for _, _, w in self.kept))]
 
     return BestWeights()
 
@@ -286,7 +308,7 @@ def _train(train_frame, val_frame, params, verbose, features, replicas: int, sta
     train_ds = image_dataset(train_frame["file"], train_y, size, batch, shuffle=True, seed=cfg.seed, look=cfg.augment)
     val_ds = image_dataset(val_frame["file"], val_y, size, batch)
     val_weighted = _weighted(val_ds, weights)
-    best = _best_weights(model)
+    best = _best_weights(model, cfg.average_epochs)
     callbacks = [logger, best]
     if cfg.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
@@ -333,6 +355,8 @@ def _train(train_frame, val_frame, params, verbose, features, replicas: int, sta
         model.set_weights(best.weights)
     history = pd.DataFrame(logger.rows)
     history["best"] = history["val_loss"] == history["val_loss"].min()
+    if cfg.average_epochs > 1:  # one epoch kept: the files a training writes stay as they were
+        history["kept"] = history["epoch"].isin(best.epochs)  # the epochs whose weights' mean is the model
     return TrainResult(
         model,
         history,
@@ -353,6 +377,13 @@ def loss_prior(labels: np.ndarray, weights: dict[int, float] | None) -> dict[int
     if weights:
         mass *= np.array([weights.get(k, 1.0) for k in range(len(LABELS))])
     return {k: float(v) for k, v in enumerate(mass / mass.sum())}
+
+
+def kept_epochs(history: pd.DataFrame) -> list[int]:
+    """The epochs whose weights' mean is the model (the best epoch alone where
+    one epoch's weights were kept: no ``kept`` column)."""
+    column = history["kept"] if "kept" in history else history["best"]
+    return [int(e) for e in history.loc[column, "epoch"]]
 
 
 def save_model(
@@ -376,6 +407,7 @@ def save_model(
             "input": "RGB, float32 in [0, 255], shape (batch, size, size, 3); the model scales it itself",
             "backbone": params.model.backbone,
             "best_epoch": int(best["epoch"]),
+            **({"kept_epochs": kept_epochs(result.history)} if "kept" in result.history else {}),
             "best_val_loss": float(best["val_loss"]),
             "best_val_accuracy": float(best["val_accuracy"]),
             "class_weights": {LABELS[k]: v for k, v in result.class_weights.items()},
