@@ -1,7 +1,7 @@
 """Training: two phases (frozen base, then the top of the base fine-tuned),
 class weights from the training split, early stopping, a cosine learning-rate
-schedule, the weights of the best epochs (lowest validation loss) kept and
-averaged. Deterministic for a seed.
+schedule, the weights of the epoch with the lowest validation loss kept (or the
+mean of the N lowest: ``train.average_epochs``). Deterministic for a seed.
 
 While the base is frozen, only the head (dropout and the dense layer) learns,
 and the base maps each augmented crop to the same features whatever the head
