@@ -121,3 +121,12 @@ def test_the_paragraph_names_the_epochs_whose_weights_were_averaged():
     assert "the weights of the 3 epochs with the lowest validation losses (epochs 15, 17, 21) were averaged" in averaged
     one = methods_paragraph(parse_params({}), manifest, {}, {"best_epoch": 17}, {})  # the default: one epoch
     assert "the weights of the epoch with the lowest validation loss (epoch 17) were kept" in one
+
+
+def test_the_bootstrap_column_names_what_it_resamples():
+    """A VOC study resamples photo groups, not people: the column's header says which."""
+    table = results_table(METRICS)
+    assert r"95\,\% CI (people) \\" in to_latex(table, "R") and "| 95 % CI (people) |" in to_markdown(table, None)
+    latex, markdown = to_latex(table, "R", units="photo groups"), to_markdown(table, None, "photo groups")
+    assert r"95\,\% CI (photo groups) \\" in latex and "| 95 % CI (photo groups) |" in markdown
+    assert "people" not in latex + markdown

@@ -219,15 +219,15 @@ def _for_a_paper(params: Params, frame: pd.DataFrame, root: Path, meta: dict, me
     table = methods.results_table(metrics)
     paragraph = methods.methods_paragraph(params, frame, data_report, meta, package_versions())
     write_text_atomic(reports / "methods.md", paragraph)
-    write_text_atomic(reports / "tables" / "results.tex", methods.to_latex(table, caption))
-    markdown = methods.to_markdown(table, caption)
+    write_text_atomic(reports / "tables" / "results.tex", methods.to_latex(table, caption, units=units))
+    markdown = methods.to_markdown(table, caption, units)
     write_text_atomic(reports / "tables" / "results.md", markdown)
     return {
         "methods": paragraph,
         "table": table,
         "caption": caption,
         "markdown": markdown,
-        "markdown_table": methods.to_markdown(table, None),
+        "markdown_table": methods.to_markdown(table, None, units),
     }
 
 

@@ -82,8 +82,9 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-results") -> str:
-    """A booktabs table (``\\usepackage{booktabs}``), one block per section."""
+def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-results", units: str = "people") -> str:
+    """A booktabs table (``\\usepackage{booktabs}``), one block per section;
+    ``units`` names what the bootstrap column resamples (people, photo groups)."""
     lines = [
         r"\begin{table}[t]",
         r"\centering",
@@ -91,7 +92,7 @@ def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-result
         rf"\label{{{label}}}",
         r"\begin{tabular}{lrrr}",
         r"\toprule",
-        r"Metric & Value & 95\,\% CI (crops) & 95\,\% CI (people) \\",
+        rf"Metric & Value & 95\,\% CI (crops) & 95\,\% CI ({units}) \\",
     ]
     for section, rows in table.groupby("section", sort=False):
         lines += [r"\midrule", rf"\multicolumn{{4}}{{l}}{{\textit{{{_latex_escape(section)}}}}} \\"]
@@ -104,12 +105,12 @@ def to_latex(table: pd.DataFrame, caption: str, label: str = "tab:maskdet-result
     return "\n".join(lines)
 
 
-def to_markdown(table: pd.DataFrame, caption: str | None) -> str:
+def to_markdown(table: pd.DataFrame, caption: str | None, units: str = "people") -> str:
     """The table in Markdown, under its caption in bold (none: the table alone,
-    for a report that numbers its captions itself)."""
+    for a report that numbers its captions itself); ``units`` as in ``to_latex``."""
     lines = [
         *([f"**{caption}**", ""] if caption else []),
-        "| | metric | value | 95 % CI (crops) | 95 % CI (people) |",
+        f"| | metric | value | 95 % CI (crops) | 95 % CI ({units}) |",
         "|---|---|---:|---:|---:|",
     ]
     for section, rows in table.groupby("section", sort=False):
