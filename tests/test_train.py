@@ -89,6 +89,15 @@ def test_the_history_marks_the_epochs_averaged_and_the_metadata_lists_them(frame
     assert meta["kept_epochs"] == lowest and meta["best_epoch"] in lowest
 
 
+def test_the_history_caption_names_the_epochs_kept():
+    from maskdet.stages.train import _kept_phrase
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "best": [False, True, False, False]})
+    assert _kept_phrase(history) == "epoch 2, the lowest validation loss, whose weights are kept"
+    history["kept"] = [False, True, True, True]
+    assert _kept_phrase(history) == "epochs 2, 3 and 4, the 3 lowest validation losses, whose weights' mean is kept"
+
+
 def test_saved_model_round_trips_with_its_metadata(frame, tmp_path):
     params = parse_params({**TINY, "model": {"input_size": 48, "backbone": "small_cnn"}})
     result = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
