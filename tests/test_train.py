@@ -80,7 +80,8 @@ def test_the_kept_weights_are_the_mean_of_the_epochs_with_the_lowest_validation_
 
 
 def test_the_history_marks_the_epochs_averaged_and_the_metadata_lists_them(frame, tmp_path):
-    params = parse_params({**TINY, "train": {**TINY["train"], "epochs": 3, "fine_tune_epochs": 0, "average_epochs": 2}})
+    small = {"input_size": 48, "backbone": "small_cnn"}  # seconds, not a MobileNetV2 per epoch
+    params = parse_params({"model": small, "train": {**TINY["train"], "epochs": 3, "average_epochs": 2}})
     result = train_classifier(_split(frame, "train"), _split(frame, "val"), params)
     lowest = result.history.nsmallest(2, "val_loss")["epoch"].sort_values().tolist()
     assert result.history.loc[result.history["kept"], "epoch"].tolist() == lowest
