@@ -190,8 +190,11 @@ def _kept_weights(average: int, metadata: dict) -> str:
             + (f" (epoch {epochs[0]})" if epochs else "")
             + " were kept"
         )
-    listed = f" (epochs {', '.join(map(str, epochs))})" if epochs else ""
-    return f"the weights of the {average} epochs with the lowest validation losses{listed} were averaged"
+    if not epochs:
+        return f"the weights of the {average} epochs with the lowest validation losses were averaged"
+    # a training shorter than train.average_epochs averaged every epoch it had
+    listed = ", ".join(map(str, epochs))
+    return f"the weights of the {len(epochs)} epochs with the lowest validation losses (epochs {listed}) were averaged"
 
 
 def _commit(metadata: dict) -> str:
