@@ -124,7 +124,8 @@ def _best_weights(model, count: int):
 
         def on_epoch_end(self, epoch, logs=None):
             loss = (logs or {}).get("val_loss")
-            if loss is not None:
+            # a copy of the weights only for an epoch that enters the N best
+            if loss is not None and (len(self.kept) < count or loss < self.kept[-1][0]):
                 self.kept = sorted([*self.kept, (loss, epoch + 1, model.get_weights())], key=lambda k: k[0])[:count]
 
         @property
