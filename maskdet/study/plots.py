@@ -11,7 +11,6 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from maskdet import LABELS
-from maskdet.study.train import kept_epochs
 
 PALETTE = {"with_mask": "#2e8b57", "without_mask": "#c0392b", "mask_weared_incorrect": "#e67e22"}
 SPLIT_ORDER = ["train", "val", "test"]
@@ -189,7 +188,8 @@ def history(frame: pd.DataFrame):
         ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", label="val")
         if (frame["phase"] == "fine_tune").any():
             ax.axvline(frame.loc[frame["phase"] == "fine_tune", "epoch"].min() - 0.5, ls=":", color="grey")
-        kept = frame[frame["epoch"].isin(kept_epochs(frame))]
+        # kept_epochs' rule, not imported: the study's training module would join the eda stage's deps
+        kept = frame[frame["kept"] if "kept" in frame else frame["best"]]
         label = "best epoch" if len(kept) == 1 else "epochs averaged"
         ax.scatter(kept["epoch"], kept[f"val_{metric}"], s=120, facecolors="none", edgecolors="red", label=label)
         ax.set(xlabel="epoch", title=metric)
