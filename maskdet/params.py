@@ -55,8 +55,6 @@ class SampleParams(_Section):
     facial_hair: float = Field(0.0, ge=0.0, le=1.0)
     eyewear: float = Field(0.0, ge=0.0, le=1.0)
     one_loop: float = Field(0.0, ge=0.0, le=1.0)
-    # Incorrectly worn masks drawn whole, slid down the face (maskdet.data.masks.slid_edges).
-    slid_masks: bool = False
 
 
 class DataParams(_Section):

@@ -58,24 +58,19 @@ class MaskSpec:
     # Hanging from one ear loop: degrees the mask turns about its corner on the
     # side that still holds (positive: the loop on the image's left holds).
     tilt: float = 0.0
-    # Worn incorrectly: the whole mask slid down the face (see slid_edges)
-    # instead of the part of a correctly worn mask below the edge.
-    slid: bool = False
 
     @property
     def worn_correctly(self) -> bool:
         return self.placement == "correct"
 
 
-def random_spec(rng: np.random.Generator, placement: str, style: str | None = None, slid: bool = False) -> MaskSpec:
-    """Draw a mask of a given placement, with the variety real masks have;
-    ``slid`` draws an incorrectly worn one whole (it draws nothing more)."""
+def random_spec(rng: np.random.Generator, placement: str, style: str | None = None) -> MaskSpec:
+    """Draw a mask of a given placement, with the variety real masks have."""
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     style = style or str(rng.choice(STYLES, p=[0.45, 0.35, 0.20]))
     shape = dict(height=float(rng.uniform(0.1, 0.55)), drop=float(rng.uniform(0.25, 0.75)),
-                 tilt=float(rng.choice([-1, 1]) * rng.uniform(10, 25)) if placement == "one_loop" else 0.0,
-                 slid=slid and placement != "correct")
+                 tilt=float(rng.choice([-1, 1]) * rng.uniform(10, 25)) if placement == "one_loop" else 0.0)
     if style == "surgical":
         colour = str(rng.choice(list(SURGICAL_COLOURS), p=[0.55, 0.2, 0.15, 0.05, 0.05]))
         return MaskSpec(style, colour, placement, **shape)
@@ -146,44 +141,17 @@ def _top_edge(frame: FaceFrame, placement: str, height: float = 0.38,
     return float(peak[0]), float(peak[1]), float(cheeks)
 
 
-def slid_edges(frame: FaceFrame, placement: str) -> tuple[float, float, float, float]:
-    """A whole mask slid down the face, as street photos show incorrectly worn
-    ones: (u of the peak, v of the peak, v at the cheeks, how far it reaches
-    below the chin). Under the nose, the top edge runs just under the nostrils
-    and almost level (the loops pull it towards the ears), and the mask covers
-    the mouth; on the chin, it starts under the lower lip. Either way the
-    mask keeps its height, so it reaches as far below the chin as it slid:
-    the rendering cut at the chin drew a narrow band over the mouth and chin,
-    which real incorrectly worn masks never look like."""
-    bridge, tip = frame.at(lm.NOSE_BRIDGE_TOP), frame.at(lm.NOSE_TIP)
-    sub, lip_low = frame.at(lm.SUBNASALE), frame.at(lm.LOWER_LIP_BOTTOM)
-    nose_len = max(tip[1] - bridge[1], 1.0)
-    if placement in ("nose_out", "one_loop"):
-        peak = sub + np.array([0.0, 0.04 * nose_len])
-        cheeks = peak[1] + 0.08 * nose_len
-    else:  # chin
-        peak = lip_low + np.array([0.0, 0.05 * nose_len])
-        cheeks = peak[1] + 0.15 * nose_len
-    worn = bridge[1] + 0.38 * nose_len  # where the top edge of a correctly worn mask peaks
-    return float(peak[0]), float(peak[1]), float(cheeks), float(peak[1] - worn)
-
-
 def mask_region(shape: tuple[int, int], mesh: lm.FaceMesh, placement: str,
-                height: float = 0.38, drop: float = 0.67, slid: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                height: float = 0.38, drop: float = 0.67) -> tuple[np.ndarray, np.ndarray]:
     """Boolean region the mask covers, and the (u, v) face frame of every pixel."""
-    frame = FaceFrame(mesh)
-    if slid:
-        *edge, below = slid_edges(frame, placement)
-        return below_edge(shape, mesh, *edge, below_chin=below)
-    return below_edge(shape, mesh, *_top_edge(frame, placement, height, drop))
+    return below_edge(shape, mesh, *_top_edge(FaceFrame(mesh), placement, height, drop))
 
 
 def below_edge(shape: tuple[int, int], mesh: lm.FaceMesh, peak_u: float, peak_v: float,
-               cheek_v: float, below_chin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """The lower face (its silhouette, widened and carried under the chin, and
-    ``below_chin`` pixels further) below an edge through (``peak_u``,
-    ``peak_v``) that reaches ``cheek_v`` at the cheeks, in the face frame; and
-    the (u, v) of every pixel."""
+               cheek_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lower face (its silhouette, widened and carried under the chin) below an
+    edge through (``peak_u``, ``peak_v``) that reaches ``cheek_v`` at the cheeks,
+    in the face frame; and the (u, v) of every pixel."""
     frame = FaceFrame(mesh)
     h, w = shape
     ys, xs = np.mgrid[0:h, 0:w]
@@ -195,8 +163,7 @@ def below_edge(shape: tuple[int, int], mesh: lm.FaceMesh, peak_u: float, peak_v:
     sil = centre + (sil - centre) * np.array([1.04, 1.0])
     chin_v = frame.at(lm.CHIN)[1]
     below = sil[:, 1] > centre[1]
-    drop = 0.10 * (chin_v - centre[1]) + below_chin
-    sil[below, 1] += drop * ((sil[below, 1] - centre[1]) / (chin_v - centre[1])) ** 2
+    sil[below, 1] += 0.10 * (chin_v - centre[1]) * ((sil[below, 1] - centre[1]) / (chin_v - centre[1])) ** 2
     sil_xy = frame.origin + sil[:, :1] * frame.ux + sil[:, 1:] * frame.vy
     face = np.zeros(shape, np.uint8)
     cv2.fillPoly(face, [np.round(sil_xy * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
@@ -260,7 +227,7 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
         return out
     window = out[y1:y2, x1:x2].astype(np.float32)
     local = tilted(lm.FaceMesh(points=mesh.points - np.array([x1, y1, 0], np.float32), score=mesh.score), spec.tilt)
-    region, uv = mask_region(window.shape[:2], local, spec.placement, spec.height, spec.drop, spec.slid)
+    region, uv = mask_region(window.shape[:2], local, spec.placement, spec.height, spec.drop)
     if region.sum() < 20:
         return out
     frame = FaceFrame(local)
@@ -288,7 +255,7 @@ def render_mask(rgb: np.ndarray, mesh: lm.FaceMesh, spec: MaskSpec, rng: np.rand
             colour = _print_pattern(spec, s, (v / scale), rng, base, 1.0)
         shade *= _fabric(h, w, rng, 0.06)
     else:  # kn95: a vertical centre seam and a sealed border
-        peak_u = (slid_edges(frame, spec.placement) if spec.slid else _top_edge(frame, spec.placement, spec.height, spec.drop))[0]
+        peak_u = _top_edge(frame, spec.placement, spec.height, spec.drop)[0]
         seam = np.abs(u - peak_u) < max(1.0, 0.008 * scale)
         shade[seam] *= 0.78
         shade *= (1.0 - 0.10 * np.clip(np.abs(u - peak_u) / (0.5 * scale), 0, 1)).astype(np.float32)

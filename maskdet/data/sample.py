@@ -114,7 +114,7 @@ def dress(rgb: np.ndarray, face: SourceFace, label: str, rng: np.random.Generato
     """Draw what a face of ``label`` wears: a mask placed for the label, and on the
     shares ``cfg`` (SampleParams) asks for, facial hair or eyewear (maskdet.data.lookalikes)."""
     placement = _placement_for(label, rng, cfg.one_loop)
-    spec = random_spec(rng, placement, slid=cfg.slid_masks) if placement else None
+    spec = random_spec(rng, placement) if placement else None
     lookalike = random_lookalike(rng, bare=spec is None, hair_share=cfg.facial_hair, eyewear_share=cfg.eyewear)
     if lookalike:  # under the mask: a mask hides facial hair, and eyewear sits above it
         rgb = draw_lookalike(rgb, face.mesh, lookalike, rng)
