@@ -190,11 +190,9 @@ def _kept_weights(average: int, metadata: dict) -> str:
             + (f" (epoch {epochs[0]})" if epochs else "")
             + " were kept"
         )
-    if not epochs:
-        return f"the weights of the {average} epochs with the lowest validation losses were averaged"
-    # a training shorter than train.average_epochs averaged every epoch it had
-    listed = ", ".join(map(str, epochs))
-    return f"the weights of the {len(epochs)} epochs with the lowest validation losses (epochs {listed}) were averaged"
+    count = len(epochs) or average  # a training shorter than train.average_epochs averaged every epoch it had
+    listed = f" (epochs {', '.join(map(str, epochs))})" if epochs else ""
+    return f"the weights of the {count} epochs with the lowest validation losses{listed} were averaged"
 
 
 def _commit(metadata: dict) -> str:
