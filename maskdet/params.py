@@ -120,7 +120,7 @@ class TrainParams(_Section):
     # the weights kept: the mean of those of the epochs with the lowest validation losses,
     # this many of them (1: the best epoch's alone). One epoch's validation loss moves by
     # more than the epochs around it differ (docs/experiment-log.md).
-    average_epochs: int = Field(3, ge=1, le=20)
+    average_epochs: int = Field(1, ge=1, le=20)
     fine_tune_epochs: int = Field(10, ge=0, le=1000)  # 0: no fine-tuning phase
     fine_tune_layers: int = Field(60, ge=0)  # top layers of the base unfrozen for fine-tuning
     fine_tune_learning_rate: float = Field(3e-4, gt=0.0, le=1.0)

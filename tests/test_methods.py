@@ -121,8 +121,7 @@ def test_the_paragraph_names_the_epochs_whose_weights_were_averaged():
     assert "the weights of the 3 epochs with the lowest validation losses (epochs 15, 17, 21) were averaged" in averaged
     short = methods_paragraph(three, manifest, {}, {"kept_epochs": [1, 2], "best_epoch": 2}, {})  # two epochs ran
     assert "the weights of the 2 epochs with the lowest validation losses (epochs 1, 2) were averaged" in short
-    best = parse_params({"train": {"average_epochs": 1}})  # the best epoch's weights alone
-    one = methods_paragraph(best, manifest, {}, {"best_epoch": 17}, {})
+    one = methods_paragraph(parse_params({}), manifest, {}, {"best_epoch": 17}, {})  # the default: one epoch
     assert "the weights of the epoch with the lowest validation loss (epoch 17) were kept" in one
 
 
