@@ -344,12 +344,19 @@ def _cmd_evaluate(args) -> int:
         detector_input=predictor.detector_input,
         incorrect_share=predictor.incorrect_share,
     )
-    scene_rows = None
+    scene_rows = headroom = None
     if "scenes" in views:
+        from maskdet.study.scene_headroom import headroom_line, headroom_metrics, scene_headroom, write_headroom
+
         summary["scenes"], scene_rows = crosseval.scene_scores(predictor, data, progress=not args.quiet)
+        headroom = scene_headroom(data.read.scenes, scene_rows)
+        summary["scenes"].update(headroom_metrics(headroom))
         print(crosseval.scene_line(summary["scenes"], data.labels), file=sys.stderr)
+        print(headroom_line(headroom), file=sys.stderr)
     out = Path(args.out) if args.out else project_root() / "reports" / "crosseval"
     files = crosseval.write_outputs(out, rows, summary, data, scene_rows=scene_rows)
+    if headroom is not None:
+        files.append(write_headroom(headroom, out / "scene_headroom.csv"))
     if not args.no_mlflow:
         summary["mlflow_run_id"] = crosseval.log_run(summary, files, args.model or "models", predictor)
     print(json.dumps(summary, indent=2))
@@ -515,11 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
         "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
         "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
         "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
-        "Predictor), scenes (VOC: detection P/R, AP per class at IoU 0.5 and 0.3, recall by face width; "
-        "one line of it on standard error). On a two-class set mask_weared_incorrect counts as 'not "
-        "with_mask'. Writes metrics.json, predictions.csv, confusion and worst-mistake figures, and for "
-        "scenes scene_predictions.csv (every answer with its box), PR curves and recall by width to --out, "
-        "logs an MLflow run (experiment maskdet-crosseval) tagged with the model and prints the metrics. "
+        "Predictor), scenes (VOC: detection P/R, AP per class at IoU 0.5 and 0.3, recall by face width, "
+        "and the mAP with the false detections removed or the found faces given their true class, which "
+        "says whether the detector or the classifier loses it; two lines of it on standard error). On a "
+        "two-class set mask_weared_incorrect counts as 'not with_mask'. Writes metrics.json, "
+        "predictions.csv, confusion and worst-mistake figures, and for scenes scene_predictions.csv (every "
+        "answer with its box), scene_headroom.csv, PR curves and recall by width to --out, logs an MLflow "
+        "run (experiment maskdet-crosseval) tagged with the model and prints the metrics. "
         "Exit status 1 when some images could not be read (they count as misses).",
     )
     p.add_argument("path", metavar="PATH")
