@@ -460,7 +460,7 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     paragraph is written from what it read (here the default data's study)."""
     import csv
 
-    from benchmarks.own_data import save_split, summarise
+    from benchmarks.own_data import headroom, save_split, summarise
     from maskdet.data.split_file import read_split_file
 
     got = summarise(study)
@@ -478,6 +478,13 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     assert f"**mAP@0.5 {metrics['scene']['map50']:.3f}**" in paragraph
     assert f"macro-F1 {metrics['test']['f1_macro']:.3f}" in paragraph and "2.5 min against 30 (met)" in paragraph
     assert "Trained" not in paragraph  # one seed: no spread to state
+    assert "Where that mAP@0.5 is lost" not in paragraph  # not measured: not stated
+    # where the mAP is lost, as `maskdet evaluate` on the test photos says it
+    lost = headroom(study, tmp_path)
+    assert lost["as_answered"] == pytest.approx(metrics["scene"]["map50"], abs=1e-6)
+    assert lost["ceiling"] >= max(lost["no_false_faces"], lost["classes_right"]) and lost["ceiling"] <= 1
+    paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "headroom": lost})
+    assert f"{lost['classes_right']:.3f} with every found face given it" in paragraph
     seeds = [{"seed": 42, "map50": 0.7, "ap50_mask_weared_incorrect": 0.4, "f1_macro": 0.8}]
     seeds.append({"seed": 43, "map50": 0.8, "ap50_mask_weared_incorrect": 0.5, "f1_macro": 0.9})
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "seeds": seeds})

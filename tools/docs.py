@@ -520,6 +520,19 @@ def own_data_block(run: dict | None = None) -> str:
     seeds = run.get("seeds") or []
     if len(seeds) > 1:
         lines += ["", _seeds_sentence(seeds)]
+    lost = run.get("headroom")
+    if lost:
+        from maskdet.study.scene_headroom import READABLE_WIDTH
+
+        lines += [
+            "",
+            "Where that mAP@0.5 is lost (`maskdet evaluate` on the test photos, `scene_headroom.csv`): "
+            f"{_three(lost['no_false_faces'])} with the false detections removed, "
+            f"{_three(lost[f'classes_right_{READABLE_WIDTH}px'])} with the found faces of {READABLE_WIDTH} px and "
+            "wider given their true "
+            f"class, {_three(lost['classes_right'])} with every found face given it, and "
+            f"{_three(lost['ceiling'])} with both, the most the detector's recall allows.",
+        ]
     box = run.get("box_correction")
     if box:
         shift_x, shift_y = (box["coef"][q][0] for q in ("shift_x", "shift_y"))
