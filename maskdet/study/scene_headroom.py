@@ -30,8 +30,9 @@ from maskdet import LABELS
 from maskdet.io.atomic import atomic_path
 from maskdet.study.scenes import Scene, average_precision, class_candidates
 
-# Faces this wide and wider have pixels enough to tell a mask worn below the
-# nose from one over it; half of the Kaggle set's faces are narrower than 23 px.
+# Under this width the classifier reads a face grown from a few dozen pixels,
+# and each retraining guesses its own way there (docs/experiment-log.md, "Real
+# incorrect masks and lookalikes"); half of the Kaggle set's faces are under 23 px.
 READABLE_WIDTH = 16
 
 CASES = {
