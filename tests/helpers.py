@@ -154,3 +154,13 @@ def docs_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def scene_face(box, label, score=0.9, p=0.9):
+    """A Predictor's face: ``label`` with probability ``p``, the rest shared by the other classes."""
+    from maskdet import LABELS
+    from maskdet.predict.predictor import Face
+
+    probs = dict.fromkeys(LABELS, (1 - p) / 2)
+    probs[label] = p
+    return Face(box, score, label, probs)

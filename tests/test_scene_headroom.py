@@ -2,17 +2,11 @@
 
 import pytest
 
-from maskdet import LABELS
 from maskdet.io.voc import VocObject
-from maskdet.predict.predictor import Face, Prediction
+from maskdet.predict.predictor import Prediction
 from maskdet.study.scene_headroom import class_positives, headroom_metrics, scene_headroom
 from maskdet.study.scenes import Scene, scene_metrics
-
-
-def _face(box, label, score=0.9, p=0.9):
-    probs = dict.fromkeys(LABELS, (1 - p) / 2)
-    probs[label] = p
-    return Face(box, score, label, probs)
+from tests.helpers import scene_face
 
 
 def _scene(tmp_path, bare_width=100):
@@ -29,10 +23,10 @@ def _scene(tmp_path, bare_width=100):
         ],
     )
     faces = [
-        _face((0, 0, 100, 100), "with_mask"),
-        _face(bare, "with_mask", 0.8),
-        _face((600, 0, 700, 100), "without_mask"),
-        _face((800, 0, 900, 100), "without_mask", 0.3),
+        scene_face((0, 0, 100, 100), "with_mask"),
+        scene_face(bare, "with_mask", 0.8),
+        scene_face((600, 0, 700, 100), "without_mask"),
+        scene_face((800, 0, 900, 100), "without_mask", 0.3),
     ]
     return scene, Prediction("s.jpg", faces=faces)
 

@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from maskdet import LABELS
 from maskdet.io.voc import VocObject
-from maskdet.predict.predictor import Face, Prediction
+from maskdet.predict.predictor import Prediction
 from maskdet.study.scene_intervals import scene_groups, scene_intervals
 from maskdet.study.scenes import (
     Scene,
@@ -15,12 +14,7 @@ from maskdet.study.scenes import (
     match,
     scene_metrics,
 )
-
-
-def _face(box, label, score=0.9, p=0.9):
-    probs = dict.fromkeys(LABELS, (1 - p) / 2)
-    probs[label] = p
-    return Face(box, score, label, probs)
+from tests.helpers import scene_face
 
 
 def test_iou_of_known_boxes():
@@ -58,10 +52,10 @@ def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
     pred = Prediction(
         "s.jpg",
         faces=[
-            _face((0, 0, 100, 100), "with_mask"),  # right
-            _face((200, 0, 300, 100), "with_mask", 0.8),  # found, wrong label
-            _face((600, 0, 700, 100), "without_mask"),  # difficult: ignored
-            _face((800, 0, 900, 100), "without_mask", 0.3),
+            scene_face((0, 0, 100, 100), "with_mask"),  # right
+            scene_face((200, 0, 300, 100), "with_mask", 0.8),  # found, wrong label
+            scene_face((600, 0, 700, 100), "without_mask"),  # difficult: ignored
+            scene_face((800, 0, 900, 100), "without_mask", 0.3),
         ],
     )  # nothing there
     metrics, rows = scene_metrics([scene], [pred])
@@ -89,7 +83,7 @@ def _photos(tmp_path, right_incorrect: list[bool]):
         scenes.append(Scene(tmp_path / f"{i}.jpg", faces))
         # named wrong, it ranks below every masked face among the candidates for its class
         said, p = ("mask_weared_incorrect", 0.8) if right else ("without_mask", 0.98)
-        preds.append(Prediction(f"{i}.jpg", faces=[_face(masked, "with_mask"), _face(incorrect, said, p=p)]))
+        preds.append(Prediction(f"{i}.jpg", faces=[scene_face(masked, "with_mask"), scene_face(incorrect, said, p=p)]))
     return scenes, preds
 
 

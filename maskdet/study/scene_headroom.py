@@ -35,14 +35,6 @@ from maskdet.study.scenes import Scene, average_precision, class_candidates
 # incorrect masks and lookalikes"); half of the Kaggle set's faces are under 23 px.
 READABLE_WIDTH = 16
 
-CASES = {
-    "as_answered": "as answered",
-    "no_false_faces": "false detections removed",
-    "classes_right_{width}px": "found faces of {width} px and wider given their true class",
-    "classes_right": "every found face given its true class",
-    "ceiling": "both: every found face right, no false detection",
-}
-
 
 def class_positives(scenes: list[Scene]) -> dict[str, int]:
     """How many faces of each class the scenes hold that must be found (not difficult)."""
@@ -78,25 +70,21 @@ def scene_headroom(scenes: list[Scene], rows: pd.DataFrame, readable_width: int 
     positives = class_positives(scenes)
     hits = rows["true_label"].notna()
     readable = hits & (_true_width(rows) >= readable_width)
-    variants = {
-        "as_answered": rows,
-        "no_false_faces": rows[hits],
-        f"classes_right_{readable_width}px": _with_true_classes(rows, readable),
-        "classes_right": _with_true_classes(rows, hits),
-        "ceiling": _with_true_classes(rows, hits)[hits],
-    }
+    all_right = _with_true_classes(rows, hits)
+    variants = [
+        ("as_answered", "as answered", rows),
+        ("no_false_faces", "false detections removed", rows[hits]),
+        (
+            f"classes_right_{readable_width}px",
+            f"found faces of {readable_width} px and wider given their true class",
+            _with_true_classes(rows, readable),
+        ),
+        ("classes_right", "every found face given its true class", all_right),
+        ("ceiling", "both: every found face right, no false detection", all_right[hits]),
+    ]
     return pd.DataFrame(
-        [
-            {"case": case, "made right": case_name(case, readable_width), **_scores(part, positives)}
-            for case, part in variants.items()
-        ]
+        [{"case": case, "made right": said, **_scores(part, positives)} for case, said, part in variants]
     )
-
-
-def case_name(case: str, readable_width: int = READABLE_WIDTH) -> str:
-    """What a case of ``scene_headroom`` makes right, in words."""
-    template = CASES.get(case.replace(f"_{readable_width}px", "_{width}px"), case)
-    return template.format(width=readable_width)
 
 
 def headroom_metrics(table: pd.DataFrame) -> dict[str, float]:
