@@ -88,12 +88,14 @@ def change_params(project: Path, settings: list[tuple[list[str], object]]) -> No
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def reproduce(project: Path, log: Path) -> float:
+def reproduce(project: Path, log: Path, target: str | None = None) -> float:
     """``dvc repro`` in ``project`` as a user runs it (the venv's tools first on
-    PATH, the copy's own MLflow store); its seconds. The output goes to ``log``."""
+    PATH, the copy's own MLflow store), up to the stage ``target`` if one is
+    given; its seconds. The output goes to ``log``."""
     started = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run(["dvc", "repro"], cwd=project, stdout=out, stderr=subprocess.STDOUT, env=user_env())
+        command = ["dvc", "repro", *([target] if target else [])]
+        done = subprocess.run(command, cwd=project, stdout=out, stderr=subprocess.STDOUT, env=user_env())
     if done.returncode != 0:
         raise SystemExit(f"benchmark: `dvc repro` failed in {project} (see {log}):\n{log.read_text()[-3000:]}")
     return time.perf_counter() - started
@@ -133,10 +135,10 @@ def seed_figures(summary: dict, seed: int, seconds: float) -> dict:
     return found
 
 
-def headroom(project: Path, work: Path) -> dict:
-    """Where the test photos' mAP@0.5 is lost, as ``maskdet evaluate`` on them
-    says it (``scene_headroom``): each case's mAP, by the case's key."""
-    out = work / "headroom"
+def scene_answers(project: Path, out: Path) -> Path:
+    """``maskdet evaluate`` on ``project``'s test photos, its files written to
+    ``out`` (``scene_predictions.csv``: every answer with its box and the face
+    it matched; ``scene_headroom.csv``); returns ``out``."""
     done = subprocess.run(
         ["maskdet", "evaluate", "data/processed/scenes", "--views", "scenes", "--no-mlflow", "-q", "--out", str(out)],
         cwd=project,
@@ -148,6 +150,13 @@ def headroom(project: Path, work: Path) -> dict:
         raise SystemExit(
             f"benchmark: `maskdet evaluate` on the test photos failed in {project}:\n{done.stderr[-3000:]}"
         )
+    return out
+
+
+def headroom(project: Path, work: Path) -> dict:
+    """Where the test photos' mAP@0.5 is lost, as ``maskdet evaluate`` on them
+    says it (``scene_headroom``): each case's mAP, by the case's key."""
+    out = scene_answers(project, work / "headroom")
     with open(out / "scene_headroom.csv", newline="") as fh:
         return {row["case"]: float(row["map50"]) for row in csv.DictReader(fh)}
 
