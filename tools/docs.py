@@ -465,6 +465,25 @@ def _photos_interval(scene: dict, photos) -> str:
     return f"95 % interval {bounds} over the {photos} test photos resampled; " if bounds else ""
 
 
+def _trained_goals(scene: dict, test: dict) -> str:
+    """The figures of a study of a user's street photos against the goals a
+    trained model is held to (mAP@0.5 0.88, AP incorrect 0.70, crops macro-F1 0.90)."""
+    goals = [
+        ("mAP@0.5", scene.get("map50"), 0.88),
+        ("AP incorrect", scene.get("ap50_mask_weared_incorrect"), 0.70),
+        ("crops macro-F1", test.get("f1_macro"), 0.90),
+    ]
+
+    def against(value, goal: float) -> str:
+        if value is None:
+            return "not measured"
+        return "met" if value >= goal else f"{goal - value:.3f} short"
+
+    return "; ".join(
+        f"{name} {_three(value)} against {goal:.2f} ({against(value, goal)})" for name, value, goal in goals
+    )
+
+
 def own_data_block(run: dict | None = None) -> str:
     """The steps of "Your own data" on a VOC set, trained and scored, from benchmarks/own-data.json."""
     import math
@@ -483,20 +502,7 @@ def own_data_block(run: dict | None = None) -> str:
     left_out = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(dropped.items())) or "none"
     n_incorrect = int(test.get("support_mask_weared_incorrect", 0))
     right = round(test.get("recall_mask_weared_incorrect", 0) * n_incorrect)
-    goals = [
-        ("mAP@0.5", scene.get("map50"), 0.88),
-        ("AP incorrect", scene.get("ap50_mask_weared_incorrect"), 0.70),
-        ("crops macro-F1", test.get("f1_macro"), 0.90),
-    ]
-
-    def against(value, goal: float) -> str:
-        if value is None:
-            return "not measured"
-        return "met" if value >= goal else f"{goal - value:.3f} short"
-
-    verdict = "; ".join(
-        f"{name} {_three(value)} against {goal:.2f} ({against(value, goal)})" for name, value, goal in goals
-    )
+    verdict = _trained_goals(scene, test)
     minutes = run["repro_minutes"]
     lines = [
         f"The {run['photos']} {run['note']} through [Your own data](../data.md#your-own-data) "
