@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # DVC stage commands call `maskdet`, so the venv's bin goes first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-own-data bench-dashboard bench-serve bench-spark dashboard clean-venv help
+.PHONY: docs setup repro verify test test-fast lint system browser tracking-server lock assets lab mlflow serve bench bench-street bench-own-data bench-own-data-folds bench-dashboard bench-serve bench-spark dashboard clean-venv help
 
 help:
 	@echo "make repro   set up, then run the pipeline on the default data (dvc repro)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench   speed, memory and detection recall against the classic pipeline; tracking on a rendered clip (tables in docs/predicting.md)"
 	@echo "make bench-street  street photos (VOC, e.g. the Kaggle set) as photos and as video frames: recall by face width, mAP, ms (table in the docs)"
 	@echo "make bench-own-data  \"Your own data\" on a VOC set (VOC=FOLDER; SEEDS=N trains N times): the whole pipeline timed, mAP, AP per class (docs, Real scenes)"
+	@echo "make bench-own-data-folds  the same, cross-validated (FOLDS=5): every photo tested once, the answers pooled into one mAP (docs, Real scenes)"
 	@echo "make bench-dashboard  the dashboard in headless Chromium with the trained model: webcam FPS, memory (docs, Dashboard)"
 	@echo "make bench-serve  the REST server's requests/s, latency and memory at 1, 4, 8 clients (table in the docs)"
 	@echo "make bench-spark  batch scoring through Spark against the CLI: start-up and photos/s (table in the docs)"
@@ -141,6 +142,10 @@ bench-street: setup
 # the whole pipeline in a copy of the project, timed (docs, "Real scenes").
 bench-own-data: setup
 	$(BIN)/python -m benchmarks.own_data $(if $(VOC),--voc $(VOC),) $(if $(SEEDS),--seeds $(SEEDS),)
+
+# Every photo of the VOC set tested once, in FOLDS folds (docs, Real scenes): a test split of a small set holds few rare faces.
+bench-own-data-folds: setup
+	$(BIN)/python -m benchmarks.own_data_folds $(if $(VOC),--voc $(VOC),) $(if $(FOLDS),--folds $(FOLDS),)
 
 # Spark local[cores] against the CLI on the same photos (docs, Past one machine: "Batch scoring on Spark").
 bench-spark: setup

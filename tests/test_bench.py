@@ -206,3 +206,48 @@ def test_spark_pays_off_where_its_longer_start_up_is_earned_back():
     r = {"cli_images_per_s": 10.0, "spark_images_per_s": 20.0, "spark_start_s": 40.0, "cli_start_s": 10.0}
     assert break_even(r) == "it pays off past about 600 photos on this machine"
     assert break_even({**r, "spark_images_per_s": 10.0}) == "it does not pay off on this machine"
+
+
+def test_the_cross_validated_benchmark_writes_one_split_file_per_fold_that_the_data_stage_takes(tmp_path):
+    """`make bench-own-data-folds`: each fold's file tests its photos, trains and
+    validates on the others, keeps a photo group on one side, and lists the user's
+    faces only (the built-in set beside them is never tested)."""
+    import csv
+
+    import yaml
+
+    from benchmarks.own_data_folds import main, write_fold_files
+    from maskdet.data.split_file import read_split_file, sides_from_file
+
+    split = {"train": 0.7, "val": 0.15, "test": 0.15}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": "voc", "seed": 42, "split": split}}))
+    rows = []
+    for p in range(40):  # 40 photos of 1-4 faces; photos 0 and 1 near duplicates (one group)
+        for f in range(1 + p % 4):
+            label = "mask_weared_incorrect" if f == 0 and p % 5 == 0 else ("with_mask", "without_mask")[(p + f) % 2]
+            group = "photo:p0" if p < 2 else f"photo:p{p}"
+            rows.append(
+                {"dataset": "voc", "label": label, "group": group, "source": f"images/p{p}.png#{f}", "photo": f"p{p}"}
+            )
+    rows += [{"dataset": "sample", "label": "with_mask", "group": "person:x", "source": "x#0", "photo": ""}]
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    with open(tmp_path / "data" / "processed" / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    own = rows[:-1]
+    files = write_fold_files(tmp_path, 4)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        f"data/splits/fold-{i}-of-4.csv" for i in range(1, 5)
+    ]
+    tested = []
+    for file in files:
+        by_face, by_photo = read_split_file(file)
+        assert set(by_face) == {r["source"] for r in own}  # the data stage places every face by it
+        sides, _ = sides_from_file([r["source"] for r in own], [r["photo"] for r in own], file)
+        assert by_photo["p0"] == by_photo["p1"] and {"train", "val", "test"} <= set(sides)
+        tested += [r["source"] for r, side in zip(own, sides) if side == "test"]
+    assert sorted(tested) == sorted(r["source"] for r in own)  # every face tested once
+    with pytest.raises(SystemExit) as stopped:
+        main(["--folds", "1", "--voc", str(tmp_path)])
+    assert stopped.value.code == 2

@@ -485,6 +485,21 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     assert lost["ceiling"] >= max(lost["no_false_faces"], lost["classes_right"]) and lost["ceiling"] <= 1
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "headroom": lost})
     assert f"{lost['classes_right']:.3f} with every found face given it" in paragraph
+    # the cross-validated benchmark: one fold's answers pooled alone are that fold's own evaluation
+    import pandas as pd
+
+    from benchmarks.own_data_folds import pooled_figures
+    from maskdet.study.scenes import read_scenes
+
+    scenes = read_scenes(study / "data" / "processed" / "scenes")
+    answers = pd.read_csv(tmp_path / "headroom" / "scene_predictions.csv")
+    crops = pd.read_csv(study / "reports" / "tables" / "test_predictions.csv")
+    pooled = pooled_figures(scenes, answers, crops)
+    for key in ("map50", *(f"ap50_{label}" for label in LABELS), "recall", "precision"):
+        assert pooled["scene"][key] == pytest.approx(metrics["scene"][key], abs=1e-6, nan_ok=True), key
+    assert pooled["scene"]["faces"] == metrics["scene"]["faces"] and pooled["headroom"] == pytest.approx(lost)
+    assert pooled["test"]["f1_macro"] == pytest.approx(metrics["test"]["f1_macro"], abs=1e-6)
+    assert pooled["test"]["n"] == metrics["test"]["n"]
     seeds = [{"seed": 42, "map50": 0.7, "ap50_mask_weared_incorrect": 0.4, "f1_macro": 0.8}]
     seeds.append({"seed": 43, "map50": 0.8, "ap50_mask_weared_incorrect": 0.5, "f1_macro": 0.9})
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "seeds": seeds})
