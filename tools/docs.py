@@ -560,6 +560,50 @@ def own_data_block(run: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def own_data_folds_block(run: dict | None = None) -> str:
+    """The same steps cross-validated, every photo tested once, from benchmarks/own-data-folds.json."""
+    from maskdet.study.scene_headroom import READABLE_WIDTH
+
+    if run is None:
+        if not (ROOT / "benchmarks" / "own-data-folds.json").is_file():
+            return "`make bench-own-data-folds` has not been run on this checkout (`benchmarks/own-data-folds.json`)."
+        run = _committed_json("benchmarks/own-data-folds.json")
+    scene, test, lost, folds = run["scene"], run["test"], run["headroom"], run["per_fold"]
+    n_incorrect = int(test["support_mask_weared_incorrect"])
+    right = round(test["recall_mask_weared_incorrect"] * n_incorrect)
+    interval = _interval(scene, "map50")
+    return "\n".join(
+        [
+            f"Cross-validated: the {run['photos']} {run['note']} in {run['folds']} folds of whole photo groups, "
+            "each class spread evenly, each fold tested by a model trained and validated on the other photos "
+            "(split as the study splits), "
+            + (
+                ", ".join(f"`{k}: {v}`" for k, v in (run.get("settings") or {}).items())
+                or "everything else as committed"
+            )
+            + f", and every fold's answers pooled into one evaluation of {scene['photos']} photos "
+            f"({scene['faces']:,} faces, {scene['faces_mask_weared_incorrect']} of them incorrectly worn): "
+            f"detection recall / precision at IoU 0.5 {_three(scene['recall'])} / {_three(scene['precision'])}, "
+            f"**mAP@0.5 {_three(scene['map50'])}** ("
+            + (f"95 % interval {interval} over the photos resampled; " if interval else "")
+            + f"AP with / without / incorrect {_three(scene['ap50_with_mask'])} / "
+            f"{_three(scene['ap50_without_mask'])} / {_three(scene['ap50_mask_weared_incorrect'])}); each fold's "
+            f"own mAP@0.5 {' / '.join(_three(f['map50']) for f in folds)}. On the {test['n']:,} test crops of "
+            f"every fold, macro-F1 {_three(test['f1_macro'])}, and {right} of the {n_incorrect} incorrectly worn "
+            "masks called right.",
+            "",
+            f"Against the goals: {_trained_goals(scene, test)}. Where the pooled mAP@0.5 is lost: "
+            f"{_three(lost['no_false_faces'])} with the false detections removed, "
+            f"{_three(lost[f'classes_right_{READABLE_WIDTH}px'])} with the found faces of {READABLE_WIDTH} px and "
+            f"wider given their true class, {_three(lost['classes_right'])} with every found face given it, and "
+            f"{_three(lost['ceiling'])} with both.",
+            "",
+            f"`make bench-own-data-folds` (`benchmarks/own-data-folds.json`), {run['date']}, {run['cpu']}, "
+            f"{run['cores']} cores, {run['minutes']:.0f} min, commit `{run['commit']}`.",
+        ]
+    )
+
+
 def dashboard_block() -> str:
     """The dashboard in a real browser with the trained model, from benchmarks/dashboard.json."""
     run = _committed_json("benchmarks/dashboard.json")
@@ -602,6 +646,7 @@ BLOCKS = {
     },
     ROOT / "docs" / "results" / "real-scenes.md": {
         ("<!-- own-data:start -->", "<!-- own-data:end -->"): own_data_block,
+        ("<!-- own-data-folds:start -->", "<!-- own-data-folds:end -->"): own_data_folds_block,
     },
 }
 
