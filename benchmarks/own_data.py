@@ -29,6 +29,7 @@ tools/docs.py writes the paragraph of docs/results/real-scenes.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import shutil
@@ -176,12 +177,34 @@ def save_split(project: Path, dest: Path) -> None:
         shutil.copyfile(project / "data" / "processed" / "manifest.csv", tmp)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+@contextlib.contextmanager
+def run_folder(keep: str | None, prefix: str):
+    """The folder a benchmark runs in: ``keep`` (left for the user to open) or a
+    temporary one, removed when the run ends however it ends."""
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_header(note: str, folder: Path, settings: list[tuple[list[str], object]]) -> dict:
+    """What a results file of "Your own data" opens with: the photos (``note``,
+    their count in ``folder``) and the ``--set`` settings."""
+    return {
+        "note": note,
+        "photos": len(list((folder / "annotations").glob("*.xml"))),
+        "settings": {".".join(path): value for path, value in settings},
+    }
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, results: str, runs: str) -> None:
+    """The photos (``--voc``), ``--out`` (default: benchmarks/``results``),
+    ``--keep`` and ``--set`` (applied to ``runs``) of a benchmark of "Your own data"."""
     add_voc_argument(parser)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "own-data.json"), help="results JSON")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / results), help="results JSON")
     parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER and keep it (default: a temporary folder)")
     parser.add_argument(
         "--set",
@@ -190,9 +213,16 @@ def main(argv=None) -> int:
         type=setting,
         action="append",
         default=[],
-        help="another setting of params.yaml for this run (repeatable), for example train.seed=43; the pipeline's "
+        help=f"another setting of params.yaml for {runs} (repeatable), for example train.seed=43; the pipeline's "
         "own check of params.yaml judges it",
     )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.own_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_run_arguments(parser, "own-data.json", "this run")
     parser.add_argument(
         "--split",
         metavar="FILE",
@@ -223,9 +253,7 @@ def main(argv=None) -> int:
     from maskdet.io.atomic import write_json_atomic
 
     commit = tree_commit()  # of the tree copied, before anything is changed while it runs
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with run_folder(args.keep, "maskdet-own-data-") as work:
         project = prepare(folder, work / "project", args.settings, args.split)
         print(f"benchmark: `dvc repro` on {folder.name} in {project} (about 20-30 min on 2 cores) ...", file=sys.stderr)
         seconds = reproduce(project, work / "repro.log")
@@ -238,10 +266,8 @@ def main(argv=None) -> int:
             again = reproduce(project, work / f"repro-seed-{seed + k}.log")
             seeds.append(seed_figures(summarise(project), seed + k, again))
         results = {
-            "note": note,
-            "photos": len(list((folder / "annotations").glob("*.xml"))),
+            **run_header(note, folder, args.settings),
             "repro_minutes": round(seconds / 60, 1),
-            "settings": {".".join(path): value for path, value in args.settings},
             "split_from": args.split.name if args.split else None,
             **first,
             "seeds": seeds,
@@ -250,9 +276,6 @@ def main(argv=None) -> int:
         }
         if args.save_split:
             save_split(project, args.save_split)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     write_json_atomic(Path(args.out), results)
     scene = results["scene"]
     print(

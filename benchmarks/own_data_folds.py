@@ -26,9 +26,7 @@ as long as one of its trainings (12-15 min on 2 cores).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +34,18 @@ import pandas as pd
 import yaml
 
 from benchmarks.bench import measured_on
-from benchmarks.own_data import change_params, prepare, reproduce, scene_answers, setting, summarise
-from benchmarks.project import ROOT, tree_commit
-from benchmarks.street import add_voc_argument, voc_folder
+from benchmarks.own_data import (
+    add_run_arguments,
+    change_params,
+    prepare,
+    reproduce,
+    run_folder,
+    run_header,
+    scene_answers,
+    summarise,
+)
+from benchmarks.project import tree_commit
+from benchmarks.street import voc_folder
 from maskdet import LABELS
 from maskdet.paths import SPLITS_DIR
 
@@ -119,19 +126,8 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_voc_argument(parser)
+    add_run_arguments(parser, "own-data-folds.json", "every fold")
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="folds, each photo tested once (default: 5)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "own-data-folds.json"), help="results JSON")
-    parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER and keep it (default: a temporary folder)")
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        metavar="SECTION.KEY=VALUE",
-        type=setting,
-        action="append",
-        default=[],
-        help="another setting of params.yaml for every fold (repeatable), for example train.seed=43",
-    )
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error(f"--folds {args.folds}: cross-validation needs at least 2 folds")
@@ -143,10 +139,8 @@ def main(argv=None) -> int:
     from maskdet.study.scenes import read_scenes
 
     commit = tree_commit()
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="maskdet-own-data-folds-"))
-    work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    try:
+    with run_folder(args.keep, "maskdet-own-data-folds-") as work:
         project = prepare(folder, work / "project", args.settings)
         print(f"benchmark: the data stage on {folder.name} in {project}, for its photo groups ...", file=sys.stderr)
         reproduce(project, work / "repro-data.log", target="data")
@@ -162,19 +156,14 @@ def main(argv=None) -> int:
             rows.append(pd.read_csv(answers / "scene_predictions.csv"))
             crops.append(pd.read_csv(project / "reports" / "tables" / "test_predictions.csv"))
         results = {
-            "note": note,
-            "photos": len(list((folder / "annotations").glob("*.xml"))),
+            **run_header(note, folder, args.settings),
             "folds": args.folds,
-            "settings": {".".join(path): value for path, value in args.settings},
             **pooled_figures(scenes, pd.concat(rows, ignore_index=True), pd.concat(crops, ignore_index=True)),
             "per_fold": folds,
             "minutes": round((time.perf_counter() - started) / 60, 1),
             "commit": commit,
             **measured_on(),
         }
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     write_json_atomic(Path(args.out), results)
     scene = results["scene"]
     print(
