@@ -484,6 +484,18 @@ def _trained_goals(scene: dict, test: dict) -> str:
     )
 
 
+def _headroom_cases(lost: dict) -> str:
+    """The mAP@0.5 of each case of ``scene_headroom`` (by its key), in words."""
+    from maskdet.study.scene_headroom import READABLE_WIDTH
+
+    return (
+        f"{_three(lost['no_false_faces'])} with the false detections removed, "
+        f"{_three(lost[f'classes_right_{READABLE_WIDTH}px'])} with the found faces of {READABLE_WIDTH} px and wider "
+        f"given their true class, {_three(lost['classes_right'])} with every found face given it, and "
+        f"{_three(lost['ceiling'])} with both"
+    )
+
+
 def own_data_block(run: dict | None = None) -> str:
     """The steps of "Your own data" on a VOC set, trained and scored, from benchmarks/own-data.json."""
     import math
@@ -528,16 +540,10 @@ def own_data_block(run: dict | None = None) -> str:
         lines += ["", _seeds_sentence(seeds)]
     lost = run.get("headroom")
     if lost:
-        from maskdet.study.scene_headroom import READABLE_WIDTH
-
         lines += [
             "",
             "Where that mAP@0.5 is lost (`maskdet evaluate` on the test photos, `scene_headroom.csv`): "
-            f"{_three(lost['no_false_faces'])} with the false detections removed, "
-            f"{_three(lost[f'classes_right_{READABLE_WIDTH}px'])} with the found faces of {READABLE_WIDTH} px and "
-            "wider given their true "
-            f"class, {_three(lost['classes_right'])} with every found face given it, and "
-            f"{_three(lost['ceiling'])} with both, the most the detector's recall allows.",
+            f"{_headroom_cases(lost)}, the most the detector's recall allows.",
         ]
     box = run.get("box_correction")
     if box:
@@ -562,7 +568,6 @@ def own_data_block(run: dict | None = None) -> str:
 
 def own_data_folds_block(run: dict | None = None) -> str:
     """The same steps cross-validated, every photo tested once, from benchmarks/own-data-folds.json."""
-    from maskdet.study.scene_headroom import READABLE_WIDTH
 
     if run is None:
         if not (ROOT / "benchmarks" / "own-data-folds.json").is_file():
@@ -593,10 +598,7 @@ def own_data_folds_block(run: dict | None = None) -> str:
             "masks called right.",
             "",
             f"Against the goals: {_trained_goals(scene, test)}. Where the pooled mAP@0.5 is lost: "
-            f"{_three(lost['no_false_faces'])} with the false detections removed, "
-            f"{_three(lost[f'classes_right_{READABLE_WIDTH}px'])} with the found faces of {READABLE_WIDTH} px and "
-            f"wider given their true class, {_three(lost['classes_right'])} with every found face given it, and "
-            f"{_three(lost['ceiling'])} with both.",
+            f"{_headroom_cases(lost)}.",
             "",
             f"`make bench-own-data-folds` (`benchmarks/own-data-folds.json`), {run['date']}, {run['cpu']}, "
             f"{run['cores']} cores, {run['minutes']:.0f} min, commit `{run['commit']}`.",
