@@ -14,6 +14,11 @@ maskdet/data/folds.py), and each fold's other photos are split into
 training and validation in the study's own proportions. The data stage runs
 once as drawn to learn the photo groups; each fold then gets its split file
 (``data.split_from``) and runs the pipeline up to the evaluation stage.
+The folds follow from the photos, ``data.seed`` and the data stage's photo
+groups: two runs that differ in a setting of training or prediction test
+the same photos in the same folds, so their pooled figures compare face by
+face; a setting that changes the crops (``data.crop_padding``) may link
+other near duplicates and so draw other folds.
 
 Recorded in benchmarks/own-data-folds.json: the pooled mAP@0.5, AP per
 class with 95 % intervals over the photos, detection recall and precision,
