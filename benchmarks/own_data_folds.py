@@ -79,6 +79,28 @@ def write_fold_files(project: Path, k: int) -> list[Path]:
     return files
 
 
+def earlier_fold_files(folder: Path, k: int) -> list[Path]:
+    """The split files of an earlier run's ``k`` folds (``fold-<i>-of-<k>.csv``
+    in ``folder``: that run's kept ``project/data/splits``)."""
+    files = [folder / f"fold-{fold}-of-{k}.csv" for fold in range(1, k + 1)]
+    missing = [file.name for file in files if not file.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"--folds-from {folder}: no {', '.join(missing)}; give the data/splits folder of a run kept with "
+            f"--keep and --folds {k}"
+        )
+    return files
+
+
+def copy_fold_files(files: list[Path], project: Path) -> list[Path]:
+    """``files`` copied into ``project``'s ``data/splits``, where
+    ``data.split_from`` finds them."""
+    import shutil
+
+    (project / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(file, project / SPLITS_DIR / file.name)) for file in files]
+
+
 def pooled_figures(scenes: list, rows: pd.DataFrame, crops: pd.DataFrame) -> dict:
     """One scene evaluation of every fold's test photos and answers together
     (``scene_metrics``' rows at IoU 0.5), and the test crops' figures over
@@ -133,9 +155,22 @@ def main(argv=None) -> int:
     )
     add_run_arguments(parser, "own-data-folds.json", "every fold")
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="folds, each photo tested once (default: 5)")
+    parser.add_argument(
+        "--folds-from",
+        metavar="FOLDER",
+        type=Path,
+        help="an earlier run's folds (the data/splits folder of its --keep folder): the same photos tested in the "
+        "same folds, to compare a setting that changes the crops, such as data.crop_padding",
+    )
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    earlier = None
+    if args.folds_from is not None:
+        try:
+            earlier = earlier_fold_files(args.folds_from, args.folds)
+        except FileNotFoundError as missing:
+            parser.error(str(missing))
     found = voc_folder(args.voc)
     if found is None:
         return 2
@@ -147,9 +182,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with run_folder(args.keep, "maskdet-own-data-folds-") as work:
         project = prepare(folder, work / "project", args.settings)
-        print(f"benchmark: the data stage on {folder.name} in {project}, for its photo groups ...", file=sys.stderr)
-        reproduce(project, work / "repro-data.log", target="data")
-        files = write_fold_files(project, args.folds)
+        if earlier is not None:
+            files = copy_fold_files(earlier, project)
+        else:
+            print(f"benchmark: the data stage on {folder.name} in {project}, for its photo groups ...", file=sys.stderr)
+            reproduce(project, work / "repro-data.log", target="data")
+            files = write_fold_files(project, args.folds)
         scenes, rows, crops, folds = [], [], [], []
         for fold, file in enumerate(files, start=1):
             print(f"benchmark: fold {fold} of {args.folds} (about 12-15 min on 2 cores) ...", file=sys.stderr)
@@ -163,6 +201,7 @@ def main(argv=None) -> int:
         results = {
             **run_header(note, folder, args.settings),
             "folds": args.folds,
+            "folds_from": str(args.folds_from) if args.folds_from else None,
             **pooled_figures(scenes, pd.concat(rows, ignore_index=True), pd.concat(crops, ignore_index=True)),
             "per_fold": folds,
             "minutes": round((time.perf_counter() - started) / 60, 1),

@@ -216,7 +216,7 @@ def test_the_cross_validated_benchmark_writes_one_split_file_per_fold_that_the_d
 
     import yaml
 
-    from benchmarks.own_data_folds import main, write_fold_files
+    from benchmarks.own_data_folds import copy_fold_files, earlier_fold_files, main, write_fold_files
     from maskdet.data.split_file import read_split_file, sides_from_file
 
     split = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -251,3 +251,20 @@ def test_the_cross_validated_benchmark_writes_one_split_file_per_fold_that_the_d
     with pytest.raises(SystemExit) as stopped:
         main(["--folds", "1", "--voc", str(tmp_path)])
     assert stopped.value.code == 2
+
+    # --folds-from: another run (another setting) takes these folds as they are
+    splits = tmp_path / "data" / "splits"
+    again = copy_fold_files(earlier_fold_files(splits, 4), tmp_path / "again")
+    assert [f.read_bytes() for f in again] == [f.read_bytes() for f in files]
+    assert all(f.parent == tmp_path / "again" / "data" / "splits" for f in again)
+    with pytest.raises(FileNotFoundError, match="fold-5-of-5.csv; give the data/splits folder"):
+        earlier_fold_files(splits, 5)
+
+
+def test_the_cross_validated_benchmark_refuses_folds_it_cannot_find(tmp_path, capsys):
+    from benchmarks.own_data_folds import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--folds-from", str(tmp_path), "--voc", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert f"--folds-from {tmp_path}: no fold-1-of-5.csv" in capsys.readouterr().err
