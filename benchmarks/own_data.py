@@ -136,21 +136,23 @@ def seed_figures(summary: dict, seed: int, seconds: float) -> dict:
     return found
 
 
-def scene_answers(project: Path, out: Path) -> Path:
-    """``maskdet evaluate`` on ``project``'s test photos, its files written to
-    ``out`` (``scene_predictions.csv``: every answer with its box and the face
-    it matched; ``scene_headroom.csv``); returns ``out``."""
-    done = subprocess.run(
-        ["maskdet", "evaluate", "data/processed/scenes", "--views", "scenes", "--no-mlflow", "-q", "--out", str(out)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=user_env(),
-    )
+def scene_answers(
+    project: Path,
+    out: Path,
+    scenes: Path | str = "data/processed/scenes",
+    model: Path | None = None,
+    params: Path | None = None,
+) -> Path:
+    """``maskdet evaluate`` run in ``project`` on its test photos (or the VOC
+    folder ``scenes``) with its model and params.yaml (or ``model`` and
+    ``params``), its files written to ``out`` (``scene_predictions.csv``: every
+    answer with its box and the face it matched; ``scene_headroom.csv``);
+    returns ``out``."""
+    command = ["maskdet", "evaluate", str(scenes), "--views", "scenes", "--no-mlflow", "-q", "--out", str(out)]
+    command += [*(["--model", str(model)] if model else []), *(["--params", str(params)] if params else [])]
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, env=user_env())
     if done.returncode != 0:
-        raise SystemExit(
-            f"benchmark: `maskdet evaluate` on the test photos failed in {project}:\n{done.stderr[-3000:]}"
-        )
+        raise SystemExit(f"benchmark: `maskdet evaluate` on {scenes} failed in {project}:\n{done.stderr[-3000:]}")
     return out
 
 

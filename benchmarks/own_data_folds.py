@@ -18,7 +18,16 @@ The folds follow from the photos, ``data.seed`` and the data stage's photo
 groups: two runs that differ in a setting of training or prediction test
 the same photos in the same folds, so their pooled figures compare face by
 face; a setting that changes the crops (``data.crop_padding``) may link
-other near duplicates and so draw other folds.
+other near duplicates and so draw other folds. ``--folds-from`` gives
+such a run the folds of an earlier one (its kept ``project/data/splits``):
+the split files name each face by its photo and box, which no setting
+changes.
+
+With ``--keep FOLDER``, ``FOLDER/fold-<k>`` holds each fold's answers
+(``scene_predictions.csv``), model (``models``) and test photos (``scenes``):
+benchmarks/compare_folds.py compares two kept runs photo by photo, and
+benchmarks/rescore_folds.py tries a setting of prediction on every fold
+without training again.
 
 Recorded in benchmarks/own-data-folds.json: the pooled mAP@0.5, AP per
 class with 95 % intervals over the photos, detection recall and precision,
@@ -99,6 +108,16 @@ def copy_fold_files(files: list[Path], project: Path) -> list[Path]:
 
     (project / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(file, project / SPLITS_DIR / file.name)) for file in files]
+
+
+def keep_fold(project: Path, folder: Path) -> None:
+    """The fold's model (``models``) and test photos (``scenes``) copied into
+    ``folder``, beside its answers: a setting of prediction is then tried on
+    every fold in minutes (benchmarks/rescore_folds.py), without training again."""
+    import shutil
+
+    shutil.copytree(project / "models", folder / "models", dirs_exist_ok=True)
+    shutil.copytree(project / "data" / "processed" / "scenes", folder / "scenes", dirs_exist_ok=True)
 
 
 def pooled_figures(scenes: list, rows: pd.DataFrame, crops: pd.DataFrame) -> dict:
@@ -195,6 +214,7 @@ def main(argv=None) -> int:
             seconds = reproduce(project, work / f"repro-fold-{fold}.log", target="evaluate")
             folds.append(fold_figures(fold, summarise(project), seconds))
             answers = scene_answers(project, work / f"fold-{fold}")
+            keep_fold(project, answers)
             scenes += read_scenes(project / "data" / "processed" / "scenes")
             rows.append(pd.read_csv(answers / "scene_predictions.csv"))
             crops.append(pd.read_csv(project / "reports" / "tables" / "test_predictions.csv"))

@@ -504,6 +504,21 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     assert pooled["scene"]["faces"] == metrics["scene"]["faces"] and pooled["headroom"] == pytest.approx(lost)
     assert pooled["test"]["f1_macro"] == pytest.approx(metrics["test"]["f1_macro"], abs=1e-6)
     assert pooled["test"]["n"] == metrics["test"]["n"]
+    # a fold kept whole, its model scored again with a setting of prediction (benchmarks/rescore_folds.py)
+    from benchmarks.own_data_folds import keep_fold
+    from benchmarks.rescore_folds import main as rescore_main
+
+    keep_fold(study, tmp_path / "run" / "fold-1")
+    (tmp_path / "run" / "project").mkdir()
+    shutil.copyfile(study / "params.yaml", tmp_path / "run" / "project" / "params.yaml")
+    with pytest.raises(SystemExit):  # a training setting needs a new run
+        rescore_main([str(tmp_path / "run"), str(tmp_path / "again"), "--set", "train.seed=43"])
+    rescore_main([str(tmp_path / "run"), str(tmp_path / "again"), "--set", "predict.incorrect_share=null"])
+    again = pd.read_csv(tmp_path / "again" / "fold-1" / "scene_predictions.csv")
+    assert again[["scene", "x1", "y1", "x2", "y2"]].equals(answers[["scene", "x1", "y1", "x2", "y2"]])  # same faces
+    # without the prior of 3 %, the classifier's own share (a third) is answered for: the class gains everywhere
+    assert (again["p_mask_weared_incorrect"] >= answers["p_mask_weared_incorrect"] - 1e-9).all()
+    assert (again["p_mask_weared_incorrect"] > answers["p_mask_weared_incorrect"] + 1e-6).any()
     folds = [{"fold": 1, "map50": 0.7}, {"fold": 2, "map50": 0.8}]
     paragraph = docs_tool().own_data_folds_block(
         {**pooled, **run_info, "date": "2026-01-01", "folds": 2, "per_fold": folds, "minutes": 31}
