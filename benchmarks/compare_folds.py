@@ -5,8 +5,9 @@
 A and B are folders kept by `python -m benchmarks.own_data_folds --keep`: the
 same photos, each tested once by a model that never saw it, under two
 settings (B run with ``--set``, and with ``--folds-from A/project/data/splits``
-where the setting changes the crops). The pooled mAP@0.5 of one run has a
-95 % interval about 0.10 wide on 596 Kaggle street photos, wider than most
+where the setting changes the crops). B may also be the answers of A's
+models with a setting of prediction changed (benchmarks/rescore_folds.py).
+The pooled mAP@0.5 of one run has a 95 % interval about 0.10 wide on 596 Kaggle street photos, wider than most
 settings move it; but the two runs answer the same photos, so most of that
 spread is shared. Here the photos (whole photo groups, as the study splits
 them) are drawn with replacement and both runs scored on each draw: the
@@ -32,21 +33,28 @@ from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
 
 
-def pooled_answers(run: Path) -> pd.DataFrame:
-    """Every fold's scene answers of a kept run (``fold-<k>/scene_predictions.csv``)."""
-    files = sorted(run.glob("fold-*/scene_predictions.csv"))
-    if not files:
+def pooled_answers(run: Path, folds: int) -> pd.DataFrame:
+    """Every fold's scene answers of a kept run (``fold-<k>/scene_predictions.csv``
+    for k = 1 to ``folds``)."""
+    files = [run / f"fold-{k}" / "scene_predictions.csv" for k in range(1, folds + 1)]
+    missing = [f.parent.name for f in files if not f.is_file()]
+    if missing:
         raise FileNotFoundError(
-            f"{run}: no fold-<k>/scene_predictions.csv; give a folder kept by "
-            "`python -m benchmarks.own_data_folds --keep FOLDER`"
+            f"{run}: no scene answers of {', '.join(missing)} (of {folds} folds); give a folder kept by "
+            "`python -m benchmarks.own_data_folds --keep FOLDER` once it has finished"
         )
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
 
 
-def tested_photos(run: Path) -> set[str]:
-    """The photos (file stems) that a kept run's fold files test."""
+def tested_photos(run: Path) -> tuple[set[str], int]:
+    """The photos (file stems) that a kept run's fold files test, and how many folds there are."""
     files = sorted((run / "project" / "data" / "splits").glob("fold-*-of-*.csv"))
-    return {str(p) for f in files for p in pd.read_csv(f, dtype=str, keep_default_na=False)["photo"]}
+    if not files:
+        raise FileNotFoundError(
+            f"{run}: no project/data/splits/fold-<i>-of-<k>.csv; the first run (A) is a folder kept by "
+            "`python -m benchmarks.own_data_folds --keep FOLDER`"
+        )
+    return {str(p) for f in files for p in pd.read_csv(f, dtype=str, keep_default_na=False)["photo"]}, len(files)
 
 
 def resampled_aps(scenes: list, runs: list[pd.DataFrame], groups: list[str], draws: int, seed: int) -> np.ndarray:
@@ -151,10 +159,10 @@ def main(argv=None) -> int:
     from maskdet.study.scenes import read_scenes
 
     try:
-        a, b = pooled_answers(args.a), pooled_answers(args.b)
+        photos, folds = tested_photos(args.a)
+        a, b = pooled_answers(args.a, folds), pooled_answers(args.b, folds)
     except FileNotFoundError as missing:
         parser.error(str(missing))
-    photos = tested_photos(args.a)
     scenes = [s for s in read_scenes(found[0]) if s.image.stem in photos]
     manifest = pd.read_csv(args.a / "project" / "data" / "processed" / "manifest.csv", dtype=str, keep_default_na=False)
     print(f"compare: {len(scenes)} photos, {args.draws} resamples ...", file=sys.stderr)

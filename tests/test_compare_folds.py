@@ -53,5 +53,8 @@ def test_answers_of_other_photos_or_no_kept_run_are_refused(tmp_path):
     scenes, _, a = _answers(tmp_path, [True, False])
     with pytest.raises(ValueError, match="photos the set does not hold: 1.jpg"):
         paired_differences(scenes[:1], a, a, draws=100)
-    with pytest.raises(FileNotFoundError, match="benchmarks.own_data_folds --keep"):
-        pooled_answers(tmp_path)
+    (tmp_path / "fold-1").mkdir()
+    a.to_csv(tmp_path / "fold-1" / "scene_predictions.csv", index=False)
+    assert pooled_answers(tmp_path, 1).equals(a)
+    with pytest.raises(FileNotFoundError, match=r"no scene answers of fold-2 \(of 2 folds\)"):
+        pooled_answers(tmp_path, 2)  # a run not finished
