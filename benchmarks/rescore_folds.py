@@ -10,8 +10,9 @@ RUN is a folder kept by `python -m benchmarks.own_data_folds --keep RUN`: each
 the run's params.yaml and the settings given (``OUT/params.yaml``), by
 ``maskdet evaluate`` as the study's scene evaluation scores them; the answers
 go to ``OUT/fold-<k>/scene_predictions.csv``, which
-`benchmarks/compare_folds.py` compares with RUN's, photo by photo. About half
-a minute per fold on 2 cores, where a run that trains takes 80 min.
+`benchmarks/compare_folds.py` compares with RUN's, photo by photo. About 10 s
+per fold of 120 photos on 2 cores (a minute for five), where a run that
+trains takes 65-80 min.
 
 Only ``predict.*`` settings: anything else changes what the models learnt,
 which needs `python -m benchmarks.own_data_folds --set ...`.
