@@ -40,6 +40,7 @@ as long as one of its trainings (12-15 min on 2 cores).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -104,8 +105,6 @@ def earlier_fold_files(folder: Path, k: int) -> list[Path]:
 def copy_fold_files(files: list[Path], project: Path) -> list[Path]:
     """``files`` copied into ``project``'s ``data/splits``, where
     ``data.split_from`` finds them."""
-    import shutil
-
     (project / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(file, project / SPLITS_DIR / file.name)) for file in files]
 
@@ -114,8 +113,6 @@ def keep_fold(project: Path, folder: Path) -> None:
     """The fold's model (``models``) and test photos (``scenes``) copied into
     ``folder``, beside its answers: a setting of prediction is then tried on
     every fold in minutes (benchmarks/rescore_folds.py), without training again."""
-    import shutil
-
     shutil.copytree(project / "models", folder / "models", dirs_exist_ok=True)
     shutil.copytree(project / "data" / "processed" / "scenes", folder / "scenes", dirs_exist_ok=True)
 

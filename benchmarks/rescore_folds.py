@@ -31,7 +31,10 @@ from benchmarks.own_data import change_params, scene_answers, setting
 def rescore(run: Path, out: Path, settings: list[tuple[list[str], object]]) -> list[Path]:
     """Every fold of ``run`` scored again with ``settings`` changed in its
     params.yaml; the folders of the new answers (``out/fold-<k>``)."""
-    folds = sorted((f for f in run.glob("fold-*") if (f / "models").is_dir()), key=lambda f: int(f.name[5:]))
+    folds = sorted(
+        (f for f in run.glob("fold-*") if f.name[5:].isdigit() and (f / "models").is_dir()),
+        key=lambda f: int(f.name[5:]),
+    )
     if not folds:
         raise FileNotFoundError(
             f"{run}: no fold-<k>/models; give a folder kept by `python -m benchmarks.own_data_folds --keep FOLDER`"
