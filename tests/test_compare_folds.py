@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.compare_folds import called_right, paired_differences, pooled_answers
+from benchmarks.compare_folds import called_right, detection_counts, paired_differences, pooled_answers
 from maskdet.io.voc import VocObject
 from maskdet.predict.predictor import Prediction
 from maskdet.study.scenes import Scene, scene_metrics
@@ -58,3 +58,14 @@ def test_answers_of_other_photos_or_no_kept_run_are_refused(tmp_path):
     assert pooled_answers(tmp_path, 1).equals(a)
     with pytest.raises(FileNotFoundError, match=r"no scene answers of fold-2 \(of 2 folds\)"):
         pooled_answers(tmp_path, 2)  # a run not finished
+
+
+def test_detection_counts_say_what_a_lower_threshold_trades(tmp_path):
+    scenes, _, a = _answers(tmp_path, [True, False])
+    assert detection_counts(scenes, a) == {"answers": 4, "faces": 4, "found": 4, "recall": 1.0, "precision": 1.0}
+    # one face missed and a false face answered in its place: recall and precision both fall
+    b = a.copy()
+    b.loc[b.index[0], ["true_label", "true_box"]] = None
+    counts = detection_counts(scenes, b)
+    assert counts["found"] == 3
+    assert counts["recall"] == pytest.approx(0.75) and counts["precision"] == pytest.approx(0.75)
