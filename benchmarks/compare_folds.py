@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.own_data_folds import detection_counts
 from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
 
@@ -137,20 +138,6 @@ def called_right(scenes: list, rows: pd.DataFrame) -> dict[str, dict[str, int]]:
             "called_right": int(((hits["true_label"] == label) & (hits["label"] == label)).sum()),
         }
         for label in LABELS
-    }
-
-
-def detection_counts(scenes: list, rows: pd.DataFrame) -> dict[str, float]:
-    """The answers, the faces of the set, how many of them an answer matched
-    at IoU 0.5, and so detection recall and precision."""
-    faces = sum(not o.difficult for s in scenes for o in s.objects)
-    found = int(rows["true_label"].notna().sum())
-    return {
-        "answers": len(rows),
-        "faces": faces,
-        "found": found,
-        "recall": found / faces if faces else float("nan"),
-        "precision": found / len(rows) if len(rows) else float("nan"),
     }
 
 

@@ -117,6 +117,20 @@ def keep_fold(project: Path, folder: Path) -> None:
     shutil.copytree(project / "data" / "processed" / "scenes", folder / "scenes", dirs_exist_ok=True)
 
 
+def detection_counts(scenes: list, rows: pd.DataFrame) -> dict[str, float]:
+    """The answers, the faces of the set, how many of them an answer matched
+    at IoU 0.5, and so detection recall and precision."""
+    faces = sum(not o.difficult for s in scenes for o in s.objects)
+    found = int(rows["true_label"].notna().sum())
+    return {
+        "answers": len(rows),
+        "faces": faces,
+        "found": found,
+        "recall": found / faces if faces else float("nan"),
+        "precision": found / len(rows) if len(rows) else float("nan"),
+    }
+
+
 def pooled_figures(scenes: list, rows: pd.DataFrame, crops: pd.DataFrame) -> dict:
     """One scene evaluation of every fold's test photos and answers together
     (``scene_metrics``' rows at IoU 0.5), and the test crops' figures over
@@ -129,13 +143,13 @@ def pooled_figures(scenes: list, rows: pd.DataFrame, crops: pd.DataFrame) -> dic
     table = scene_headroom(scenes, rows)
     answered = table[table["case"] == "as_answered"].iloc[0]
     positives = class_positives(scenes)
-    hits = int(rows["true_label"].notna().sum())
+    detection = detection_counts(scenes, rows)
     scene = {
         "photos": len(scenes),
-        "faces": sum(positives.values()),
+        "faces": detection["faces"],
         **{f"faces_{label}": n for label, n in positives.items()},
-        "recall": hits / max(sum(positives.values()), 1),
-        "precision": hits / max(len(rows), 1),
+        "recall": detection["recall"],
+        "precision": detection["precision"],
         "map50": float(answered["map50"]),
         **{f"ap50_{label}": float(answered[f"ap50_{label}"]) for label in LABELS},
         **scene_intervals(scenes, rows),

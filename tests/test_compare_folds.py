@@ -2,7 +2,8 @@
 
 import pytest
 
-from benchmarks.compare_folds import called_right, detection_counts, paired_differences, pooled_answers
+from benchmarks.compare_folds import called_right, paired_differences, pooled_answers
+from benchmarks.own_data_folds import detection_counts
 from maskdet.io.voc import VocObject
 from maskdet.predict.predictor import Prediction
 from maskdet.study.scenes import Scene, scene_metrics
