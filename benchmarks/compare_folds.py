@@ -131,10 +131,13 @@ def paired_differences(
 def called_right(scenes: list, rows: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Per class: the faces of the set, and how many of them were found (IoU
     0.5) and given their class."""
+    from maskdet.study.scene_headroom import class_positives
+
     hits = rows[rows["true_label"].notna()]
+    faces = class_positives(scenes)
     return {
         label: {
-            "faces": sum(o.label == label and not o.difficult for s in scenes for o in s.objects),
+            "faces": faces[label],
             "called_right": int(((hits["true_label"] == label) & (hits["label"] == label)).sum()),
         }
         for label in LABELS

@@ -120,7 +120,9 @@ def keep_fold(project: Path, folder: Path) -> None:
 def detection_counts(scenes: list, rows: pd.DataFrame) -> dict[str, float]:
     """The answers, the faces of the set, how many of them an answer matched
     at IoU 0.5, and so detection recall and precision."""
-    faces = sum(not o.difficult for s in scenes for o in s.objects)
+    from maskdet.study.scene_headroom import class_positives
+
+    faces = sum(class_positives(scenes).values())
     found = int(rows["true_label"].notna().sum())
     return {
         "answers": len(rows),
