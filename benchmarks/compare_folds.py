@@ -129,11 +129,13 @@ def paired_differences(
 
 
 def called_right(scenes: list, rows: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Per class: the faces of the set, and how many of them were found (IoU
-    0.5) and given their class."""
+    """Per class: the faces of the set, and how many of them were shown found
+    (IoU 0.5) and given their class."""
     from maskdet.study.scene_headroom import class_positives
+    from maskdet.study.scenes import shown_rows
 
-    hits = rows[rows["true_label"].notna()]
+    shown = shown_rows(rows)
+    hits = shown[shown["true_label"].notna()]
     faces = class_positives(scenes)
     return {
         label: {

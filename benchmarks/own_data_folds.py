@@ -118,10 +118,12 @@ def keep_fold(project: Path, folder: Path) -> None:
 
 
 def detection_counts(scenes: list, rows: pd.DataFrame) -> dict[str, float]:
-    """The answers, the faces of the set, how many of them an answer matched
-    at IoU 0.5, and so detection recall and precision."""
+    """The answers shown, the faces of the set, how many of them a shown answer
+    matched at IoU 0.5, and so detection recall and precision."""
     from maskdet.study.scene_headroom import class_positives
+    from maskdet.study.scenes import shown_rows
 
+    rows = shown_rows(rows)
     faces = sum(class_positives(scenes).values())
     found = int(rows["true_label"].notna().sum())
     return {

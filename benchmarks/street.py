@@ -6,8 +6,10 @@ faces from ``predict.min_face``), in one run.
     python -m benchmarks.street            (or `make bench-street`)
 
 For each setting: detection recall by face width and precision at IoU 0.5 and
-0.3, AP per class and mAP, and the time per photo (the whole Predictor:
-detect, crop, classify; p50 and p95). The photos: ``--voc FOLDER``,
+0.3 of the faces shown, AP per class and mAP of the faces ranked from
+``evaluate.scene_candidates_from`` (as the evaluation stage ranks them), and
+the time per photo of the faces shown (the whole Predictor: detect, crop,
+classify; p50 and p95). The photos: ``--voc FOLDER``,
 ``$MASKDET_STREET_PHOTOS``, or a ``shared/kaggle853dev`` beside the project
 (596 photos of the public Kaggle face-mask set) when there is one; without
 any, the benchmark says so and stops. Results go to benchmarks/street.json
@@ -64,40 +66,46 @@ def voc_folder(given: str | None) -> tuple[Path, str] | None:
 
 
 def load(model: Path, folder: Path, limit: int | None = None):
-    """The default Predictor of ``model`` and the labelled set of ``folder``
-    (its first ``limit`` photos and their faces), read once for every measurement."""
+    """The default Predictor of ``model``, the labelled set of ``folder`` (its
+    first ``limit`` photos and their faces), read once for every measurement,
+    and the detector score down to which the evaluation ranks candidates."""
     from dataclasses import replace
 
     from maskdet.params import load_params
     from maskdet.predict.predictor import Predictor
     from maskdet.study.crosseval import read_labelled_set
 
-    predictor = Predictor(model, load_params(ROOT / "params.yaml", check_paths=False).predict)
+    params = load_params(ROOT / "params.yaml", check_paths=False)
+    predictor = Predictor(model, params.predict)
     data = read_labelled_set(folder)
     if limit is not None:
         scenes = data.read.scenes[:limit]
         photos = {scene.image for scene in scenes}
         items = [i for i in data.read.items if i.path in photos]
         data = replace(data, read=replace(data.read, scenes=scenes, items=items))
-    return predictor, data
+    return predictor, data, params.evaluate.scene_candidates_from
 
 
-def measure(predictor, data, setting: str) -> dict:
-    """Scene scores and time per photo of the Predictor in one ``setting``."""
+def measure(predictor, data, setting: str, candidates_from: float) -> dict:
+    """Scene scores and time per photo of the Predictor in one ``setting``: the
+    time of the faces it shows, the scores of its faces ranked from the detector
+    score ``candidates_from``, as the evaluation stage ranks them."""
     from maskdet.io.images import load_rgb
     from maskdet.predict.predictor import Prediction
-    from maskdet.study.scenes import scene_metrics_both_ious
+    from maskdet.study.scenes import candidate_predictor, scene_metrics_both_ious
 
     scenes = data.read.scenes
+    wide, shown_from = candidate_predictor(predictor, candidates_from)
 
     answers, ms = [], []
     for scene in scenes:
         rgb = load_rgb(scene.image)
         started = time.perf_counter()
-        faces = predictor.faces(rgb, photo=setting == "photo")
+        predictor.faces(rgb, photo=setting == "photo")
         ms.append((time.perf_counter() - started) * 1000)
+        faces = wide.faces(rgb, photo=setting == "photo")
         answers.append(Prediction(scene.image.name, rgb.shape[1], rgb.shape[0], ms[-1], None, faces))
-    scores, _ = scene_metrics_both_ious(scenes, answers)
+    scores, _ = scene_metrics_both_ious(scenes, answers, shown_from)
     ms.sort()
     return {
         **scores,
@@ -192,10 +200,10 @@ def main(argv=None) -> int:
         "note": note,
         **measured_on(),
     }
-    predictor, data = load(Path(args.model), folder, args.limit)
+    predictor, data, candidates_from = load(Path(args.model), folder, args.limit)
     for setting in SETTINGS:
         print(f"benchmark: street photos as {SETTINGS[setting]} ...", file=sys.stderr)
-        results[setting] = measure(predictor, data, setting)
+        results[setting] = measure(predictor, data, setting, candidates_from)
     print("benchmark: the annotated faces through the classifier alone (crops) ...", file=sys.stderr)
     results["crops"] = crops(predictor, data)
     publish(results, args.out, table(results), args.readme, MARKERS)

@@ -346,9 +346,11 @@ def _cmd_evaluate(args) -> int:
     )
     scene_rows = headroom = None
     if "scenes" in views:
+        from maskdet.params import load_params
         from maskdet.study.scene_headroom import headroom_line, headroom_metrics, scene_headroom, write_headroom
 
-        summary["scenes"], scene_rows = crosseval.scene_scores(predictor, data, progress=not args.quiet)
+        candidates_from = load_params(args.params, check_paths=False).evaluate.scene_candidates_from
+        summary["scenes"], scene_rows = crosseval.scene_scores(predictor, data, candidates_from, not args.quiet)
         headroom = scene_headroom(data.read.scenes, scene_rows)
         summary["scenes"].update(headroom_metrics(headroom))
         print(crosseval.scene_line(summary["scenes"], data.labels), file=sys.stderr)
@@ -522,13 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
         "class (with_mask/, without_mask/, optional mask_weared_incorrect/) or Pascal VOC images/ and "
         "annotations/. Views: crops (each face alone, classifier only), framed (each photo shrunk to 224 "
         "px on a 640x480 grey frame, the whole Predictor), closeup (each photo as it is, the whole "
-        "Predictor), scenes (VOC: detection P/R, AP per class at IoU 0.5 and 0.3, recall by face width, "
+        "Predictor), scenes (VOC: detection P/R and recall by face width of the faces the Predictor shows, "
+        "AP per class at IoU 0.5 and 0.3 of the faces found from the detector score "
+        "evaluate.scene_candidates_from of --params, as detection benchmarks rank them, "
         "and the mAP with the false detections removed or the found faces given their true class, which "
         "says whether the detector or the classifier loses it; two lines of it on standard error). On a "
         "two-class set mask_weared_incorrect counts as 'not with_mask'. Writes metrics.json, "
         "predictions.csv, confusion and worst-mistake figures, and for scenes scene_predictions.csv (every "
-        "answer with its box), scene_headroom.csv, PR curves and recall by width to --out, logs an MLflow "
-        "run (experiment maskdet-crosseval) tagged with the model and prints the metrics. "
+        "answer with its box, and whether it is shown), scene_headroom.csv, PR curves and recall by width "
+        "to --out, logs an MLflow run (experiment maskdet-crosseval) tagged with the model and prints the metrics. "
         "Exit status 1 when some images could not be read (they count as misses).",
     )
     p.add_argument("path", metavar="PATH")

@@ -134,7 +134,7 @@ def test_the_generalisation_table_scores_every_set_at_hand_and_names_the_missing
     root, model_dir, _ = tiny
     voc = root / "data" / "raw" / "sample" / "scenes"
     sets = {"two": two_class_set, "scenes": voc, "../gone": tmp_path / "gone"}
-    table, skipped = generalisation(Predictor(model_dir), sets, "sample (sample)")
+    table, skipped = generalisation(Predictor(model_dir), sets, "sample (sample)", candidates_from=0.1)
     assert skipped == ["../gone: not here; skipped"]  # as the user named it: no path of this machine
     assert list(zip(table["tested_on"], table["view"])) == [
         (two_class_set.name, "crops"),

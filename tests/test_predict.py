@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from maskdet import LABELS
+from maskdet.errors import InputError
 from maskdet.io import assets
 from maskdet.params import PredictParams
 from maskdet.predict.drawing import annotate
@@ -397,6 +398,11 @@ def test_predictor_takes_the_predict_section_whole_and_checks_its_overrides(mode
     twin = predictor.with_detector("centerface")
     assert twin.detector.score_threshold == 0.55 and twin.detector_input == "320x240"  # centerface_input's default
     assert twin.settings.min_face == 33 and twin.classifier is predictor.classifier
+    lower = predictor.with_settings(score_threshold=0.1, incorrect_share=0.1)
+    assert lower.detector.score_threshold == 0.1 and lower.incorrect_share == 0.1
+    assert predictor.detector.score_threshold == 0.55 and predictor.incorrect_share == 0.03  # the original kept
+    with pytest.raises(InputError, match="runtime"):
+        predictor.with_settings(runtime="float32")
     with pytest.raises(ParamsError, match="detector = 'yolo' is not allowed"):
         Predictor(model_dir, detector="yolo")
     with pytest.raises(ParamsError, match="min_face"):

@@ -73,6 +73,33 @@ def test_scene_metrics_count_misses_wrong_labels_and_difficult_faces(tmp_path):
     assert rows["p_without_mask"].tolist() == pytest.approx([0.05, 0.05, 0.9])
 
 
+def test_candidates_under_the_shown_threshold_count_for_ap_not_for_recall(tmp_path):
+    """A face found at a low score adds to the AP at the tail of the ranking;
+    recall and precision count the faces the Predictor shows."""
+    scene = Scene(
+        tmp_path / "s.jpg",
+        [VocObject("with_mask", (0, 0, 100, 100)), VocObject("with_mask", (200, 0, 300, 100))],
+    )
+    pred = Prediction(
+        "s.jpg",
+        faces=[
+            scene_face((0, 0, 100, 100), "with_mask", 0.9),
+            scene_face((200, 0, 300, 100), "with_mask", 0.2),  # found under the threshold
+            scene_face((0, 0, 100, 98), "with_mask", 0.15),  # a second box on a face already taken
+        ],
+    )
+    shown, shown_rows = scene_metrics([scene], [pred], shown_from=0.3)
+    every, _ = scene_metrics([scene], [pred])
+    assert shown["recall"] == pytest.approx(1 / 2) and every["recall"] == 1.0
+    assert shown["precision"] == 1.0 and every["precision"] == pytest.approx(2 / 3)
+    assert shown["ap50_with_mask"] == every["ap50_with_mask"] == pytest.approx(1.0)  # both faces before the double
+    assert shown_rows["shown"].tolist() == [True, False, False]
+    # the shown rows match as they would alone: the candidates under them take no face of theirs
+    alone, _ = scene_metrics([scene], [Prediction("s.jpg", faces=pred.faces[:1])])
+    assert (alone["recall"], alone["precision"]) == (shown["recall"], shown["precision"])
+    assert alone["ap50_with_mask"] == pytest.approx(0.5)
+
+
 def _photos(tmp_path, right_incorrect: list[bool]):
     """One photo per entry, each with a masked face found and named right and an
     incorrectly worn mask found and named right or not."""

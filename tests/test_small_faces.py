@@ -214,3 +214,29 @@ def test_a_crowd_gets_numbers_a_few_faces_get_labels():
     assert [t for t, _ in label_texts(np.zeros((600, 1200, 3), np.uint8), few)] == ["mask_weared_incorrect 87%"] * 3
     drawn = annotate(rgb, crowd)
     assert (drawn != rgb).any() and (rgb == 200).all()  # a copy, drawn on
+
+
+def test_the_scene_evaluation_ranks_candidates_under_what_the_predictor_shows(tiny, tmp_path, group_rgb):
+    """The evaluation's answers reach below the detector's threshold (as
+    detection benchmarks validate), and those at or above it are exactly
+    what the Predictor shows: the same boxes, scores and classes."""
+    from maskdet.io.images import write_jpeg
+    from maskdet.study.scenes import scene_answers
+
+    _, model_dir, _ = tiny
+    photo, truth = street_photo(group_rgb, 14)
+    write_jpeg(tmp_path / "street.jpg", photo)
+    scene = Scene(tmp_path / "street.jpg", [VocObject("with_mask", b) for b in truth])
+    predictor = Predictor(model_dir)
+    shown = predictor.predict(scene.image).faces
+    (answer,), shown_from = scene_answers(predictor, [scene], candidates_from=0.02)
+    assert shown_from == predictor.detector.score_threshold == 0.3
+    above = [f for f in answer.faces if f.score >= shown_from]
+    assert [(f.box, f.label) for f in above] == [(f.box, f.label) for f in shown]
+    assert [f.score for f in above] == pytest.approx([f.score for f in shown])
+    assert len(answer.faces) > len(shown)  # a grey photo of three faces holds weaker candidates too
+    _, rows = scene_metrics([scene], [answer], shown_from=shown_from)
+    assert rows["shown"].sum() == len(shown)
+    # a threshold over the Predictor's own never hides what it shows
+    (answer,), _ = scene_answers(predictor, [scene], candidates_from=0.9)
+    assert [f.box for f in answer.faces] == [f.box for f in shown]

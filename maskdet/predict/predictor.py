@@ -236,12 +236,21 @@ class Predictor:
 
     def with_detector(self, name: str) -> Predictor:
         """The same Predictor (the same loaded classifier and settings) with another detector."""
+        return self.with_settings(detector=name)
+
+    def with_settings(self, **overrides) -> Predictor:
+        """The same Predictor (the same loaded classifier) with fields of its
+        settings overridden (``score_threshold=0.1``), checked as params.yaml's
+        are. The classifier's ``runtime`` is the one field it cannot change."""
         import copy
 
+        if "runtime" in overrides:
+            raise InputError("runtime: a Predictor loads its classifier once; make a new Predictor for another")
         twin = copy.copy(self)
-        twin.settings = s = with_overrides(self.settings, "Predictor", detector=name)
+        twin.settings = s = with_overrides(self.settings, "Predictor", **overrides)
         twin.detector = configured_detector(s)
-        twin.detector_name = name
+        twin.detector_name = s.detector
+        twin.incorrect_share = s.incorrect_share
         return twin
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:

@@ -341,7 +341,7 @@ def _generalisation(root: Path, predictor: Predictor, params: Params, metrics: d
         **{f"{label}_called_right": metrics.get(f"recall_{label}") for label in LABELS},
     }
     paths = {p: resolve(p, root) for p in params.evaluate.external}
-    others, skipped = generalisation(predictor, paths, trained_on)
+    others, skipped = generalisation(predictor, paths, trained_on, params.evaluate.scene_candidates_from)
     for line in skipped:
         print(f"evaluate.external: {line}")
     return pd.concat([pd.DataFrame([own]), others], ignore_index=True), skipped
@@ -404,14 +404,21 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: p
     mAP@0.5) and each detector's recall on the same faces."""
     from maskdet.predict.drawing import annotate
     from maskdet.study.scene_intervals import scene_groups, scene_intervals
-    from maskdet.study.scenes import compared_detectors, detection_recall, detection_table, read_scenes, scene_metrics
+    from maskdet.study.scenes import (
+        compared_detectors,
+        detection_recall,
+        detection_table,
+        read_scenes,
+        scene_answers,
+        scene_metrics,
+    )
 
     folder = root / "data" / "processed" / "scenes"
     scenes = read_scenes(folder) if folder.is_dir() else []
     if not scenes:
         return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
-    predictions = [predictor.predict(s.image) for s in scenes]
-    metrics, table = scene_metrics(scenes, predictions)
+    predictions, shown_from = scene_answers(predictor, scenes, params.evaluate.scene_candidates_from)
+    metrics, table = scene_metrics(scenes, predictions, shown_from=shown_from)
     metrics.update(scene_intervals(scenes, table, scene_groups(scenes, frame)))
     detectors = {
         name: detection_recall(detection_table(scenes, detector))
@@ -419,7 +426,7 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: p
     }
     gallery = []
     for scene, pred in list(zip(scenes, predictions))[:6]:
-        shown = annotate(load_rgb(scene.image), pred.faces)
+        shown = annotate(load_rgb(scene.image), [f for f in pred.faces if f.score >= shown_from])
         truth = ", ".join(o.label for o in scene.objects)
         gallery.append((shown, f"{scene.image.name}\ntruth: {truth}"))
     return {"metrics": metrics, "detectors": detectors, "predictions": table, "gallery": gallery}

@@ -184,7 +184,9 @@ def generalisation_rows(summary: dict, trained_on: str, tested_on: str) -> list[
     return rows
 
 
-def generalisation(predictor, paths: dict[str, Path], trained_on: str) -> tuple[pd.DataFrame, list[str]]:
+def generalisation(
+    predictor, paths: dict[str, Path], trained_on: str, candidates_from: float
+) -> tuple[pd.DataFrame, list[str]]:
     """The Predictor on every labelled set of ``paths`` (as the user named it: its
     folder) that is there: its scores per view (``generalisation_rows``), and one
     line for each set left out (not there, or nothing labelled in it), so that
@@ -203,7 +205,7 @@ def generalisation(predictor, paths: dict[str, Path], trained_on: str) -> tuple[
         views = VOC_VIEWS[:1] if data.kind == "voc" else FOLDER_VIEWS
         summary = summarise(predict_rows(predictor, data, views), data)
         if data.kind == "voc":
-            summary["scenes"], _ = scene_scores(predictor, data)
+            summary["scenes"], _ = scene_scores(predictor, data, candidates_from)
         rows += generalisation_rows(summary, trained_on, Path(path).name)
     return pd.DataFrame(rows), skipped
 
@@ -226,16 +228,17 @@ def worst_mistakes(rows: pd.DataFrame, view: str, count: int) -> pd.DataFrame:
     return pd.concat([wrong, part[~part["found"]]]).head(count)
 
 
-def scene_scores(predictor, data: LabelledSet, progress: bool = False) -> tuple[dict, pd.DataFrame]:
-    """The whole Predictor on VOC scenes, scored at IoU 0.5 and 0.3
-    (``scenes.scene_metrics_both_ious``), with one row per answer."""
-    from tqdm import tqdm
-
-    from maskdet.study.scenes import scene_metrics_both_ious
+def scene_scores(
+    predictor, data: LabelledSet, candidates_from: float, progress: bool = False
+) -> tuple[dict, pd.DataFrame]:
+    """The whole Predictor on VOC scenes, its faces ranked from the detector
+    score ``candidates_from`` (``scenes.scene_answers``) and scored at IoU 0.5
+    and 0.3 (``scenes.scene_metrics_both_ious``), with one row per answer."""
+    from maskdet.study.scenes import scene_answers, scene_metrics_both_ious
 
     scenes = data.read.scenes
-    answers = [predictor.predict(s.image) for s in tqdm(scenes, desc="scenes", unit="photo", disable=not progress)]
-    return scene_metrics_both_ious(scenes, answers)
+    answers, shown_from = scene_answers(predictor, scenes, candidates_from, progress)
+    return scene_metrics_both_ious(scenes, answers, shown_from)
 
 
 def scene_line(scores: dict, labels: list[str]) -> str:
