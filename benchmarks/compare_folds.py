@@ -35,6 +35,7 @@ import pandas as pd
 from benchmarks.own_data_folds import detection_counts
 from benchmarks.street import add_voc_argument, voc_folder
 from maskdet import LABELS
+from maskdet.study.scene_intervals import resampled_aps
 
 
 def pooled_answers(run: Path, folds: int) -> pd.DataFrame:
@@ -59,36 +60,6 @@ def tested_photos(run: Path) -> tuple[set[str], int]:
             "`python -m benchmarks.own_data_folds --keep FOLDER`"
         )
     return {str(p) for f in files for p in pd.read_csv(f, dtype=str, keep_default_na=False)["photo"]}, len(files)
-
-
-def resampled_aps(scenes: list, runs: list[pd.DataFrame], groups: list[str], draws: int, seed: int) -> np.ndarray:
-    """AP@0.5 of each class for each run (``scene_metrics``' rows) on ``draws``
-    resamples of the photo ``groups``, the same resamples for every run:
-    an array (runs, draws + 1, classes) whose first draw is the photos as
-    they are. A class absent from a resample has no AP there (NaN)."""
-    from maskdet.study.scenes import average_precision, class_candidates
-
-    index = {s.image.name: i for i, s in enumerate(scenes)}
-    names, group_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    positives = np.array([[sum(o.label == k and not o.difficult for o in s.objects) for k in LABELS] for s in scenes])
-    owners = [rows["scene"].map(index).to_numpy(int) for rows in runs]
-    candidates = [[class_candidates(rows, label) for label in LABELS] for rows in runs]
-    rng = np.random.default_rng(seed)
-    out = np.full((len(runs), draws + 1, len(LABELS)), np.nan)
-    for d in range(draws + 1):
-        # draw 0: every group once; then a group drawn twice counts twice
-        drawn = (
-            np.ones(len(names), int)
-            if d == 0
-            else np.bincount(rng.integers(len(names), size=len(names)), minlength=len(names))
-        )
-        counts = drawn[group_of]
-        for r, owner in enumerate(owners):
-            repeat = counts[owner]
-            for k, (confidence, correct) in enumerate(candidates[r]):
-                found = int(counts @ positives[:, k])
-                out[r, d, k] = average_precision(np.repeat(confidence, repeat), np.repeat(correct, repeat), found)
-    return out
 
 
 def paired_differences(

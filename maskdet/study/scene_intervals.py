@@ -11,6 +11,37 @@ from maskdet import LABELS
 from maskdet.study.scenes import Scene, average_precision, class_candidates
 
 
+def resampled_aps(
+    scenes: list[Scene], runs: list[pd.DataFrame], groups: list[str], draws: int, seed: int
+) -> np.ndarray:
+    """AP@0.5 of each class for each run (``scene_metrics``' rows) on ``draws``
+    resamples of the photo ``groups``, the same resamples for every run:
+    an array (runs, draws + 1, classes) whose first draw is the photos as
+    they are. A class absent from a resample has no AP there (NaN). Two runs
+    on the same resamples compare photo by photo (benchmarks/compare_folds.py)."""
+    index = {s.image.name: i for i, s in enumerate(scenes)}
+    names, group_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    positives = np.array([[sum(o.label == k and not o.difficult for o in s.objects) for k in LABELS] for s in scenes])
+    owners = [rows["scene"].map(index).to_numpy(int) for rows in runs]
+    candidates = [[class_candidates(rows, label) for label in LABELS] for rows in runs]
+    rng = np.random.default_rng(seed)
+    out = np.full((len(runs), draws + 1, len(LABELS)), np.nan)
+    for d in range(draws + 1):
+        # draw 0: every group once; then a group drawn twice counts twice: its scenes' rows and faces repeated
+        drawn = (
+            np.ones(len(names), int)
+            if d == 0
+            else np.bincount(rng.integers(len(names), size=len(names)), minlength=len(names))
+        )
+        counts = drawn[group_of]
+        for r, owner in enumerate(owners):
+            repeat = counts[owner]
+            for k, (confidence, correct) in enumerate(candidates[r]):
+                found = int(counts @ positives[:, k])
+                out[r, d, k] = average_precision(np.repeat(confidence, repeat), np.repeat(correct, repeat), found)
+    return out
+
+
 def scene_intervals(
     scenes: list[Scene],
     rows: pd.DataFrame,
@@ -30,23 +61,9 @@ def scene_intervals(
     the photos drawn alone move the figure; another training moves it as well.
     Fewer than 2 groups: no interval (an empty dict)."""
     groups = groups if groups is not None else [s.image.name for s in scenes]
-    names, group_of = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    if len(names) < 2:
+    if len(set(groups)) < 2:
         return {}
-    index = {s.image.name: i for i, s in enumerate(scenes)}
-    owner = rows["scene"].map(index).to_numpy(int)
-    positives = np.array([[sum(o.label == k and not o.difficult for o in s.objects) for k in LABELS] for s in scenes])
-    candidates = [class_candidates(rows, label) for label in LABELS]
-    rng = np.random.default_rng(seed)
-    samples = np.full((draws, len(LABELS)), np.nan)
-    for d in range(draws):
-        # a group drawn twice counts twice: its scenes' rows and faces repeated
-        drawn = np.bincount(rng.integers(len(names), size=len(names)), minlength=len(names))
-        counts = drawn[group_of]
-        repeat = counts[owner]
-        for k, (confidence, correct) in enumerate(candidates):
-            found = int(counts @ positives[:, k])
-            samples[d, k] = average_precision(np.repeat(confidence, repeat), np.repeat(correct, repeat), found)
+    samples = resampled_aps(scenes, [rows], groups, draws, seed)[0, 1:]
     tail = (1 - level) / 2 * 100
     out: dict[str, float] = {}
     named = {f"ap50_{label}": samples[:, k] for k, label in enumerate(LABELS)}
