@@ -80,6 +80,9 @@ def run_evaluation(params: Params, root: Path | None = None) -> dict:
     write_csv(reports / "tables" / "test_predictions.csv", _test_predictions(test, found["probs"]))
     for name in ("by_style", "by_person", "generalisation"):
         write_csv(reports / "tables" / f"{name}.csv", found[name])
+    if len(found["scenes"]["predictions"]):  # every answer with its box, and where the mAP is lost
+        write_csv(reports / "tables" / "scene_predictions.csv", found["scenes"]["predictions"])
+        write_csv(reports / "tables" / "scene_headroom.csv", found["scenes"]["headroom"])
     written = {k: (round(v, 6) if np.isfinite(v) else None) for k, v in summary.items()}
     write_json_atomic(reports / "metrics.json", nest_metrics(written))
     paper = _for_a_paper(params, frame, root, meta, written, reports)
@@ -144,6 +147,10 @@ def _captions(test: pd.DataFrame, summary: dict, meta: dict) -> dict[str, str]:
         + _scene_interval_caption(summary),
         "detectors": "Each detector's recall on the same scene faces, masked and bare.",
         "scene_predictions": "Test scenes as the Predictor annotates them, with the true labels below.",
+        "scene_headroom": "Where the test scenes' mAP@0.5 is lost: the same answers scored again with the false "
+        "detections removed, with the found faces given their true class, and with both (the most the "
+        "detector's recall allows). A better classifier can win at most the gap to the found faces given "
+        "their class; a detector with no false face, the gap to the false detections removed.",
         "serving": "Each TFLite export against the Keras model on the test crops: the largest probability "
         "difference, label agreement, whether it passes the tolerance, and macro-F1 through it.",
         "generalisation": "Trained on one set, tested on each labelled set at hand (evaluate.external): per "
@@ -319,6 +326,7 @@ def _tables(found: dict) -> dict[str, pd.DataFrame]:
         "leave_one_style_out": found["loso"],
         "generalisation": found["generalisation"],
         "scene_predictions": found["scenes"]["predictions"],
+        "scene_headroom": found["scenes"]["headroom"],
         "worst_mistakes": found["mistakes"].drop(columns=["file"], errors="ignore"),
     }
 
@@ -403,6 +411,7 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: p
     """The full Predictor on the test scenes (detection P/R at IoU 0.5, AP@0.5,
     mAP@0.5) and each detector's recall on the same faces."""
     from maskdet.predict.drawing import annotate
+    from maskdet.study.scene_headroom import headroom_metrics, scene_headroom
     from maskdet.study.scene_intervals import scene_groups, scene_intervals
     from maskdet.study.scenes import (
         compared_detectors,
@@ -416,10 +425,13 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: p
     folder = root / "data" / "processed" / "scenes"
     scenes = read_scenes(folder) if folder.is_dir() else []
     if not scenes:
-        return {"metrics": {}, "detectors": {}, "predictions": pd.DataFrame(), "gallery": []}
+        empty = pd.DataFrame()
+        return {"metrics": {}, "detectors": {}, "predictions": empty, "headroom": empty, "gallery": []}
     predictions, shown_from = scene_answers(predictor, scenes, params.evaluate.scene_candidates_from)
     metrics, table = scene_metrics(scenes, predictions, shown_from=shown_from)
     metrics.update(scene_intervals(scenes, table, scene_groups(scenes, frame)))
+    headroom = scene_headroom(scenes, table)
+    metrics.update(headroom_metrics(headroom))
     detectors = {
         name: detection_recall(detection_table(scenes, detector))
         for name, detector in compared_detectors(params.predict).items()
@@ -429,7 +441,7 @@ def _scene_evaluation(root: Path, predictor: Predictor, params: Params, frame: p
         shown = annotate(load_rgb(scene.image), [f for f in pred.faces if f.score >= shown_from])
         truth = ", ".join(o.label for o in scene.objects)
         gallery.append((shown, f"{scene.image.name}\ntruth: {truth}"))
-    return {"metrics": metrics, "detectors": detectors, "predictions": table, "gallery": gallery}
+    return {"metrics": metrics, "detectors": detectors, "predictions": table, "headroom": headroom, "gallery": gallery}
 
 
 def _loso_figure(loso: pd.DataFrame):
