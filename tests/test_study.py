@@ -486,9 +486,17 @@ def test_the_own_data_benchmark_reports_what_the_pipeline_wrote(study, tmp_path)
     assert lost["ceiling"] >= max(lost["no_false_faces"], lost["classes_right"]) and lost["ceiling"] <= 1
     paragraph = docs_tool().own_data_block({**got, **run_info, "date": "2026-01-01", "headroom": lost})
     assert f"{lost['classes_right']:.3f} with every found face given it" in paragraph
-    # the cross-validated benchmark: one fold's answers pooled alone are that fold's own evaluation
+    # the evaluation stage keeps the same answers and headroom in its own tables and metrics
     import pandas as pd
 
+    staged = pd.read_csv(study / "reports" / "tables" / "scene_headroom.csv")
+    assert dict(zip(staged["case"], staged["map50"])) == pytest.approx(lost, nan_ok=True)
+    assert metrics["scene"]["headroom_ceiling_map50"] == pytest.approx(lost["ceiling"], abs=1e-6)
+    kept = pd.read_csv(study / "reports" / "tables" / "scene_predictions.csv")
+    cli = pd.read_csv(tmp_path / "headroom" / "scene_predictions.csv")
+    assert kept[["scene", "x1", "y1", "x2", "y2", "shown"]].equals(cli[["scene", "x1", "y1", "x2", "y2", "shown"]])
+    assert (~kept["shown"]).any() and (kept.loc[~kept["shown"], "score"] < 0.3).all()  # candidates under 0.3
+    # the cross-validated benchmark: one fold's answers pooled alone are that fold's own evaluation
     from benchmarks.own_data_folds import pooled_figures
     from maskdet.study.scenes import read_scenes
 
