@@ -549,14 +549,17 @@ def test_a_registered_model_is_downloaded_once_per_version_and_kept_whole(tiny, 
         with mlflow.start_run():
             info = log_predictor(folder, PredictParams())
         assert move_champion(register(info.model_uri), 0.5)
+        return info.model_uri  # the logged model's own URI, models:/m-…
 
-    champion_of_a_new_version()
+    logged = champion_of_a_new_version()
     kept_before = set((cache_dir() / "models").glob("*")) if (cache_dir() / "models").is_dir() else set()
     first = Predictor("models:/maskdet@champion")
     kept = local_model("models:/maskdet@champion")
     try:
         assert kept.parent == cache_dir() / "models" and first.folder.is_relative_to(kept)
         assert Predictor("models:/maskdet@champion").folder == first.folder  # reused, not downloaded again
+        assert Predictor("models:/maskdet/1").folder == first.folder  # the same version by its number
+        assert (local_model(logged) / "MLmodel").is_file()  # by the logged model's id: a copy of its own
         photo = assets.extract(assets.FACE_API_PHOTOS[0])
         answers = [[(f.box, f.label) for f in p.predict(photo).faces] for p in (first, Predictor(folder))]
         assert len(answers[0]) == 3 and answers[0] == answers[1]
@@ -567,7 +570,7 @@ def test_a_registered_model_is_downloaded_once_per_version_and_kept_whole(tiny, 
         with pytest.raises(MlflowException):
             local_model("models:/maskdet@nobody")
         new = set((cache_dir() / "models").glob("*")) - kept_before  # dot-folders are downloads under way
-        assert sorted(p.name.startswith(".") for p in new) == [False, False]
+        assert sorted(p.name.startswith(".") for p in new) == [False, False, False]
         assert list((tmp_path / "tmp").iterdir()) == []
     finally:
         for copy in set((cache_dir() / "models").glob("*")) - kept_before:

@@ -24,8 +24,11 @@ def _pinned(uri: str) -> str:
     the same model, another when the alias moves."""
     from maskdet.predict.model_info import resolve_registry
 
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    if not uri.startswith("models:/") or not ("@" in name or version):
+        return uri  # a run's model or a logged model's id (models:/m-…): one model for ever
     entry = resolve_registry(uri)
-    return f"models:/{entry.name}/{entry.version} {entry.run_id}" if entry else uri
+    return f"models:/{entry.name}/{entry.version} {entry.run_id}"
 
 
 def local_model(uri: str) -> Path:
