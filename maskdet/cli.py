@@ -216,8 +216,13 @@ def _cmd_serve(args) -> int:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    try:
-        mlflow.models.get_model_info(args.model)
+    from maskdet.predict.model_cache import is_model_uri, local_model
+
+    try:  # an error here is one line, not a server's traceback
+        if is_model_uri(args.model):
+            local_model(args.model)  # the kept copy the server then loads
+        else:
+            mlflow.models.get_model_info(args.model)
     except (MlflowException, OSError) as exc:
         raise InputError(
             f"--model {args.model}: no model there ({str(exc).splitlines()[0]}); "

@@ -528,3 +528,56 @@ def test_video_serves_the_counters_of_maskdet_serve_while_it_runs(model_dir, gro
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("maskdet_faces_total{")
     )
     assert found == 9 and counted == found and "maskdet_class_share{" in text
+
+
+def test_a_registered_model_is_downloaded_once_per_version_and_kept_whole(tiny, tmp_path, monkeypatch):
+    """A Predictor of models:/maskdet@champion answers as the folder's does, from
+    a copy kept per registry version: a second load reuses it, a moved alias gets
+    its own, a missing model leaves nothing, and no temporary folder stays behind
+    (MLflow's own download would leave one per load)."""
+    import shutil
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from maskdet.paths import cache_dir
+    from maskdet.predict.model_cache import local_model
+    from maskdet.study.registry import log_predictor, move_champion, register
+
+    _, folder, _ = tiny
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # a store of its own
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+    def champion_of_a_new_version():
+        with mlflow.start_run():
+            info = log_predictor(folder, PredictParams())
+        assert move_champion(register(info.model_uri), 0.5)
+        return info.model_uri  # the logged model's own URI, models:/m-…
+
+    logged = champion_of_a_new_version()
+    kept_before = set((cache_dir() / "models").glob("*")) if (cache_dir() / "models").is_dir() else set()
+    first = Predictor("models:/maskdet@champion")
+    kept = local_model("models:/maskdet@champion")
+    try:
+        assert kept.parent == cache_dir() / "models" and first.folder.is_relative_to(kept)
+        assert Predictor("models:/maskdet@champion").folder == first.folder  # reused, not downloaded again
+        assert Predictor("models:/maskdet/1").folder == first.folder  # the same version by its number
+        assert (local_model(logged) / "MLmodel").is_file()  # by the logged model's id: a copy of its own
+        photo = assets.extract(assets.FACE_API_PHOTOS[0])
+        answers = [[(f.box, f.label) for f in p.predict(photo).faces] for p in (first, Predictor(folder))]
+        assert len(answers[0]) == 3 and answers[0] == answers[1]
+
+        champion_of_a_new_version()
+        moved = Predictor("models:/maskdet@champion").folder
+        assert moved != first.folder and moved.is_relative_to(cache_dir() / "models")
+        with pytest.raises(MlflowException):
+            local_model("models:/maskdet@nobody")
+        new = set((cache_dir() / "models").glob("*")) - kept_before  # dot-folders are downloads under way
+        assert sorted(p.name.startswith(".") for p in new) == [False, False, False]
+        assert list((tmp_path / "tmp").iterdir()) == []
+    finally:
+        for copy in set((cache_dir() / "models").glob("*")) - kept_before:
+            shutil.rmtree(copy)

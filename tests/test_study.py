@@ -586,7 +586,9 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
     from maskdet.io import assets
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    server_tmp = tmp_path / "server-tmp"  # where MLflow alone would leave a copy of the model
+    server_tmp.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "TMPDIR": str(server_tmp)}
     command = [str(BIN / "maskdet"), "serve", "--port", str(port), "--max-request-mb", "2", "--max-in-flight", "8",
                "--max-images", "12", "--max-megapixels", "12", "--body-timeout-s", "3"]  # fmt: skip
     with _serving(command, study, env, tmp_path / "server.log", port) as (base, server):
@@ -618,6 +620,7 @@ def test_served_model_answers_real_requests(study, tracking, tmp_path):
         _limits_answer_413_and_503_and_the_server_goes_on(base, port, group)
         _slow_clients_hold_no_slot(base, port, group)
         _sigterm_during_work_answers_the_request_then_exits(base, server, group)
+    assert list(server_tmp.rglob("MLmodel")) == []  # the server loaded its kept copy (model_cache)
 
 
 def _sigterm_during_work_answers_the_request_then_exits(base, server, group):

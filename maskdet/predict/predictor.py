@@ -147,12 +147,9 @@ def model_folder(model: str | Path) -> Path:
     (``artifacts/models`` for the project's ``models/``)."""
     if not str(model).startswith(("models:/", "runs:/")):
         return Path(model)
-    import mlflow
+    from maskdet.predict.model_cache import local_model
 
-    from maskdet.paths import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(model)))
+    local = local_model(str(model))
     found = sorted(local.glob("artifacts/*/metadata.json"))
     if not found:
         raise InputError(

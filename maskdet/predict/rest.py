@@ -357,9 +357,13 @@ def build_app(model_uri: str):
     environment and, unless ``MASKDET_METRICS`` is 0, the metrics and model-info routes."""
     from mlflow.pyfunc import scoring_server
 
+    from maskdet.predict.model_cache import is_model_uri, local_model
+
     limits = limits_from_environment()
     started = time.perf_counter()
-    model = scoring_server.load_model_with_mlflow_config(model_uri)
+    # a kept copy: MLflow's own download would stay behind in a temporary folder
+    local = local_model(model_uri) if is_model_uri(model_uri) else model_uri
+    model = scoring_server.load_model_with_mlflow_config(str(local))
     loaded_s = time.perf_counter() - started
     app = scoring_server.init(model)
     if os.environ.get(METRICS_ENV, "1") == "0":
