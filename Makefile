@@ -41,9 +41,9 @@ $(BIN)/python:
 # is set Python never caches one either, so every process (each `maskdet` command,
 # DVC stage, notebook kernel, test) compiled TensorFlow and MLflow from source:
 # importing them took 22 s instead of 12 (docs, Experiment log).
-# uv cache prune: uv unpacks pyspark's source distribution (1 GB) into its cache
-# anew at each install and keeps every copy; 47 installs held 42 GB and left
-# the disk full. Prune removes only what no cache entry refers to any more.
+# uv cache prune: uv unpacks pyspark's source distribution into its cache anew
+# at each install (about 2 GB) and keeps every copy; 47 installs held 42 GB and
+# left the disk full. Prune removes only what no cache entry refers to any more.
 $(VENV)/.installed: requirements.lock requirements-bootstrap.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-bootstrap.lock
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --require-hashes -r requirements.lock

@@ -29,6 +29,7 @@ from maskdet.predict.detectors import (
     detect_zoomed_out,
     photo_input,
 )
+from maskdet.predict.model_cache import is_model_uri, local_model
 from maskdet.predict.prior import reweight, training_prior
 
 _BLAS = ThreadpoolController()  # sees NumPy's OpenBLAS, loaded by now
@@ -145,10 +146,8 @@ def model_folder(model: str | Path) -> Path:
     (models:/maskdet@champion, runs:/…): the Predictor model logged by the
     evaluation keeps that folder under ``artifacts/<its folder name>``
     (``artifacts/models`` for the project's ``models/``)."""
-    if not str(model).startswith(("models:/", "runs:/")):
+    if not is_model_uri(model):
         return Path(model)
-    from maskdet.predict.model_cache import local_model
-
     local = local_model(str(model))
     found = sorted(local.glob("artifacts/*/metadata.json"))
     if not found:
@@ -224,7 +223,7 @@ class Predictor:
     def model_name(self) -> str:
         """The model as a visitor may see it: an MLflow URI whole, a folder by its
         name only (a server's paths are nobody else's business)."""
-        return self.source if self.source.startswith(("models:/", "runs:/")) else Path(self.source).name
+        return self.source if is_model_uri(self.source) else Path(self.source).name
 
     @property
     def detector_input(self) -> str:
